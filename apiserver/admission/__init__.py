@@ -1,0 +1,1 @@
+"""Admission: defaulting (mutating) and validation of built-in kinds."""

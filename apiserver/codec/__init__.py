@@ -1,0 +1,1 @@
+"""Request body decoding (JSON, YAML, Kubernetes protobuf) and response encoding."""

@@ -1,0 +1,1 @@
+"""PATCH semantics: JSON patch, JSON merge patch, strategic merge patch, server-side apply."""

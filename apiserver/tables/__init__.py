@@ -1,0 +1,1 @@
+"""`kubectl get` tables: the columns a real cluster prints for each kind."""

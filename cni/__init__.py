@@ -1,0 +1,1 @@
+"""IPAM, network plugins and cluster DNS. Empty until the networking issue."""
