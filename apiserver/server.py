@@ -1,49 +1,54 @@
-"""Entry point of the API server process (`mkp apiserver`)."""
+"""Entry point of the API server process (`mkp apiserver`).
+
+Opens the store under the data directory, starts the app on uvloop and, with port 0,
+publishes the port the OS chose (atomically, to `port_file`) once it is listening, so
+a supervisor can wait for the file and then for /readyz.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
+import signal
 from pathlib import Path
 
 from aiohttp import web
 
 
-def build_minimal_app() -> web.Application:
-    app = web.Application()
-
-    async def ok(_: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    async def version(_: web.Request) -> web.Response:
-        return web.json_response({"major": "1", "minor": "32", "gitVersion": "v1.32.4"})
-
-    for path in ("/healthz", "/livez", "/readyz"):
-        app.router.add_get(path, ok)
-    app.router.add_get("/version", version)
-    return app
-
-
 async def serve(data_dir: Path, host: str, port: int, port_file: Path | None) -> None:
-    """Serve until cancelled. With port 0 the OS picks a port; it is written to
-    `port_file` (atomically) once the server is listening."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    runner = web.AppRunner(build_minimal_app(), access_log=None)
+    """Serve until SIGTERM/SIGINT or cancellation."""
+    from apiserver.app import build_app, open_storage, start_server, stop_tasks
+
+    storage = open_storage(data_dir)
+    server, tasks = await start_server(storage, address=f"{host}:{port}")
+    runner = web.AppRunner(build_app(server), access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
     await site.start()
     bound = runner.addresses[0][1]
+    server.address = f"{host}:{bound}"
     if port_file is not None:
         tmp = port_file.with_suffix(".tmp")
         tmp.write_text(str(bound))
         os.replace(tmp, port_file)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await runner.cleanup()
+        await stop_tasks(tasks)
+        await storage.close()
 
 
 def main(data_dir: str, host: str = "127.0.0.1", port: int = 6443, port_file: str | None = None) -> None:
     import uvloop
 
+    logging.basicConfig(level=os.environ.get("MKP_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvloop.run(serve(Path(data_dir), host, port, Path(port_file) if port_file else None))

@@ -33,6 +33,9 @@ class ResourceInfo:
     versions: list[str] = field(default_factory=list)
     singular: str = ""
     crd: dict[str, Any] | None = None
+    # Storage shared with another resource, as `group_resource` (events.k8s.io events
+    # live with core events); empty = its own.
+    shares_storage_with: str = ""
 
     def __post_init__(self) -> None:
         if not self.versions:
@@ -44,6 +47,10 @@ class ResourceInfo:
     def group_resource(self) -> str:
         """`deployments.apps` or `pods`: the name used in messages and storage keys."""
         return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def storage_resource(self) -> str:
+        return self.shares_storage_with or self.group_resource
 
     @property
     def list_kind(self) -> str:

@@ -1,0 +1,170 @@
+"""The write path between decoding a body and storing an object.
+
+In Kubernetes' order: strict field checking and defaulting happen when the body is
+decoded; then mutating admission; then the REST strategy prepares server-owned
+metadata and status; managedFields record who changed what; then validation and
+validating admission. Create, update, patch and apply all go through `admit_create` /
+`admit_update`, so no write can skip a stage.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from apiserver import errors
+from apiserver.context import Ctx
+from apiserver.pipeline import Attributes
+from apiserver.registry import strategy
+
+Obj = dict[str, Any]
+
+
+def check_identity(ctx: Ctx, obj: Any, *, name_required: bool) -> Obj:
+    """The body is an object of the URL's kind, version, namespace and name."""
+    info = ctx.info
+    if not isinstance(obj, dict):
+        raise errors.bad_request(f"the object provided is unrecognized (must be of type {info.kind})")
+    kind = obj.setdefault("kind", info.kind)
+    api_version = obj.setdefault("apiVersion", ctx.api_version)
+    if kind != info.kind:
+        raise errors.bad_request(
+            f"the object provided is unrecognized (must be of type {info.kind}): couldn't get version/kind; "
+            f"json parse error: {kind} is not {info.kind}")
+    if api_version != ctx.api_version:
+        raise errors.bad_request(
+            f"the API version in the data ({api_version}) does not match the expected API version ({ctx.api_version})")
+    meta = obj.get("metadata")
+    if meta is None:
+        meta = obj["metadata"] = {}
+    if not isinstance(meta, dict):
+        raise errors.bad_request("metadata must be an object")
+    if info.namespaced:
+        ns = meta.get("namespace") or ""
+        if ns and ns != ctx.namespace:
+            raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
+        meta["namespace"] = ctx.namespace
+    else:
+        meta.pop("namespace", None)
+    if ctx.name and meta.get("name") and meta["name"] != ctx.name:
+        raise errors.bad_request(
+            f"the name of the object ({meta['name']}) does not match the name on the URL ({ctx.name})")
+    if ctx.name and not meta.get("name"):
+        meta["name"] = ctx.name
+    if name_required and not meta.get("name") and not meta.get("generateName"):
+        raise errors.invalid_object(info.kind, info.group, "", [
+            errors.required("metadata.name", "name or generateName is required")])
+    return obj
+
+
+def check_fields(ctx: Ctx, obj: Obj) -> None:
+    """Unknown fields: an error with fieldValidation=Strict, a warning with Warn
+    (the default), nothing with Ignore. Custom resources are pruned of them."""
+    from apiserver.admission import fields
+
+    mode = ctx.field_validation()
+    if ctx.info.crd is not None:
+        from apiserver.crd.pruning import prune
+
+        raw = _crd_schema(ctx, ctx.version)
+        unknown = prune(obj, raw) if raw else []
+    else:
+        schema = ctx.info.schema(ctx.version)
+        unknown = fields.unknown_fields(obj, schema) if schema is not None and mode != "Ignore" else []
+    if unknown and mode == "Strict":
+        raise fields.field_validation_error(unknown)
+    if unknown and mode == "Warn":
+        ctx.warnings.extend(fields.field_validation_warnings(unknown))
+
+
+def apply_defaults(ctx: Ctx, obj: Obj) -> None:
+    """Defaults of the storage version (objects are converted before admission)."""
+    if ctx.info.crd is not None:
+        from apiserver.crd.defaulting import apply_defaults as apply_schema_defaults
+
+        raw = _crd_schema(ctx, ctx.info.version)
+        if raw:
+            apply_schema_defaults(obj, raw)
+        return
+    from apiserver.admission.defaults import default_object
+
+    default_object(ctx.info.group, ctx.info.version, ctx.info.kind, obj)
+
+
+def _crd_schema(ctx: Ctx, version: str) -> Obj | None:
+    for v in (ctx.info.crd or {}).get("spec", {}).get("versions", []):
+        if v.get("name") == version:
+            return (v.get("schema") or {}).get("openAPIV3Schema")
+    return None
+
+
+def validate(ctx: Ctx, obj: Obj, old: Obj | None) -> None:
+    info = ctx.info
+    if info.crd is not None:
+        from apiserver.admission.validation import validate_metadata
+        from apiserver.crd.validation import validate_custom_object
+
+        errs = validate_metadata(info.group, info.kind, obj, old, namespaced=info.namespaced)
+        raw = _crd_schema(ctx, ctx.info.version)
+        if raw:
+            errs += validate_custom_object(obj, raw)
+    else:
+        from apiserver.admission.validation import validate_object
+
+        errs = validate_object(info.group, info.kind, obj, old)
+    if errs:
+        raise errors.invalid_object(info.kind, info.group, obj["metadata"].get("name", ""), errs)
+
+
+def _attributes(ctx: Ctx, operation: str, obj: Obj | None, old: Obj | None, subresource: str = "") -> Attributes:
+    meta = (obj or old or {}).get("metadata", {})
+    return Attributes(operation, ctx.info, ctx.version, ctx.namespace, meta.get("name", ctx.name),
+                      subresource, obj, old, ctx.user, ctx.dry_run, ctx.warnings)
+
+
+def _track(ctx: Ctx, old: Obj | None, new: Obj, manager: str, subresource: str = "") -> None:
+    from apiserver.patch.managedfields import track_update
+
+    info = ctx.info
+    track_update(old, new, schema=info.schema(info.version), manager=manager,
+                 api_version=info.api_version(info.version), now=strategy.now_rfc3339(), subresource=subresource)
+
+
+async def admit_create(ctx: Ctx, obj: Obj, *, manager: str | None) -> Obj:
+    """Everything a new object (already converted to the storage version) goes through
+    before storage. `manager` None means managedFields were already computed (apply)."""
+    apply_defaults(ctx, obj)
+    await ctx.server.pipeline.admit(_attributes(ctx, "CREATE", obj, None))
+    meta = obj["metadata"]
+    if not meta.get("name"):
+        meta["name"] = strategy.generate_name(meta.get("generateName", ""))
+    strategy.prepare_for_create(ctx.info, obj)
+    if manager is not None:
+        _track(ctx, None, obj, manager)
+    validate(ctx, obj, None)
+    await ctx.server.pipeline.validate(_attributes(ctx, "CREATE", obj, None))
+    return obj
+
+
+async def admit_update(ctx: Ctx, new: Obj, old: Obj, *, manager: str | None, subresource: str = "") -> Obj | None:
+    """Everything an update (in the storage version) goes through. Returns None when
+    nothing would change (no write, no new resourceVersion): Kubernetes skips no-op
+    updates."""
+    apply_defaults(ctx, new)
+    if subresource == "status":
+        new = strategy.prepare_for_status_update(new, old)
+    elif subresource == "":
+        strategy.prepare_for_update(ctx.info, new, old)
+    await ctx.server.pipeline.admit(_attributes(ctx, "UPDATE", new, old, subresource))
+    new.setdefault("metadata", {})["resourceVersion"] = old["metadata"].get("resourceVersion")
+    if manager is not None:
+        _track(ctx, old, new, manager, subresource)
+    if strategy.unchanged(new, old):
+        return None
+    validate(ctx, new, old)
+    await ctx.server.pipeline.validate(_attributes(ctx, "UPDATE", new, old, subresource))
+    return new
+
+
+def copy_obj(obj: Obj) -> Obj:
+    return copy.deepcopy(obj)

@@ -1,0 +1,159 @@
+"""Per-kind create/update rules that are about metadata and status, not about fields.
+
+What Kubernetes' REST strategies do in PrepareForCreate / PrepareForUpdate and the
+generic registry's BeforeCreate / BeforeUpdate: server-owned metadata (uid,
+creationTimestamp, generation, resourceVersion), generateName, status reset on create
+for kinds with a status subresource, status preserved on spec writes and spec preserved
+on status writes, generation bumped only when the spec changes.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from apiserver.registry.resource import ResourceInfo
+
+Obj = dict[str, Any]
+
+# Kinds whose objects carry metadata.generation (their strategies set it to 1 on create
+# and bump it on spec changes). Custom resources always do.
+GENERATION_KINDS = {
+    ("apps", "Deployment"), ("apps", "ReplicaSet"), ("apps", "StatefulSet"), ("apps", "DaemonSet"),
+    ("batch", "Job"), ("batch", "CronJob"), ("autoscaling", "HorizontalPodAutoscaler"),
+    ("networking.k8s.io", "Ingress"), ("networking.k8s.io", "IngressClass"),
+    ("networking.k8s.io", "NetworkPolicy"), ("policy", "PodDisruptionBudget"),
+    ("", "ReplicationController"), ("apiextensions.k8s.io", "CustomResourceDefinition"),
+}
+
+# Status a new object starts with, for kinds whose create drops client-sent status.
+_INITIAL_STATUS: dict[tuple[str, str], Obj] = {
+    ("apps", "Deployment"): {}, ("apps", "ReplicaSet"): {"replicas": 0},
+    ("apps", "StatefulSet"): {"replicas": 0, "availableReplicas": 0},
+    ("apps", "DaemonSet"): {"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                            "desiredNumberScheduled": 0, "numberReady": 0},
+    ("batch", "Job"): {}, ("batch", "CronJob"): {},
+    ("autoscaling", "HorizontalPodAutoscaler"): {"currentReplicas": 0, "desiredReplicas": 0},
+    ("networking.k8s.io", "Ingress"): {"loadBalancer": {}},
+    ("", "Service"): {"loadBalancer": {}},
+    ("", "PersistentVolumeClaim"): {"phase": "Pending"},
+    ("", "PersistentVolume"): {"phase": "Pending"},
+    ("", "ReplicationController"): {"replicas": 0},
+    ("policy", "PodDisruptionBudget"): {"disruptionsAllowed": 0, "currentHealthy": 0,
+                                        "desiredHealthy": 0, "expectedPods": 0},
+    ("", "ResourceQuota"): {},
+}
+
+_NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def generate_name(prefix: str) -> str:
+    """generateName + 5 random characters, as names.SimpleNameGenerator does (the prefix
+    is cut so the result fits 63 characters)."""
+    suffix = "".join(secrets.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5))
+    return prefix[: 63 - 5] + suffix
+
+
+def has_generation(info: ResourceInfo) -> bool:
+    return info.crd is not None or (info.group, info.kind) in GENERATION_KINDS
+
+
+def has_status_subresource(info: ResourceInfo) -> bool:
+    return "status" in info.subresources
+
+
+def prepare_for_create(info: ResourceInfo, obj: Obj) -> None:
+    """Server-owned metadata and initial status of a new object (name already set)."""
+    meta = obj.setdefault("metadata", {})
+    for field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+        meta.pop(field, None)
+    meta["uid"] = str(uuid.uuid4())
+    meta["creationTimestamp"] = now_rfc3339()
+    if has_generation(info):
+        meta["generation"] = 1
+    else:
+        meta.pop("generation", None)
+    if not has_status_subresource(info) or (info.group, info.kind) == ("", "Node"):
+        return
+    if info.crd is not None:
+        obj.pop("status", None)
+    elif (info.group, info.kind) == ("", "Pod"):
+        obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj.get("spec") or {})}
+    elif (info.group, info.kind) == ("", "Namespace"):
+        obj["status"] = {"phase": "Active"}
+    elif (info.group, info.kind) in _INITIAL_STATUS:
+        obj["status"] = copy.deepcopy(_INITIAL_STATUS[(info.group, info.kind)])
+    else:
+        obj.pop("status", None)
+
+
+def _spec_part(obj: Obj) -> Obj:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+def prepare_for_update(info: ResourceInfo, new: Obj, old: Obj) -> None:
+    """A write to the main resource: server-owned metadata comes from the stored object,
+    status is kept when the kind has a status subresource, generation bumps on spec change."""
+    meta, old_meta = new.setdefault("metadata", {}), old["metadata"]
+    for field in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+        if field in old_meta:
+            meta[field] = old_meta[field]
+        else:
+            meta.pop(field, None)
+    if has_status_subresource(info):
+        if "status" in old:
+            new["status"] = copy.deepcopy(old["status"])
+        else:
+            new.pop("status", None)
+    if has_generation(info) and _spec_part(new) != _spec_part(old):
+        meta["generation"] = old_meta.get("generation", 0) + 1
+
+
+def prepare_for_status_update(new: Obj, old: Obj) -> Obj:
+    """A write to /status: only status changes; everything else is the stored object's."""
+    result = copy.deepcopy(old)
+    if "status" in new:
+        result["status"] = new["status"]
+    else:
+        result.pop("status", None)
+    result["metadata"]["managedFields"] = new.get("metadata", {}).get("managedFields", old["metadata"].get("managedFields"))
+    if result["metadata"]["managedFields"] is None:
+        result["metadata"].pop("managedFields")
+    return result
+
+
+def unchanged(new: Obj, old: Obj) -> bool:
+    """True when a write would change nothing but resourceVersion and managedFields
+    timestamps: Kubernetes then skips the write and keeps the resourceVersion."""
+    def strip(o: Obj) -> Obj:
+        meta = {k: v for k, v in o.get("metadata", {}).items() if k not in ("resourceVersion", "managedFields")}
+        return {**o, "metadata": meta}
+
+    return strip(new) == strip(old)
+
+
+def qos_class(spec: Obj) -> str:
+    """The pod's QoS class, as the API server computes it on create."""
+    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
+    requests_any = limits_any = False
+    guaranteed = bool(containers)
+    for c in containers:
+        res = c.get("resources") or {}
+        requests, limits = res.get("requests") or {}, res.get("limits") or {}
+        requests_any |= any(k in ("cpu", "memory") for k in requests)
+        limits_any |= any(k in ("cpu", "memory") for k in limits)
+        for resource in ("cpu", "memory"):
+            if resource not in limits or requests.get(resource, limits[resource]) != limits[resource]:
+                guaranteed = False
+    if guaranteed:
+        return "Guaranteed"
+    if requests_any or limits_any:
+        return "Burstable"
+    return "BestEffort"
