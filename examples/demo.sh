@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# What `make run` runs after `mkp up`: a few kubectl commands against the cluster, to
+# show it answering like a real one. Uses the cluster's own kubeconfig, so it works
+# whether or not `mkp up` merged a context into ~/.kube/config.
+#   MKP_HOME (default ~/.mkp), MKP_NAME (default mkp), KUBECTL (default kubectl)
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+kubeconfig="${MKP_HOME:-$HOME/.mkp}/${MKP_NAME:-mkp}/kubeconfig"
+[ -f "$kubeconfig" ] || { echo "no cluster kubeconfig at $kubeconfig; run 'mkp up' first" >&2; exit 1; }
+k() { echo "+ kubectl $*" >&2; "${KUBECTL:-kubectl}" --kubeconfig "$kubeconfig" "$@"; }
+
+k get namespaces
+k apply -f "$here/demo-configmap.yaml"
+k get configmap mkp-demo -o yaml

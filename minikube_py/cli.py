@@ -1,0 +1,222 @@
+"""The `mkp` command line: cluster lifecycle (`up`, `down`, `status`, `version`) and the
+entry point of every component process (`mkp apiserver`, ...).
+
+Every command is a short-lived Python process, and `mkp up` waits for one more (the API
+server) to start, so start-up time is user-visible twice. Hence the rule here: import
+only click and `minikube_py.config` at module level; a command imports what it needs
+when it runs (the API server's aiohttp stack is never loaded by `mkp up` itself).
+
+Components are sub-commands rather than separate scripts so a learner can run and kill
+them one by one with the same tool, and `mkp up` starts them as `python -m
+minikube_py.cli <component> ...` (see `minikube_py.cluster.COMPONENTS`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, NoReturn
+
+import click
+
+from minikube_py.config import DEFAULT_NAME, KUBERNETES_VERSION, ClusterPaths, validate_name
+
+if TYPE_CHECKING:
+    from minikube_py.cluster import Status, UpResult
+
+PORT_HELP = (
+    "API server port. Default: a free port picked on first start and then remembered, so "
+    "a resumed cluster keeps its address (a new one is picked if it was taken meanwhile). "
+    "Not 6443 by default: that clashes with kind, k3s, kubeadm and a second mkp cluster."
+)
+
+
+def _paths(name: str) -> ClusterPaths:
+    try:
+        return ClusterPaths.for_name(validate_name(name))
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--name") from e
+
+
+def _name_option(f):  # type: ignore[no-untyped-def]
+    return click.option("--name", default=DEFAULT_NAME, show_default=True, help="Cluster name.")(f)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"mkp: {message}", err=True)
+    raise SystemExit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """mkp: a small but real local Kubernetes."""
+
+
+# --- cluster lifecycle -------------------------------------------------------------
+
+
+@cli.command()
+@_name_option
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help=PORT_HELP)
+@click.option("--no-merge", is_flag=True, help="Do not touch the user's kubeconfig ($KUBECONFIG or ~/.kube/config).")
+@click.option("--single-process", is_flag=True, help="Run all components in one (detached) process.")
+def up(name: str, port: int | None, no_merge: bool, single_process: bool) -> None:
+    """Start the cluster (or resume it, or confirm it is running) and return."""
+    from minikube_py import cluster
+
+    paths = _paths(name)
+    began = time.monotonic()
+    try:
+        result = cluster.up(paths, port=port, merge=not no_merge, single_process=single_process)
+    except cluster.ClusterError as e:
+        _fail(str(e))
+    elapsed = time.monotonic() - began
+    headline = "is already running" if result.already_running else f"is up (ready in {elapsed:.2f}s)"
+    click.echo(f'Cluster "{name}" {headline}.')
+    for note in result.notes:
+        click.echo(f"  note: {note}")
+    _print_up(paths, result)
+
+
+def _print_up(paths: ClusterPaths, result: UpResult) -> None:
+    for comp, pid in result.pids.items():
+        click.echo(f"  {comp:<12}pid {pid:<8} log {paths.log(comp)}")
+    click.echo(f"  {'server':<12}{result.state.server}")
+    click.echo(f"  {'kubeconfig':<12}{paths.kubeconfig}")
+    if result.merged_into:
+        click.echo(f'  {"context":<12}"{paths.name}" merged into {result.merged_into} (current-context)')
+    click.echo(f"  {'state':<12}{paths.home}")
+    name_flag = "" if paths.name == DEFAULT_NAME else f" --name {paths.name}"
+    reach = f"--context {paths.name}" if result.merged_into else f"--kubeconfig {paths.kubeconfig}"
+    click.echo(f"\nReach it:  kubectl {reach} get pods")
+    click.echo(f"Stop it:   mkp down{name_flag}   (add --purge to delete its state)")
+
+
+@cli.command()
+@_name_option
+@click.option("--purge", is_flag=True, help="Also delete the state directory and the kubeconfig entries.")
+def down(name: str, purge: bool) -> None:
+    """Stop every component and every process of the cluster."""
+    from minikube_py import cluster
+
+    paths = _paths(name)
+    try:
+        result = cluster.down(paths, purge=purge)
+    except cluster.ClusterError as e:
+        _fail(str(e))
+    if not result.existed:
+        click.echo(f'Cluster "{name}" does not exist ({paths.home}); nothing to do.')
+        return
+    killed = f", {len(result.killed)} needed SIGKILL" if result.killed else ""
+    n = len(result.stopped)
+    click.echo(f'Cluster "{name}" stopped ({n} process{"" if n == 1 else "es"}{killed}).')
+    if result.purged:
+        click.echo(f"  deleted {paths.home}")
+        for path in result.kubeconfigs_cleaned:
+            click.echo(f'  removed context "{name}" from {path}')
+    else:
+        click.echo(f"  state kept in {paths.home}; `mkp up{'' if name == DEFAULT_NAME else ' --name ' + name}` resumes it")
+
+
+@cli.command()
+@_name_option
+def status(name: str) -> None:
+    """Show the cluster's components and health; exit 1 unless it is running and ready."""
+    from minikube_py import cluster
+
+    st = cluster.status(_paths(name))
+    _print_status(st)
+    if not st.running:
+        raise SystemExit(1)
+
+
+def _print_status(st: Status) -> None:
+    if st.state is None:
+        click.echo(f'cluster     {st.paths.name}: not found ({st.paths.home})')
+        return
+    overall = "running" if st.running else ("degraded" if any(c.pid for c in st.components) else "stopped")
+    click.echo(f"{'cluster':<12}{st.paths.name}: {overall}")
+    for c in st.components:
+        state = f"pid {c.pid:<8} running" if c.pid else "not running"
+        click.echo(f"{c.name:<12}{state:<22} log {c.log}")
+    health = "ready (/readyz 200)" if st.ready else "not answering /readyz"
+    click.echo(f"{'server':<12}{st.state.server}  {health}")
+    click.echo(f"{'kubeconfig':<12}{st.paths.kubeconfig}")
+    if st.state.merged_kubeconfig:
+        click.echo(f'{"context":<12}"{st.paths.name}" in {st.state.merged_kubeconfig}')
+    click.echo(f"{'state':<12}{st.paths.home}")
+
+
+@cli.command()
+@_name_option
+def version(name: str) -> None:
+    """Print mkp's version and the Kubernetes version it serves."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        mine = dist_version("minikube_py")
+    except PackageNotFoundError:
+        mine = "unknown (not installed)"
+    click.echo(f"mkp version: {mine}")
+    click.echo(f"Kubernetes version: {KUBERNETES_VERSION}")
+    served = _served_version(_paths(name))
+    if served:
+        click.echo(f'Server version (cluster "{name}"): {served}')
+
+
+def _served_version(paths: ClusterPaths) -> str | None:
+    """gitVersion from a running cluster's /version, if one is up."""
+    import http.client
+    import json
+
+    from minikube_py.config import LOOPBACK, ClusterState
+
+    state = ClusterState.load(paths)
+    if not state or not state.port:
+        return None
+    conn = http.client.HTTPConnection(LOOPBACK, state.port, timeout=1)
+    try:
+        conn.request("GET", "/version")
+        return json.loads(conn.getresponse().read()).get("gitVersion")
+    except (OSError, ValueError):
+        return None
+    finally:
+        conn.close()
+
+
+# --- component entry points --------------------------------------------------------
+
+
+def _apiserver_options(f):  # type: ignore[no-untyped-def]
+    f = click.option("--port-file", default=None, help="Write the bound port here once listening.")(f)
+    f = click.option("--port", type=click.IntRange(0, 65535), default=6443, show_default=True,
+                     help="0 picks a free port (see --port-file).")(f)
+    f = click.option("--bind-address", default="127.0.0.1", show_default=True)(f)
+    return click.option("--data-dir", required=True, help="Directory of the store.")(f)
+
+
+@cli.command()
+@_apiserver_options
+def apiserver(data_dir: str, bind_address: str, port: int, port_file: str | None) -> None:
+    """Run the Kubernetes API server in the foreground."""
+    from apiserver.server import main as serve
+
+    serve(data_dir, host=bind_address, port=port, port_file=port_file)
+
+
+@cli.command(name="all-in-one", hidden=True)
+@_apiserver_options
+def all_in_one(data_dir: str, bind_address: str, port: int, port_file: str | None) -> None:
+    """Every component in this one process (`mkp up --single-process`). Only the API
+    server exists so far; controllers, scheduler and kubelet will join its event loop."""
+    from apiserver.server import main as serve
+
+    serve(data_dir, host=bind_address, port=port, port_file=port_file)
+
+
+def main() -> None:
+    cli(prog_name="mkp")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,367 @@
+"""The cluster supervisor behind `mkp up`, `mkp down` and `mkp status`.
+
+A cluster is a fixed list of components (`COMPONENTS`), each a separate `mkp <component>`
+process that `up` starts detached and then forgets: the processes outlive `mkp up`, so
+every later command works from the state directory alone (pid files, `cluster.json`,
+logs; see `minikube_py.config`). `up` is idempotent: it starts what is not running,
+resumes a stopped cluster on its old data (and old port when free), and leaves a running
+one alone. The API server comes first; components that talk to it start once /readyz
+answers and the cluster kubeconfig exists.
+
+Adding a component is one line in `COMPONENTS`: a name (also the `mkp` sub-command and
+the log/pid file name) and a function from `Launch` to its arguments. `--single-process`
+replaces the list by one `mkp all-in-one` process that runs every component in-process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import http.client
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from minikube_py import kubeconfig, process
+from minikube_py.config import (
+    LOOPBACK,
+    READY_TIMEOUT_SECONDS,
+    STOP_GRACE_SECONDS,
+    ClusterPaths,
+    ClusterState,
+    now_iso,
+)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What a component's argv may depend on. `server` is None until the API is ready."""
+
+    paths: ClusterPaths
+    port: int
+    server: str | None = None
+
+
+@dataclass(frozen=True)
+class Component:
+    """`name` is the `mkp` sub-command and names the log and pid files; `argv` gives its
+    arguments."""
+
+    name: str
+    argv: Callable[[Launch], list[str]]
+
+
+def _apiserver_args(launch: Launch) -> list[str]:
+    p = launch.paths
+    return ["--data-dir", str(p.data_dir), "--bind-address", LOOPBACK,
+            "--port", str(launch.port), "--port-file", str(p.port_file)]
+
+
+# Start order. The first entry serves the API; the others start once it answers /readyz,
+# with `launch.server` set and the cluster kubeconfig written, e.g.
+#   Component("scheduler", lambda launch: ["scheduler", "--kubeconfig", str(launch.paths.kubeconfig)]),
+#   Component("kubelet", lambda launch: ["kubelet", "--node", launch.paths.name, "--server", launch.server]),
+COMPONENTS: tuple[Component, ...] = (
+    Component("apiserver", lambda launch: ["apiserver", *_apiserver_args(launch)]),
+)
+SINGLE_PROCESS: tuple[Component, ...] = (
+    Component("all-in-one", lambda launch: ["all-in-one", *_apiserver_args(launch)]),
+)
+MODES = {"multi-process": COMPONENTS, "single-process": SINGLE_PROCESS}
+
+
+class ClusterError(Exception):
+    """A failure `mkp` reports to the user as one message (no traceback)."""
+
+
+@dataclass
+class UpResult:
+    state: ClusterState
+    pids: dict[str, int]
+    already_running: bool = False
+    merged_into: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ComponentStatus:
+    name: str
+    pid: int | None
+    log: Path
+
+
+@dataclass
+class Status:
+    paths: ClusterPaths
+    state: ClusterState | None
+    components: list[ComponentStatus]
+    ready: bool
+
+    @property
+    def running(self) -> bool:
+        return bool(self.components) and self.ready and all(c.pid for c in self.components)
+
+
+@contextlib.contextmanager
+def _cluster_lock(paths: ClusterPaths) -> Iterator[None]:
+    """Serialise up/down of one cluster (two racing `mkp up` must not both start it)."""
+    paths.home.mkdir(parents=True, exist_ok=True)
+    with open(paths.lock_file, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+# --- probing -----------------------------------------------------------------------
+
+
+def readyz(port: int, timeout: float = 0.5) -> bool:
+    if not port:
+        return False
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+    try:
+        conn.request("GET", "/readyz")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def port_is_free(port: int) -> bool:
+    # SO_REUSEADDR as aiohttp binds, so a port in TIME_WAIT counts as free.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def log_tail(log: Path, offset: int = 0, lines: int = 20) -> str:
+    try:
+        with open(log, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return "(no log)"
+    tail = text.splitlines()[-lines:]
+    return "\n".join("    " + line for line in tail) or "    (log is empty)"
+
+
+def _running_pids(paths: ClusterPaths, components: tuple[Component, ...]) -> dict[str, int]:
+    pids = {}
+    for c in components:
+        pid = process.running_component(paths.pid(c.name), paths.home, c.name)
+        if pid is not None:
+            pids[c.name] = pid
+    return pids
+
+
+def status(paths: ClusterPaths) -> Status:
+    state = ClusterState.load(paths)
+    names = state.components if state else []
+    comps = []
+    for name in names:
+        pid = process.running_component(paths.pid(name), paths.home, name)
+        comps.append(ComponentStatus(name, pid, paths.log(name)))
+    ready = bool(state and comps and comps[0].pid and readyz(state.port))
+    return Status(paths, state, comps, ready)
+
+
+# --- starting ----------------------------------------------------------------------
+
+
+def _start(component: Component, launch: Launch) -> tuple[subprocess.Popen[bytes], int]:
+    """Spawn one component; returns the process and the log offset its output starts at."""
+    paths = launch.paths
+    log = paths.log(component.name)
+    with open(log, "ab") as f:
+        f.write(f"--- {now_iso()} mkp up: starting {component.name}\n".encode())
+        offset = f.tell()
+    argv = process.cli_argv(*component.argv(launch))
+    env = process.component_env(paths.home, component.name)
+    proc = process.spawn_detached(argv, log=log, env=env, cwd=paths.home)
+    process.write_pid(paths.pid(component.name), proc.pid)
+    return proc, offset
+
+
+def _start_api(component: Component, launch: Launch) -> tuple[int, int]:
+    """Start the API-serving component and wait for /readyz; returns (pid, port). On any
+    failure, Ctrl-C included, the half-started process is stopped again."""
+    paths = launch.paths
+    paths.port_file.unlink(missing_ok=True)
+    proc, offset = _start(component, launch)
+    try:
+        return proc.pid, _poll_ready(proc, component, paths)
+    except BaseException as e:
+        process.stop([proc.pid], grace=1.0)
+        paths.pid(component.name).unlink(missing_ok=True)
+        if isinstance(e, ClusterError):
+            log = paths.log(component.name)
+            raise ClusterError(f"{e}; last lines of {log}:\n{log_tail(log, offset)}") from None
+        raise
+
+
+def _poll_ready(proc: subprocess.Popen[bytes], component: Component, paths: ClusterPaths) -> int:
+    """The port from the port file, once /readyz answers 200 on it."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    port = 0
+    while time.monotonic() < deadline:
+        code = proc.poll()
+        if code is not None:
+            raise ClusterError(f"{component.name} exited with code {code} before it was ready")
+        if not port:
+            port = process.read_pid(paths.port_file) or 0  # same one-integer format
+        if port and readyz(port):
+            return port
+        time.sleep(0.02)
+    raise ClusterError(f"{component.name} did not answer /readyz within {READY_TIMEOUT_SECONDS:.0f}s")
+
+
+def _wait_running_api(pid: int, port: int) -> None:
+    """An API server that is already running may still be starting: give it the timeout."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while not readyz(port):
+        if not process.is_alive(pid) or time.monotonic() > deadline:
+            raise ClusterError(f"the API server (pid {pid}) is running but not ready on port {port}; "
+                               "try `mkp down` then `mkp up`")
+        time.sleep(0.05)
+
+
+def _choose_port(requested: int | None, state: ClusterState, notes: list[str]) -> int:
+    if requested is not None:
+        return requested
+    if state.port and port_is_free(state.port):
+        return state.port
+    if state.port:
+        notes.append(f"port {state.port} is taken now; picked a new one (kubeconfigs updated)")
+    return 0
+
+
+def _clear_stale_pid_files(paths: ClusterPaths, running: dict[str, int], notes: list[str]) -> None:
+    for pid_file in paths.pids_dir.glob("*.pid"):
+        if pid_file.stem not in running:
+            pid = process.read_pid(pid_file)
+            pid_file.unlink(missing_ok=True)
+            notes.append(f"removed stale pid file {pid_file.name} (pid {pid} is not {pid_file.stem})")
+
+
+def _plan(state: ClusterState, single_process: bool, paths: ClusterPaths, notes: list[str]) -> str:
+    """The mode to run in: the requested one, unless the cluster already runs another."""
+    wanted = "single-process" if single_process else "multi-process"
+    if state.mode != wanted and _running_pids(paths, MODES[state.mode]):
+        notes.append(f"cluster is running in {state.mode} mode; run `mkp down` to switch")
+        return state.mode
+    return wanted
+
+
+def up(paths: ClusterPaths, *, port: int | None = None, merge: bool = True,
+       single_process: bool = False) -> UpResult:
+    """Start (or resume, or confirm) the cluster; returns once the API is ready."""
+    paths.ensure()
+    with _cluster_lock(paths):
+        state = ClusterState.load(paths) or ClusterState(name=paths.name)
+        notes: list[str] = []
+        state.mode = _plan(state, single_process, paths, notes)
+        components = MODES[state.mode]
+        running = _running_pids(paths, components)
+        _clear_stale_pid_files(paths, running, notes)
+        already = len(running) == len(components)
+        api = components[0]
+        if api.name in running:
+            state.port = process.read_pid(paths.port_file) or state.port
+            if port not in (None, 0, state.port):
+                notes.append(f"already serving on port {state.port}; --port {port} ignored (`mkp down` first)")
+            _wait_running_api(running[api.name], state.port)
+        else:
+            launch = Launch(paths, _choose_port(port, state, notes))
+            running[api.name], state.port = _start_api(api, launch)
+        _write_cluster_kubeconfig(paths, state)
+        _start_rest(components, running, Launch(paths, state.port, state.server))
+        state.components = [c.name for c in components]
+        if not already:
+            state.started, state.stopped = now_iso(), ""
+        state.save(paths)  # before merging: a broken user kubeconfig must not orphan the cluster
+        result = UpResult(state, running, already_running=already, notes=notes)
+        if merge:
+            result.merged_into = _merge_user_kubeconfig(state)
+            state.merged_kubeconfig = str(result.merged_into)
+            state.save(paths)
+        return result
+
+
+def _start_rest(components: tuple[Component, ...], running: dict[str, int], launch: Launch) -> None:
+    for c in components[1:]:
+        if c.name not in running:
+            running[c.name] = _start(c, launch)[0].pid
+
+
+def _write_cluster_kubeconfig(paths: ClusterPaths, state: ClusterState) -> None:
+    config = kubeconfig.cluster_config(paths.name, state.server)
+    if kubeconfig.load(paths.kubeconfig) != config:
+        kubeconfig.write(paths.kubeconfig, config)
+
+
+def _merge_user_kubeconfig(state: ClusterState) -> Path:
+    try:
+        return kubeconfig.merge_into_user_kubeconfig(kubeconfig.cluster_config(state.name, state.server))
+    except (kubeconfig.KubeconfigError, OSError) as e:
+        raise ClusterError(f"the cluster is running, but merging its context failed: {e}") from e
+
+
+# --- stopping ----------------------------------------------------------------------
+
+
+@dataclass
+class DownResult:
+    existed: bool
+    stopped: list[int] = field(default_factory=list)
+    killed: list[int] = field(default_factory=list)
+    purged: bool = False
+    kubeconfigs_cleaned: list[Path] = field(default_factory=list)
+
+
+def _stop_all(paths: ClusterPaths, result: DownResult) -> None:
+    """Components first (by pid file, so their groups go), then anything else marked
+    with the cluster's home; repeat a few rounds in case something was spawned late."""
+    for _ in range(5):
+        pids = []
+        for pid_file in sorted(paths.pids_dir.glob("*.pid")):
+            pid = process.running_component(pid_file, paths.home, pid_file.stem)
+            if pid is not None:
+                pids.append(pid)
+        pids += process.cluster_processes(paths.home)
+        if not pids:
+            return
+        result.killed += process.stop(pids, grace=STOP_GRACE_SECONDS)
+        result.stopped += [p for p in dict.fromkeys(pids) if p not in result.stopped]
+    leftover = process.cluster_processes(paths.home)
+    if leftover:
+        raise ClusterError(f"processes of {paths.home} survived SIGKILL: {leftover}")
+
+
+def down(paths: ClusterPaths, *, purge: bool = False) -> DownResult:
+    if not paths.home.exists():
+        return DownResult(existed=False)
+    result = DownResult(existed=True)
+    with _cluster_lock(paths):
+        _stop_all(paths, result)
+        for pid_file in paths.pids_dir.glob("*.pid"):
+            pid_file.unlink(missing_ok=True)
+        paths.port_file.unlink(missing_ok=True)
+        state = ClusterState.load(paths)
+        if purge:
+            if state and state.merged_kubeconfig:
+                result.kubeconfigs_cleaned = kubeconfig.remove_from_user_kubeconfig(
+                    paths.name, paths=[Path(state.merged_kubeconfig)])
+            shutil.rmtree(paths.home)
+            result.purged = True
+        elif state:
+            state.stopped = now_iso()
+            state.save(paths)
+    return result

@@ -1,0 +1,161 @@
+"""Fixtures shared by the whole suite: real `mkp` clusters, a leak check, tool checks.
+
+Tests that need a cluster get one started exactly as a user would (`mkp up` in a child
+process), isolated from the developer's own: `MKP_HOME` is a fresh temporary directory,
+`--no-merge` keeps the user's kubeconfig out of it (and `KUBECONFIG` points into the
+temporary directory anyway, in case a test merges on purpose), and `--port 0` lets the
+OS pick a port so suites can run side by side. Teardown always runs `mkp down --purge`,
+and falls back to killing by marker if that fails.
+
+Every process of a test cluster carries `MKP_CLUSTER_HOME=<state dir>` under pytest's
+base temporary directory, so at the end of the session one /proc scan finds anything a
+test leaked (a pod, a component); those are killed and the session fails.
+
+Fixture API (see `MkpCluster`):
+    mkp_cluster          function-scoped cluster
+    mkp_cluster_module   module-scoped cluster (share one across a test module)
+    start_mkp_cluster(mkp_home, name=None, *up_args)   context manager behind both
+    run_mkp(*args, env=..., check=True)                 run the CLI like a user
+    require_tool(name)   skip if missing; fail instead when CI=true
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from minikube_py import process
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KUBECTL = "/usr/bin/kubectl"
+
+
+def require_tool(name: str) -> str:
+    """Path of an external tool the test needs. Missing: skip locally, but fail on CI
+    (CI=true), where a silent skip would hide that a test never ran."""
+    path = shutil.which(name) or (KUBECTL if name == "kubectl" and os.access(KUBECTL, os.X_OK) else None)
+    if path:
+        return path
+    message = f"{name} is not installed"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message} (CI=true: a missing tool is a failure, not a skip)")
+    pytest.skip(message)
+
+
+def mkp_env(mkp_home: Path) -> dict[str, str]:
+    """Environment for `mkp` in tests: its own MKP_HOME and user kubeconfig."""
+    env = dict(os.environ)
+    env["MKP_HOME"] = str(mkp_home)
+    env["KUBECONFIG"] = str(mkp_home / "user-kubeconfig")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env.pop("MKP_CLUSTER_HOME", None)
+    return env
+
+
+def run_mkp(*args: str, env: dict[str, str], check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run `mkp <args>` (this interpreter, this checkout) and capture its output."""
+    argv = [sys.executable, "-m", "minikube_py.cli", *args]
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"mkp {' '.join(args)} exited {result.returncode}\n"
+                             f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+    return result
+
+
+@dataclass
+class MkpCluster:
+    """A running test cluster.
+
+    name        cluster name (unique per cluster)
+    home        the cluster's state directory, $MKP_HOME/<name> (its MKP_CLUSTER_HOME)
+    mkp_home    $MKP_HOME
+    server      API server URL, e.g. http://127.0.0.1:40123
+    kubeconfig  path of the cluster's own kubeconfig
+    env         environment that addresses this cluster's MKP_HOME
+    """
+
+    name: str
+    home: Path
+    mkp_home: Path
+    server: str
+    kubeconfig: Path
+    env: dict[str, str]
+
+    def mkp(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """`mkp <args> --name <this cluster>`."""
+        return run_mkp(*args, "--name", self.name, env=self.env, check=check, timeout=timeout)
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None,
+                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run the real kubectl against this cluster; text in, text out."""
+        argv = [require_tool("kubectl"), "--kubeconfig", str(self.kubeconfig), *args]
+        result = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout,
+                                env=self.env, check=False)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} exited {result.returncode}\n"
+                                 f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+        return result
+
+
+def _force_cleanup(state_dir: Path) -> list[int]:
+    leaked = process.cluster_processes(state_dir)
+    process.stop(leaked, grace=2.0)
+    return leaked
+
+
+@contextlib.contextmanager
+def start_mkp_cluster(mkp_home: Path, name: str | None = None, *up_args: str) -> Iterator[MkpCluster]:
+    """`mkp up --port 0 --no-merge` in `mkp_home`; always `mkp down --purge` afterwards."""
+    name = name or f"t-{uuid.uuid4().hex[:10]}"
+    mkp_home = mkp_home.resolve()  # MKP_CLUSTER_HOME values are resolved paths
+    env = mkp_env(mkp_home)
+    state_dir = mkp_home / name
+    try:
+        run_mkp("up", "--name", name, "--port", "0", "--no-merge", *up_args, env=env)
+        kubeconfig = state_dir / "kubeconfig"
+        server = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+        yield MkpCluster(name, state_dir, mkp_home, server, kubeconfig, env)
+    finally:
+        down_error = None
+        try:
+            run_mkp("down", "--name", name, "--purge", env=env)
+        except (AssertionError, subprocess.TimeoutExpired) as e:
+            down_error = e
+        leaked = _force_cleanup(state_dir)
+        if down_error or leaked:
+            pytest.fail(f"teardown of cluster {name}: mkp down --purge failed ({down_error}); "
+                        f"force-killed {leaked}")
+
+
+@pytest.fixture
+def mkp_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MkpCluster]:
+    with start_mkp_cluster(tmp_path_factory.mktemp("mkp")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def mkp_cluster_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MkpCluster]:
+    with start_mkp_cluster(tmp_path_factory.mktemp("mkp")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_mkp_process_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the last test: no process may still carry an MKP_CLUSTER_HOME from this run."""
+    yield
+    prefix = str(tmp_path_factory.getbasetemp().resolve()) + os.sep
+    leaked = process.marked_processes(prefix, prefix=True)
+    if leaked:
+        details = {pid: " ".join(process.cmdline(pid)) for pid in leaked}
+        process.stop(leaked, grace=2.0)
+        pytest.fail(f"processes of test clusters were left running (now killed): {details}")
