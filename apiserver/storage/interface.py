@@ -13,7 +13,7 @@ boundary, so the API server above never sees a driver error.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -118,12 +118,18 @@ class Storage(Protocol):
     async def count(self, prefix: str) -> int:
         """How many live keys start with `prefix`."""
 
-    async def create(self, key: str, value: bytes) -> KeyValue:
-        """Create; raises KeyExistsError. Returns the stored KeyValue."""
+    async def create(self, key: str, value: bytes | None = None, *,
+                     value_fn: Callable[[int], bytes] | None = None) -> KeyValue:
+        """Create; raises KeyExistsError. Returns the stored KeyValue.
+        Pass either `value` or `value_fn`: the backend calls value_fn(revision) with the
+        revision this write will get, inside the write, and stores the bytes it returns
+        (so the API server can put resourceVersion inside the value). If value_fn raises,
+        nothing is written."""
 
-    async def update(self, key: str, value: bytes, *, expected_revision: int) -> KeyValue:
+    async def update(self, key: str, value: bytes | None = None, *, expected_revision: int,
+                     value_fn: Callable[[int], bytes] | None = None) -> KeyValue:
         """Replace if the key's mod_revision == expected_revision (0 = unconditional);
-        raises KeyNotFoundError, ConflictError."""
+        raises KeyNotFoundError, ConflictError. `value` or `value_fn` as for create()."""
 
     async def delete(self, key: str, *, expected_revision: int = 0) -> KeyValue:
         """Delete (CAS as for update); returns the deleted KeyValue with the delete's
