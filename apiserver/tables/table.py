@@ -16,6 +16,7 @@ definitions with the first event only (`no_headers=True` for the others).
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -75,7 +76,8 @@ def build_table(
     """
     include_object = include_object or "Metadata"
     if include_object not in INCLUDE_OBJECT_VALUES:
-        raise ValueError(f"unrecognized includeObject value: {include_object!r}")
+        # worded like the API server's 400, with Go's %q quoting
+        raise ValueError(f"unrecognized includeObject value: {json.dumps(include_object)}")
     now = now or utc_now()
     if printer.sort_key is not None:
         objects = sorted(objects, key=printer.sort_key)

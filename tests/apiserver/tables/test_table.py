@@ -87,7 +87,7 @@ def test_include_object_modes(include: str, expected: Any) -> None:
 
 
 def test_unknown_include_object_is_rejected() -> None:
-    with pytest.raises(ValueError, match="unrecognized includeObject value"):
+    with pytest.raises(ValueError, match='unrecognized includeObject value: "Everything"'):
         build_table(printer_for("", "Pod"), [pod("a")], include_object="Everything")
 
 
