@@ -55,8 +55,7 @@ async def status_middleware(request: web.Request, handler: Any) -> web.StreamRes
 
 
 def _json(body: Any, content_type: str = "application/json") -> web.Response:
-    return web.Response(body=orjson.dumps(body), content_type=content_type.split(";")[0],
-                        headers={"Content-Type": content_type} if ";" in content_type else None)
+    return web.Response(body=orjson.dumps(body), headers={"Content-Type": content_type})
 
 
 def _server(request: web.Request) -> Server:

@@ -95,7 +95,8 @@ def matcher(ctx: Ctx) -> Callable[[Obj], bool] | None:
     labels = selectors.parse_label_selector(label_raw) if label_raw else None
     fields = selectors.parse_field_selector(field_raw) if field_raw else None
     if fields is not None:
-        selectors.validate_field_selector(ctx.info.group, ctx.info.kind, fields)
+        # Returns the selector with field labels renamed to their canonical paths.
+        fields = selectors.validate_field_selector(ctx.info.group, ctx.info.kind, fields)
     group, kind = ctx.info.group, ctx.info.kind
 
     def match(obj: Obj) -> bool:

@@ -60,7 +60,7 @@ class WatchStream:
             if self.shape.table:
                 obj = reads.as_table(self.ctx, [obj], resource_version=obj["metadata"].get("resourceVersion", ""))
                 if self._headers_sent:
-                    obj["columnDefinitions"] = []
+                    obj["columnDefinitions"] = None  # as Kubernetes: headers with the first event only
                 self._headers_sent = True
             elif self.shape.partial:
                 obj = reads.partial(obj)
