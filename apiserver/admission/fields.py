@@ -1,0 +1,167 @@
+"""Strict field validation (`fieldValidation=Strict|Warn|Ignore`) for built-in kinds.
+
+kube-apiserver decodes a built-in object into its Go struct with a strict JSON decoder
+(sigs.k8s.io/json): a field the struct does not have, or a key given twice, is recorded
+with its path (`spec.template.spec.containers[0].imagez`) instead of being silently
+dropped. With `fieldValidation=Strict` (kubectl's default for create/apply/edit) the
+request fails with 400 `... cannot be handled as a Deployment: strict decoding error:
+unknown field "spec.replicaz"`; with `Warn` the same texts come back as `Warning`
+headers; `Ignore` drops them. We have no Go structs, so the walk follows the kind's
+schema instead: properties are fields, `additionalProperties` is a map, and free-form
+nodes (RawExtension, JSON, x-kubernetes-preserve-unknown-fields) accept anything.
+
+Custom resources report unknown fields through pruning (`apiserver.crd.pruning`), with
+the same path format, and reuse the error builders here.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from apiserver.errors import StatusError, bad_request, invalid, invalid_object
+from apiserver.schema import SchemaNode
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _free_form(node: SchemaNode) -> bool:
+    """Anything goes here: a preserve-unknown-fields node, or an object type with neither
+    properties nor additionalProperties (RawExtension, FieldsV1 keep raw JSON)."""
+    if node.preserve_unknown_fields or node.embedded_resource:
+        return True
+    return node.type == "object" and not node.properties and "additionalProperties" not in node.raw
+
+
+def _walk(value: Any, node: SchemaNode, path: str, found: list[str]) -> None:
+    if _free_form(node):
+        return
+    if isinstance(value, dict):
+        if node.type != "object":
+            return  # a type mismatch is a decoding error, not an unknown field
+        for key, child in value.items():
+            child_node = node.field(key)
+            if child_node is None:
+                found.append(_join(path, key))
+            else:
+                _walk(child, child_node, _join(path, key), found)
+    elif isinstance(value, list) and node.type == "array":
+        items = node.items()
+        if items is not None:
+            for index, child in enumerate(value):
+                _walk(child, items, f"{path}[{index}]", found)
+
+
+def unknown_fields(obj: dict[str, Any], schema: SchemaNode) -> list[str]:
+    """Paths of the fields of `obj` its schema does not declare, in document order,
+    formatted as the strict decoder reports them: `spec.replicaz`,
+    `spec.template.spec.containers[0].imagez`, `metadata.labelz`. The walk does not
+    descend into an unknown field."""
+    found: list[str] = []
+    _walk(obj, schema, "", found)
+    return found
+
+
+class _Object(dict):
+    """A decoded JSON object that remembers the keys it saw more than once."""
+
+    __slots__ = ("duplicates",)
+
+
+def _remember_duplicates(pairs: list[tuple[str, Any]]) -> _Object:
+    obj = _Object()
+    obj.duplicates = []
+    for key, value in pairs:
+        if key in obj and key not in obj.duplicates:
+            obj.duplicates.append(key)
+        obj[key] = value  # the last value wins, as in Go
+    return obj
+
+
+def _collect_duplicates(value: Any, path: str, found: list[str]) -> None:
+    if isinstance(value, _Object):
+        found.extend(_join(path, key) for key in value.duplicates)
+        for key, child in value.items():
+            _collect_duplicates(child, _join(path, key), found)
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            _collect_duplicates(child, f"{path}[{index}]", found)
+
+
+def duplicate_fields(raw_json: bytes | str) -> list[str]:
+    """Paths of keys given twice in a JSON body (`metadata.name`). Bodies that are not
+    JSON (YAML) yield no paths: duplicate YAML keys fail YAML decoding itself."""
+    try:
+        doc = json.loads(raw_json, object_pairs_hook=_remember_duplicates)
+    except (ValueError, TypeError):
+        return []
+    found: list[str] = []
+    _collect_duplicates(doc, "", found)
+    return found
+
+
+def strict_errors(unknown: list[str], duplicates: list[str] = ()) -> list[str]:
+    """The strict decoder's messages: `duplicate field "x"`, `unknown field "spec.y"`."""
+    return [f'duplicate field "{p}"' for p in duplicates] + [f'unknown field "{p}"' for p in unknown]
+
+
+def field_validation_warnings(unknown: list[str], duplicates: list[str] = ()) -> list[str]:
+    """`fieldValidation=Warn`: one `Warning` header text per problem, e.g.
+    `unknown field "spec.replicaz"` (sent as `299 - "unknown field \\"spec.replicaz\\""`)."""
+    return strict_errors(unknown, duplicates)
+
+
+def field_validation_error(unknown: list[str], *, kind: str = "", version: str = "",
+                           duplicates: list[str] = ()) -> StatusError:
+    """`fieldValidation=Strict` on create/update: 400 BadRequest worded as the
+    apiserver's decoder, e.g. `Deployment in version "v1" cannot be handled as a
+    Deployment: strict decoding error: unknown field "spec.replicaz"`."""
+    message = "strict decoding error: " + ", ".join(strict_errors(unknown, duplicates))
+    if kind:
+        message = f'{kind} in version "{version}" cannot be handled as a {kind}: {message}'
+    return bad_request(message)
+
+
+def patch_field_validation_error(unknown: list[str], patch: Any, *,
+                                 duplicates: list[str] = ()) -> StatusError:
+    """`fieldValidation=Strict` on a merge or strategic-merge patch: kube-apiserver
+    answers 422 with the patch (printed as a Go map) as the invalid value, e.g.
+    `patch: Invalid value: "map[spec:map[replicaz:3]]": strict decoding error: ...`."""
+    detail = "strict decoding error: " + ", ".join(strict_errors(unknown, duplicates))
+    return invalid_object("", "", "", [invalid("patch", go_format(patch), detail)])
+
+
+def _go_float(value: float) -> str:
+    """A float64 as Go's %v prints it: the shortest digits, in exponent form when the
+    exponent is below -4 or at least 6 (`3`, `0.5`, `1e+06`, `1.5e-05`)."""
+    if value != value or value in (float("inf"), float("-inf")):
+        return "NaN" if value != value else ("+Inf" if value > 0 else "-Inf")
+    if value == 0:
+        return "0"
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    text = "".join(map(str, digits))
+    exp = len(digits) + int(exponent) - 1
+    prefix = "-" if sign else ""
+    if exp < -4 or exp >= 6:
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        return f"{prefix}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    return prefix + format(Decimal(text).scaleb(exp - len(text) + 1), "f")
+
+
+def go_format(value: Any) -> str:
+    """A decoded JSON value as Go's fmt %v prints an unstructured object:
+    `map[spec:map[replicas:3]]`, `[a b]`, `<nil>`."""
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{go_format(value[k])}" for k in sorted(value)) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(go_format(v) for v in value) + "]"
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _go_float(value)
+    return str(value)
