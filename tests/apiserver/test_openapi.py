@@ -21,12 +21,14 @@ import pytest
 from aiohttp import web
 
 from apiserver.admission.fields import field_validation_error, unknown_fields
+from apiserver.crd.pruning import prune
 from apiserver.openapi import (
+    crd_version_schema,
     openapi_v3_group_version,
     openapi_v3_group_version_json,
     openapi_v3_index,
 )
-from apiserver.openapi_v2 import openapi_v2
+from apiserver.openapi_v2 import openapi_v2, openapi_v2_protobuf
 from apiserver.registry.resource import ResourceInfo
 from apiserver.schema import SchemaNode
 
@@ -184,6 +186,13 @@ def test_swagger_v2_document_uses_definitions_and_body_parameters() -> None:
     assert "#/components/" not in json.dumps(doc)
 
 
+def test_swagger_v2_protobuf_is_a_gnostic_document() -> None:
+    body, digest = openapi_v2_protobuf(_resources())
+    assert body.startswith(b"\n\x032.0")  # field 1 (swagger), length 3
+    assert b"io.k8s.api.apps.v1.Deployment" in body
+    assert openapi_v2_protobuf(_resources()) == (body, digest)
+
+
 # --- the real kubectl ------------------------------------------------------------------
 KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
@@ -200,7 +209,10 @@ def _discovery_resources(members: list[ResourceInfo]) -> list[dict[str, Any]]:
     return out
 
 
-def _fake_apiserver(resources: list[ResourceInfo], posted: list[web.Request]) -> web.Application:
+def _fake_apiserver(resources: list[ResourceInfo], posted: list[web.Request], *,
+                    advertise_field_validation: bool = True) -> web.Application:
+    """`advertise_field_validation=False` hides the fieldValidation parameter from the v3
+    documents, the way an old server would, so kubectl validates on its own."""
     app = web.Application()
     groups = sorted({r.group for r in resources if r.group})
 
@@ -231,16 +243,25 @@ def _fake_apiserver(resources: list[ResourceInfo], posted: list[web.Request]) ->
         parts = request.match_info["gv"].split("/")
         group, version = ("", parts[1]) if parts[0] == "api" else (parts[1], parts[2])
         body, digest = openapi_v3_group_version_json(resources, group, version)
+        if not advertise_field_validation:
+            body = body.replace(b'"name":"fieldValidation"', b'"name":"notFieldValidation"')
         return web.Response(body=body, content_type="application/json", headers={"Etag": f'"{digest}"'})
 
-    async def v2_doc(_: web.Request) -> web.Response:
+    async def v2_doc(request: web.Request) -> web.Response:
+        if "protobuf" in request.headers.get("Accept", ""):
+            body, _ = openapi_v2_protobuf(resources)
+            return web.Response(body=body, content_type="application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
         return web.json_response(openapi_v2(resources))
 
     async def create(request: web.Request) -> web.Response:
         posted.append(request)
         obj = await request.json()
         group, _, version = obj["apiVersion"].rpartition("/")
-        unknown = unknown_fields(obj, SchemaNode.builtin(group, version, obj["kind"]))
+        crd = next((r.crd for r in resources if r.crd and r.group == group and r.kind == obj["kind"]), None)
+        if crd is not None:
+            unknown = prune(obj, crd_version_schema(crd, version))
+        else:
+            unknown = unknown_fields(obj, SchemaNode.builtin(group, version, obj["kind"]))
         if unknown and request.query.get("fieldValidation") == "Strict":
             status = field_validation_error(unknown, kind=obj["kind"], version=version).to_status()
             return web.json_response(status, status=status["code"])
@@ -255,6 +276,7 @@ def _fake_apiserver(resources: list[ResourceInfo], posted: list[web.Request]) ->
     app.router.add_get("/openapi/v3/{gv:.+}", v3_doc)
     app.router.add_get("/openapi/v2", v2_doc)
     app.router.add_post("/apis/apps/v1/namespaces/{ns}/deployments", create)
+    app.router.add_post("/apis/stable.example.com/v1/namespaces/{ns}/crontabs", create)
     return app
 
 
@@ -272,10 +294,9 @@ class Kubectl:
         return proc.returncode, out.decode(), err.decode()
 
 
-@pytest.fixture
-async def kubectl(tmp_path: Path) -> AsyncIterator[Kubectl]:
+async def _start(tmp_path: Path, **options: bool) -> tuple[web.AppRunner, Kubectl]:
     posted: list[web.Request] = []
-    runner = web.AppRunner(_fake_apiserver(_resources(), posted), access_log=None)
+    runner = web.AppRunner(_fake_apiserver(_resources(), posted, **options), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -287,8 +308,23 @@ async def kubectl(tmp_path: Path) -> AsyncIterator[Kubectl]:
         "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": "default"}}],
         "users": [{"name": "fake", "user": {}}],
     }))
+    return runner, Kubectl(kubeconfig, tmp_path, posted)
+
+
+@pytest.fixture
+async def kubectl(tmp_path: Path) -> AsyncIterator[Kubectl]:
+    runner, client = await _start(tmp_path)
     try:
-        yield Kubectl(kubeconfig, tmp_path, posted)
+        yield client
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def kubectl_old_server(tmp_path: Path) -> AsyncIterator[Kubectl]:
+    runner, client = await _start(tmp_path, advertise_field_validation=False)
+    try:
+        yield client
     finally:
         await runner.cleanup()
 
@@ -366,3 +402,39 @@ async def test_kubectl_create_dry_run_server_with_valid_object_succeeds(
     assert code == 0, err
     assert out.strip() == "deployment.apps/web created (server dry run)"
     assert kubectl.posted[0].query.get("dryRun") == "All"
+
+
+@needs_kubectl
+async def test_kubectl_create_custom_resource_with_unknown_field_is_rejected(
+        kubectl: Kubectl, tmp_path: Path) -> None:
+    (tmp_path / "ct.yaml").write_text(
+        "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: c\n"
+        "spec:\n  cronSpec: '* * * * */5'\n  imagez: x\n")
+    code, _, err = await kubectl("create", "-f", str(tmp_path / "ct.yaml"))
+    assert code != 0
+    assert [r.query.get("fieldValidation") for r in kubectl.posted] == ["Strict"]
+    assert ('CronTab in version "v1" cannot be handled as a CronTab: strict decoding error: '
+            'unknown field "spec.imagez"') in err
+
+
+@needs_kubectl
+async def test_kubectl_explain_from_openapi_v2_protobuf(kubectl: Kubectl) -> None:
+    code, out, err = await kubectl("explain", "--output=plaintext-openapiv2", "deployment.spec.strategy")
+    assert code == 0, err
+    assert "KIND:     Deployment" in out
+    assert "RESOURCE: strategy <Object>" in out
+    assert "DeploymentStrategy describes how to replace existing pods with new ones." in out
+    assert "rollingUpdate\t<Object>" in out
+
+
+@needs_kubectl
+async def test_kubectl_validates_on_its_own_when_the_server_lacks_field_validation(
+        kubectl_old_server: Kubectl, tmp_path: Path) -> None:
+    """kubectl then reads /openapi/v2 as protobuf and rejects the unknown fields itself."""
+    (tmp_path / "bad.yaml").write_text(BAD_DEPLOYMENT.replace("image: nginx", "image: nginx\n        imagez: x"))
+    code, _, err = await kubectl_old_server("create", "-f", str(tmp_path / "bad.yaml"))
+    assert code != 0
+    assert kubectl_old_server.posted == []
+    assert ('error validating data: [ValidationError(Deployment.spec): unknown field "replicaz" in '
+            'io.k8s.api.apps.v1.DeploymentSpec, ValidationError(Deployment.spec.template.spec.containers[0]): '
+            'unknown field "imagez" in io.k8s.api.core.v1.Container]') in err
