@@ -102,6 +102,7 @@ def validate(ctx: Ctx, obj: Obj, old: Obj | None) -> None:
     info = ctx.info
     if info.crd is not None:
         from apiserver.admission.validation import validate_metadata
+
         from apiserver.crd.validation import validate_custom_object
 
         errs = validate_metadata(info.group, info.kind, obj, old, namespaced=info.namespaced)

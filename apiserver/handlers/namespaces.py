@@ -21,8 +21,9 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 UNDELETABLE = ("default", "kube-system", "kube-public")
 
 
-async def check_namespace_open(ctx: Ctx) -> None:
+async def check_namespace_open(ctx: Ctx, name: str = "") -> None:
     namespace = ctx.namespace
+    name = name or ctx.name or ""
     info = ctx.server.registry.lookup("", "v1", "namespaces")
     assert info is not None
     ns = await ctx.server.store.try_get(info, None, namespace)
@@ -32,9 +33,9 @@ async def check_namespace_open(ctx: Ctx) -> None:
         raise errors.StatusError(
             403, "Forbidden",
             f"{ctx.info.plural}{'.' + ctx.info.group if ctx.info.group else ''} "
-            f"\"{ctx.name or ''}\" is forbidden: unable to create new content in namespace {namespace} "
+            f"\"{name}\" is forbidden: unable to create new content in namespace {namespace} "
             "because it is being terminated",
-            details={"name": ctx.name or "", "group": ctx.info.group, "kind": ctx.info.plural,
+            details={"name": name, "group": ctx.info.group, "kind": ctx.info.plural,
                      "causes": [{"reason": "NamespaceTerminating", "message": f"namespace {namespace} is being terminated",
                                  "field": "metadata.namespace"}]},
         )

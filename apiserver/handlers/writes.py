@@ -31,7 +31,7 @@ def to_client(ctx: Ctx, obj: Obj) -> Obj:
 async def create(ctx: Ctx, obj: Any) -> Obj:
     obj = admission.check_identity(ctx, obj, name_required=True)
     if ctx.info.namespaced:
-        await namespaces.check_namespace_open(ctx)
+        await namespaces.check_namespace_open(ctx, obj["metadata"].get("name") or "")
     admission.check_fields(ctx, obj)
     obj = to_storage(ctx, obj)
     manager = ctx.field_manager()
@@ -110,7 +110,6 @@ async def patch(ctx: Ctx, raw: bytes, content_type: str | None) -> tuple[Obj, bo
             "the body of the request was in an unknown format - accepted media types include: "
             "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml")
     document = codec.decode_json(raw)
-    _check_patch_shape(patch_type, document)
     sub = _subresource_for_write(ctx)
     manager = ctx.field_manager()
     precondition = ""
@@ -129,13 +128,6 @@ async def patch(ctx: Ctx, raw: bytes, content_type: str | None) -> tuple[Obj, bo
     _, new = await ctx.server.store.guaranteed_update(
         ctx.info, ctx.namespace, ctx.name, compute, precondition_rv=precondition, dry_run=ctx.dry_run)
     return to_client(ctx, await finish_update(ctx, new)), False
-
-
-def _check_patch_shape(patch_type: str, document: Any) -> None:
-    if patch_type == "json" and not isinstance(document, list):
-        raise errors.bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
-    if patch_type != "json" and not isinstance(document, dict):
-        raise errors.bad_request("json: cannot unmarshal array into Go value of type map[string]interface {}")
 
 
 def _apply_patch(ctx: Ctx, patch_type: str, current: Obj, document: Any) -> Any:
