@@ -112,12 +112,19 @@ async def _non_resource(server: Server, request: web.Request, group: str, versio
 
 async def openapi(request: web.Request) -> web.Response:
     from apiserver import openapi as docs
+    from apiserver import openapi_v2
 
     server = _server(request)
     infos = list(server.registry.resources())
     tail = request.match_info.get("tail", "")
     if request.path.startswith("/openapi/v2"):
-        return _json(docs.openapi_v2(infos))
+        if "application/com.github.proto-openapi.spec.v2" in request.headers.get("Accept", ""):
+            body, etag = openapi_v2.openapi_v2_protobuf(infos)
+            content_type = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+        else:
+            body, etag = openapi_v2.openapi_v2_json(infos)
+            content_type = "application/json"
+        return web.Response(body=body, headers={"Content-Type": content_type, "ETag": f'"{etag}"'})
     if not tail:
         return _json(docs.openapi_v3_index(infos))
     parts = tail.split("/")
@@ -129,7 +136,14 @@ async def openapi(request: web.Request) -> web.Response:
         raise errors.StatusError(404, "NotFound", "the server could not find the requested resource", details={})
     if not server.registry.known_version(group, ver):
         raise errors.StatusError(404, "NotFound", "the server could not find the requested resource", details={})
-    return _json(docs.openapi_v3_group_version(infos, group, ver))
+    body, digest = docs.openapi_v3_group_version_json(infos, group, ver)
+    asked = request.query.get("hash")
+    if asked and asked != digest:
+        raise web.HTTPMovedPermanently(f"{request.path}?hash={digest}")
+    headers = {"Content-Type": "application/json", "ETag": f'"{digest}"'}
+    if asked:
+        headers["Cache-Control"] = "public, immutable"
+    return web.Response(body=body, headers=headers)
 
 
 def build_app(server: Server) -> web.Application:

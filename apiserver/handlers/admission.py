@@ -72,13 +72,18 @@ def check_fields(ctx: Ctx, obj: Obj) -> None:
         schema = ctx.info.schema(ctx.version)
         unknown = fields.unknown_fields(obj, schema) if schema is not None and mode != "Ignore" else []
     if unknown and mode == "Strict":
-        raise fields.field_validation_error(unknown)
+        raise fields.field_validation_error(unknown, kind=ctx.info.kind, version=ctx.version)
     if unknown and mode == "Warn":
         ctx.warnings.extend(fields.field_validation_warnings(unknown))
 
 
 def apply_defaults(ctx: Ctx, obj: Obj) -> None:
     """Defaults of the storage version (objects are converted before admission)."""
+    if (ctx.info.group, ctx.info.kind) == ("apiextensions.k8s.io", "CustomResourceDefinition"):
+        from apiserver.crd import default_crd
+
+        default_crd(obj)
+        return
     if ctx.info.crd is not None:
         from apiserver.crd.defaulting import apply_defaults as apply_schema_defaults
 
@@ -109,6 +114,13 @@ def validate(ctx: Ctx, obj: Obj, old: Obj | None) -> None:
         raw = _crd_schema(ctx, ctx.info.version)
         if raw:
             errs += validate_custom_object(obj, raw)
+    elif (info.group, info.kind) == ("apiextensions.k8s.io", "CustomResourceDefinition"):
+        from apiserver.admission.validation import validate_metadata
+
+        from apiserver.crd import validate_crd, validate_crd_update
+
+        errs = validate_metadata(info.group, info.kind, obj, old, namespaced=False)
+        errs += validate_crd(obj) if old is None else validate_crd_update(obj, old)
     else:
         from apiserver.admission.validation import validate_object
 

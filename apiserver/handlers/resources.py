@@ -26,13 +26,14 @@ _NOT_FOUND = "the server could not find the requested resource"
 
 
 def respond(ctx: Ctx | None, body: Any, status: int = 200, shape: reads.Shape | None = None) -> web.Response:
-    headers = {}
-    if ctx is not None and ctx.warnings:
-        headers["Warning"] = ", ".join(f'299 - "{w}"' if not w.startswith("299") else w for w in ctx.warnings)
     if shape is not None and shape.yaml:
-        return web.Response(body=codec.encode_yaml(body), status=status, content_type="application/yaml", headers=headers)
-    raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    return web.Response(body=raw, status=status, content_type="application/json", headers=headers)
+        response = web.Response(body=codec.encode_yaml(body), status=status, content_type="application/yaml")
+    else:
+        raw = body if isinstance(body, bytes) else orjson.dumps(body)
+        response = web.Response(body=raw, status=status, content_type="application/json")
+    for warning in ctx.warnings if ctx is not None else ():
+        response.headers.add("Warning", warning if warning.startswith("299") else f'299 - "{warning}"')
+    return response
 
 
 async def _context(server: Server, request: web.Request, rinfo: RequestInfo) -> Ctx:

@@ -47,6 +47,7 @@ _INITIAL_STATUS: dict[tuple[str, str], Obj] = {
     ("", "ResourceQuota"): {},
 }
 
+CRD_CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
@@ -80,6 +81,10 @@ def prepare_for_create(info: ResourceInfo, obj: Obj) -> None:
         meta["generation"] = 1
     else:
         meta.pop("generation", None)
+    if (info.group, info.kind) == ("apiextensions.k8s.io", "CustomResourceDefinition"):
+        finalizers = meta.setdefault("finalizers", [])
+        if CRD_CLEANUP_FINALIZER not in finalizers:
+            finalizers.append(CRD_CLEANUP_FINALIZER)
     if not has_status_subresource(info) or (info.group, info.kind) == ("", "Node"):
         return
     if info.crd is not None:
