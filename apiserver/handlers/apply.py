@@ -31,7 +31,8 @@ async def apply(ctx: Ctx, raw: bytes) -> tuple[Obj, bool]:
 
     manager = ctx.field_manager(default_from_agent=False)
     if not manager:
-        raise errors.bad_request("PATCH request with apply-patch+yaml content type requires a fieldManager query parameter")
+        raise errors.invalid_object("PatchOptions", "meta.k8s.io", "", [
+            errors.required("fieldManager", "is required for apply patch")])
     force = _parse_force(ctx)
     applied = admission.check_identity(ctx, codec.decode_yaml(raw), name_required=True)
     if applied["metadata"].get("managedFields"):
