@@ -106,20 +106,18 @@ def _crd_schema(ctx: Ctx, version: str) -> Obj | None:
 def validate(ctx: Ctx, obj: Obj, old: Obj | None) -> None:
     info = ctx.info
     if info.crd is not None:
-        from apiserver.admission.validation import validate_metadata
-
+        from apiserver.admission.validation import validate_object
         from apiserver.crd.validation import validate_custom_object
 
-        errs = validate_metadata(info.group, info.kind, obj, old, namespaced=info.namespaced)
+        errs = validate_object(info.group, info.kind, obj, old)  # generic metadata rules
         raw = _crd_schema(ctx, ctx.info.version)
         if raw:
             errs += validate_custom_object(obj, raw)
     elif (info.group, info.kind) == ("apiextensions.k8s.io", "CustomResourceDefinition"):
-        from apiserver.admission.validation import validate_metadata
-
+        from apiserver.admission.validation import validate_object
         from apiserver.crd import validate_crd, validate_crd_update
 
-        errs = validate_metadata(info.group, info.kind, obj, old, namespaced=False)
+        errs = validate_object(info.group, info.kind, obj, old)
         errs += validate_crd(obj) if old is None else validate_crd_update(obj, old)
     else:
         from apiserver.admission.validation import validate_object

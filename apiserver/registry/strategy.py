@@ -91,6 +91,10 @@ def prepare_for_create(info: ResourceInfo, obj: Obj) -> None:
         return
     if info.crd is not None:
         obj.pop("status", None)
+    elif (info.group, info.kind) == ("apiextensions.k8s.io", "CustomResourceDefinition"):
+        # Conditions and acceptedNames come from the CRD loop; storedVersions from defaulting.
+        stored = (obj.get("status") or {}).get("storedVersions")
+        obj["status"] = {"storedVersions": stored} if stored else {}
     elif (info.group, info.kind) == ("", "Pod"):
         obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj.get("spec") or {})}
     elif (info.group, info.kind) == ("", "Namespace"):

@@ -48,7 +48,7 @@ def test_unknown_kind(mkp_cluster_module):
 def test_invalid_name_is_422_with_field_cause(mkp_cluster_module):
     result = mkp_cluster_module.kubectl("create", "configmap", "My_Config", "--from-literal=a=b", check=False)
     assert result.returncode != 0
-    assert 'The ConfigMap "My_Config" is invalid: metadata.name: Invalid value: "My_Config": ' \
+    assert 'ConfigMap "My_Config" is invalid: metadata.name: Invalid value: "My_Config": ' \
            "a lowercase RFC 1123 subdomain must consist of" in result.stderr
     code, status = _request(mkp_cluster_module, "POST", "/api/v1/namespaces/default/configmaps",
                             b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"Bad_Name"}}')

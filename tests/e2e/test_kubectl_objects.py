@@ -57,7 +57,7 @@ def test_apply_twice_is_unchanged_then_configured(mkp_cluster):
     assert k("apply", "-f", path).stdout.strip() == "deployment.apps/order-service unchanged"
     edited = (MANIFESTS / "deployment.yaml").read_text().replace("replicas: 3", "replicas: 5")
     assert k("apply", "-f", "-", input=edited).stdout.strip() == "deployment.apps/order-service configured"
-    dep = json.loads(k("get", "deploy", "order-service", "-o", "json").stdout)
+    dep = json.loads(k("get", "deploy", "order-service", "-o", "json", "--show-managed-fields").stdout)
     assert dep["spec"]["replicas"] == 5
     assert dep["metadata"]["generation"] == 2
     # defaults as on a real cluster
@@ -65,7 +65,7 @@ def test_apply_twice_is_unchanged_then_configured(mkp_cluster):
     container = dep["spec"]["template"]["spec"]["containers"][0]
     assert container["imagePullPolicy"] == "IfNotPresent"
     assert container["ports"][0]["protocol"] == "TCP"
-    assert container["resources"]["limits"]["cpu"] == "1"
+    assert container["resources"]["limits"]["cpu"] == "1" and container["resources"]["requests"]["memory"] == "512Mi"
     assert dep["spec"]["template"]["spec"]["restartPolicy"] == "Always"
     managers = {m["manager"] for m in dep["metadata"]["managedFields"]}
     assert "kubectl-client-side-apply" in managers
