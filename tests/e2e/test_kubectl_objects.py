@@ -182,6 +182,9 @@ def test_generators_send_protobuf(mkp_cluster):
 
 def test_delete_forms_and_finalizer(mkp_cluster):
     k = mkp_cluster.kubectl
+    created = k("create", "-f", "-", input="apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-file\ndata:\n  k: v\n")
+    assert created.stdout.strip() == "configmap/from-file created"
+    k("delete", "-f", "-", input="apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-file\n")
     for name in ("a", "b", "c"):
         k("create", "configmap", name, "--from-literal=k=v")
     k("label", "configmap", "a", "b", "group=x")
