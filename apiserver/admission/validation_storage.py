@@ -123,11 +123,11 @@ def validate_pvc_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldE
     return errs
 
 
-def _pv_capacity(capacity: Any, path: str) -> list[FieldError]:
-    capacity = as_dict(capacity)
+def _pv_capacity(raw: Any, path: str) -> list[FieldError]:
+    capacity = as_dict(raw)
     errs = [] if capacity else [required(path, "")]
     if "storage" not in capacity or len(capacity) > 1:
-        rendered = "core.ResourceList" + go_string_map(capacity).removeprefix("map[string]string")
+        rendered = "core.ResourceList" + go_string_map(raw).removeprefix("map[string]string")
         errs.append(not_supported_go(path, rendered, ["storage"]))
     for name, raw in sorted(capacity.items()):
         quantity, q_errs = quantity_or_error(raw, key(path, name))
