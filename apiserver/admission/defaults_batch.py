@@ -1,9 +1,10 @@
 """Defaulting of batch/v1 Jobs and CronJobs, and the Job selector generation.
 
 Mirrors pkg/apis/batch/v1/defaults.go (completions/parallelism 1 when both are unset,
-backoffLimit 6, completionMode NonIndexed, suspend false, podReplacementPolicy
-TerminatingOrFailed; CronJob concurrencyPolicy Allow, history limits 3 and 1) and the
-Job REST strategy's generateSelector: a new Job without `manualSelector: true` selects
+backoffLimit 6, completionMode NonIndexed, suspend false, manualSelector false,
+podReplacementPolicy TerminatingOrFailed; CronJob concurrencyPolicy Allow, history
+limits 3 and 1) and the Job REST strategy's generateSelector: a new Job without
+`manualSelector: true` selects
 its pods by `batch.kubernetes.io/controller-uid=<uid>`, and its template gets that label,
 `batch.kubernetes.io/job-name` and the legacy `controller-uid` / `job-name` labels.
 Generation needs the Job's uid, so it happens only once the registry has assigned one.
@@ -59,6 +60,8 @@ def _default_job_spec(spec: dict[str, Any]) -> None:
                 pattern["status"] = "True"
     if spec.get("podReplacementPolicy") is None:
         spec["podReplacementPolicy"] = "Failed" if failure_policy is not None else "TerminatingOrFailed"
+    if spec.get("manualSelector") is None:
+        spec["manualSelector"] = False
 
 
 def _labels_from_template(job: dict[str, Any]) -> None:
