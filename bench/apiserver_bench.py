@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/apiserver_bench.py [--duration 10] [--profile DIR]
 
-One run (about 100 s, never more than --time-limit, default 180 s) measures on
+One run (about 90 s, never more than --time-limit, default 180 s) measures on
 ConfigMaps in `default`, against clusters started with `mkp up --port 0 --no-merge`
 in throw-away MKP_HOME directories:
 
@@ -21,12 +21,14 @@ collapsed stacks go to DIR and a summary of the hot spots is printed and added t
 JSON. Profiled numbers are perturbed by the sampler: take throughput and latency from a
 run without --profile.
 
-The load generator is wrk (Debian package `wrk`): it is C on epoll, one thread drives 32
-connections at well over 10x the rates measured here for a few percent of one core,
-so it leaves the second core to the server and is not the bottleneck. Its Lua hooks give
-unique names per request (`request()` with a counter and the thread id) and a
-machine-readable summary (`done()`). `hey` (Go) would do too, but spends more CPU per
-request, and on a 2-core machine the load generator's CPU comes out of the server's.
+The load generator is wrk (Debian package `wrk`): C on epoll, one thread for up to 32
+connections. It used 0.08-0.35 of a core here (0.35 at 21,600 gets/s), so it leaves the
+second core mostly free, while the server saturates one core and cannot use more: the
+generator is not the bottleneck. Its Lua hooks give unique names per request
+(`request()` with a counter and the thread id) and a machine-readable summary
+(`done()`). `hey` (Go) would do too. We did not measure it, but on a 2-core machine
+whatever CPU the load generator uses is taken from the server, so we took the lighter
+of the two.
 
 Every process started here is stopped at the end (also on error, SIGINT, SIGTERM and
 the time limit); all traffic goes to 127.0.0.1.
@@ -276,7 +278,7 @@ end
 @dataclass
 class Profiler:
     """py-spy attached to the API server for one phase (a no-op without --profile).
-    Blocking mode (py-spy pauses the process for each sample): it costs about 5% of
+    Blocking mode (py-spy pauses the process for each sample): it cost 5-15% of
     throughput at 200 samples/s, where --nonblocking lost a third of the samples to
     torn stacks."""
 
@@ -427,9 +429,10 @@ async def open_loop(server: str, kind: str, rate: float, seconds: float, target_
         t0 = time.perf_counter() + 0.05
         for i in range(n):
             scheduled = t0 + i / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            # uvloop's timers have 1 ms granularity: sleep to just before the slot, then
+            # yield to the loop (which keeps reading responses) until it comes.
+            while (delay := scheduled - time.perf_counter()) > 0:
+                await asyncio.sleep(delay - 0.0015 if delay > 0.002 else 0)
             tasks.append(asyncio.create_task(one(i, scheduled)))
         await asyncio.wait(tasks, timeout=15)
         for t in tasks:
@@ -549,7 +552,8 @@ def _short(path: str) -> str:
             for f in REPO.glob("*/**/*.py"):
                 if ".venv" not in f.parts:
                     _REPO_FILES.setdefault(f.name, []).append(str(f.relative_to(REPO)))
-        found = [f for f in _REPO_FILES.get(path, []) if f.startswith("apiserver/")] or _REPO_FILES.get(path, [])
+        found = _REPO_FILES.get(path, [])
+        found = [f for f in found if f.startswith("apiserver/handlers/")] or found  # the package without __init__
         return found[0] if len(found) == 1 else path
     for marker in ("site-packages/", "/lib/python3."):
         if marker in path:
@@ -687,6 +691,7 @@ def run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
             wrk_args = [f"c{conns}", PAYLOAD] if kind == "create" else ["get", str(args.get_targets)]
             throughput[phase] = run_wrk(server + CM_PATH, lua, conns, args.duration, wrk_args,
                                         profiler, cluster.pid, phase, profiles)
+            throughput[phase]["rss_after_mb"] = cluster.memory_mb()["VmRSS"]
             log(f"{phase}: {throughput[phase]}")
     results["throughput"] = throughput
 
@@ -699,6 +704,7 @@ def run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
         latency[kind] = asyncio.run(open_loop(server, kind, args.rate, seconds, "get", args.get_targets))
         latency[kind]["server_cpu_share"] = meter.share()
         latency[kind]["client_cpu_share"] = client.share()
+        latency[kind]["rss_after_mb"] = cluster.memory_mb()["VmRSS"]
         profiler.finish(prof, f"latency_{kind}", profiles)
         log(f"latency {kind}: {latency[kind]['latency_from_schedule']} failures={latency[kind]['failures']}")
     results["latency_200rps"] = latency
@@ -710,6 +716,7 @@ def run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
     results["watch"] = asyncio.run(watch_delivery(server, args.watchers, args.watch_writes, args.watch_rate))
     results["watch"]["server_cpu_share"] = meter.share()
     results["watch"]["client_cpu_share"] = client.share()  # this process: the watchers and the writer
+    results["watch"]["rss_after_mb"] = cluster.memory_mb()["VmRSS"]
     profiler.finish(prof, "watch", profiles)
     log(f"watch: {results['watch']['delivery_from_send']} missing={results['watch']['events_missing']}")
 
