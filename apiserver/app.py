@@ -20,6 +20,7 @@ from apiserver import errors
 from apiserver.context import Server
 from apiserver.handlers import discovery, namespaces, resources
 from apiserver.pipeline import Pipeline
+from apiserver.registry.allocators import DEFAULT_SERVICE_CIDR, Allocator, ServiceAllocations, run_repair
 from apiserver.registry.registry import Registry
 from apiserver.registry.store import ObjectStore
 from apiserver.request import parse_request
@@ -169,14 +170,24 @@ def open_storage(data_dir: Path) -> Storage:
     return SQLiteStorage(data_dir / "state.db")
 
 
-async def start_server(storage: Storage, *, address: str = "127.0.0.1:6443") -> tuple[Server, list[asyncio.Task[Any]]]:
-    """The Server and its background tasks (CRD serving, compaction)."""
+async def start_server(storage: Storage, *, address: str = "127.0.0.1:6443",
+                       service_cidr: str = DEFAULT_SERVICE_CIDR) -> tuple[Server, list[asyncio.Task[Any]]]:
+    """The Server and its background tasks (CRD serving, allocation repair, compaction)."""
     from apiserver import crd_serving
 
     registry = Registry()
-    server = Server(registry=registry, storage=storage, store=ObjectStore(storage), pipeline=Pipeline(), address=address)
+    allocator = Allocator(storage, ServiceAllocations.from_config(service_cidr))
+    server = Server(registry=registry, storage=storage, store=ObjectStore(storage), pipeline=Pipeline(),
+                    allocator=allocator, address=address)
     await namespaces.ensure_system_namespaces(server)
-    tasks = [asyncio.create_task(crd_serving.run(server), name="crd-serving")]
+    services_info = registry.lookup("", "v1", "services")
+    assert services_info is not None
+
+    async def list_services() -> list[dict[str, Any]]:
+        return (await server.store.list(services_info, None)).items
+
+    tasks = [asyncio.create_task(crd_serving.run(server), name="crd-serving"),
+             asyncio.create_task(run_repair(allocator, list_services), name="allocation-repair")]
     compactor = getattr(storage, "run_compactor", None)
     if compactor is not None:
         tasks.append(asyncio.create_task(compactor(), name="compactor"))

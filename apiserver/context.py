@@ -10,6 +10,7 @@ from multidict import MultiMapping
 
 from apiserver import errors
 from apiserver.pipeline import Pipeline, UserInfo
+from apiserver.registry.allocators import Allocator
 from apiserver.registry.registry import Registry
 from apiserver.registry.resource import ResourceInfo
 from apiserver.registry.store import ObjectStore
@@ -23,6 +24,7 @@ class Server:
     storage: Storage
     store: ObjectStore
     pipeline: Pipeline
+    allocator: Allocator
     address: str = "127.0.0.1:6443"
     caches: dict[str, Any] = field(default_factory=dict)
 

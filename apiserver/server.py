@@ -17,18 +17,21 @@ from pathlib import Path
 from aiohttp import web
 
 
-async def serve(data_dir: Path, host: str, port: int, port_file: Path | None) -> None:
+async def serve(data_dir: Path, host: str, port: int, port_file: Path | None,
+                service_cidr: str = "10.96.0.0/12") -> None:
     """Serve until SIGTERM/SIGINT or cancellation."""
     from apiserver.app import build_app, open_storage, start_server, stop_tasks
+    from apiserver.kubernetes_service import ensure_kubernetes_service
 
     storage = open_storage(data_dir)
-    server, tasks = await start_server(storage, address=f"{host}:{port}")
+    server, tasks = await start_server(storage, address=f"{host}:{port}", service_cidr=service_cidr)
     runner = web.AppRunner(build_app(server), access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
     await site.start()
     bound = runner.addresses[0][1]
     server.address = f"{host}:{bound}"
+    await ensure_kubernetes_service(server, host, bound)
     if port_file is not None:
         tmp = port_file.with_suffix(".tmp")
         tmp.write_text(str(bound))
@@ -46,9 +49,10 @@ async def serve(data_dir: Path, host: str, port: int, port_file: Path | None) ->
         await storage.close()
 
 
-def main(data_dir: str, host: str = "127.0.0.1", port: int = 6443, port_file: str | None = None) -> None:
+def main(data_dir: str, host: str = "127.0.0.1", port: int = 6443, port_file: str | None = None,
+         service_cidr: str = "10.96.0.0/12") -> None:
     import uvloop
 
     logging.basicConfig(level=os.environ.get("MKP_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvloop.run(serve(Path(data_dir), host, port, Path(port_file) if port_file else None))
+    uvloop.run(serve(Path(data_dir), host, port, Path(port_file) if port_file else None, service_cidr))

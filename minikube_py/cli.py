@@ -188,6 +188,8 @@ def _served_version(paths: ClusterPaths) -> str | None:
 
 
 def _apiserver_options(f):  # type: ignore[no-untyped-def]
+    f = click.option("--service-cluster-ip-range", default="10.96.0.0/12", show_default=True,
+                     help="CIDR that Service clusterIPs are allocated from.")(f)
     f = click.option("--port-file", default=None, help="Write the bound port here once listening.")(f)
     f = click.option("--port", type=click.IntRange(0, 65535), default=6443, show_default=True,
                      help="0 picks a free port (see --port-file).")(f)
@@ -197,21 +199,22 @@ def _apiserver_options(f):  # type: ignore[no-untyped-def]
 
 @cli.command()
 @_apiserver_options
-def apiserver(data_dir: str, bind_address: str, port: int, port_file: str | None) -> None:
+def apiserver(data_dir: str, bind_address: str, port: int, port_file: str | None, service_cluster_ip_range: str) -> None:
     """Run the Kubernetes API server in the foreground."""
     from apiserver.server import main as serve
 
-    serve(data_dir, host=bind_address, port=port, port_file=port_file)
+    serve(data_dir, host=bind_address, port=port, port_file=port_file, service_cidr=service_cluster_ip_range)
 
 
 @cli.command(name="all-in-one", hidden=True)
 @_apiserver_options
-def all_in_one(data_dir: str, bind_address: str, port: int, port_file: str | None) -> None:
+def all_in_one(data_dir: str, bind_address: str, port: int, port_file: str | None,
+               service_cluster_ip_range: str) -> None:
     """Every component in this one process (`mkp up --single-process`). Only the API
     server exists so far; controllers, scheduler and kubelet will join its event loop."""
     from apiserver.server import main as serve
 
-    serve(data_dir, host=bind_address, port=port, port_file=port_file)
+    serve(data_dir, host=bind_address, port=port, port_file=port_file, service_cidr=service_cluster_ip_range)
 
 
 def main() -> None:

@@ -141,19 +141,66 @@ def _track(ctx: Ctx, old: Obj | None, new: Obj, manager: str, subresource: str =
                  api_version=info.api_version(info.version), now=strategy.now_rfc3339(), subresource=subresource)
 
 
+def _is_service(ctx: Ctx) -> bool:
+    return (ctx.info.group, ctx.info.kind) == ("", "Service")
+
+
+async def _validate_allocating(ctx: Ctx, obj: Obj, old: Obj | None, operation: str, subresource: str = "") -> None:
+    """Service values (clusterIP, nodePorts) are claimed before validation, as the
+    Service REST storage does; anything claimed here is released again if the write
+    is rejected or only a dry run."""
+    from apiserver.registry.allocators import ServiceAllocations
+
+    claimed: tuple[set[str], set[int]] = (set(), set())
+    if _is_service(ctx) and subresource == "":
+        await ctx.server.allocator.assign(obj, old)
+        new_ips, new_ports = ServiceAllocations.held(obj)
+        old_ips, old_ports = ServiceAllocations.held(old)
+        claimed = (new_ips - old_ips, new_ports - old_ports)
+    try:
+        validate(ctx, obj, old)
+        await ctx.server.pipeline.validate(_attributes(ctx, operation, obj, old, subresource))
+    except BaseException:
+        await release(ctx, claimed)
+        raise
+    if ctx.dry_run:
+        await release(ctx, claimed)
+
+
+async def release_unused(ctx: Ctx, old: Obj | None, new: Obj | None) -> None:
+    """After an update is stored: free the Service values the old object held and the
+    new one does not (the repair pass is the backstop if we crash in between)."""
+    from apiserver.registry.allocators import ServiceAllocations
+
+    if not _is_service(ctx) or ctx.dry_run or old is None or new is None:
+        return
+    old_ips, old_ports = ServiceAllocations.held(old)
+    new_ips, new_ports = ServiceAllocations.held(new)
+    await release(ctx, (old_ips - new_ips, old_ports - new_ports))
+
+
+async def release(ctx: Ctx, claimed: tuple[set[str], set[int]]) -> None:
+    for ip in claimed[0]:
+        await ctx.server.allocator.release_ip(ip)
+    for port in claimed[1]:
+        await ctx.server.allocator.release_port(port)
+
+
 async def admit_create(ctx: Ctx, obj: Obj, *, manager: str | None) -> Obj:
     """Everything a new object (already converted to the storage version) goes through
-    before storage. `manager` None means managedFields were already computed (apply)."""
-    apply_defaults(ctx, obj)
-    await ctx.server.pipeline.admit(_attributes(ctx, "CREATE", obj, None))
+    before storage, in kube-apiserver's order: server-owned metadata first (so
+    create-only defaults such as the Job selector see the uid), defaulting, mutating
+    admission, managedFields, allocation, validation, validating admission.
+    `manager` None means managedFields were already computed (apply)."""
     meta = obj["metadata"]
     if not meta.get("name"):
         meta["name"] = strategy.generate_name(meta.get("generateName", ""))
     strategy.prepare_for_create(ctx.info, obj)
+    apply_defaults(ctx, obj)
+    await ctx.server.pipeline.admit(_attributes(ctx, "CREATE", obj, None))
     if manager is not None:
         _track(ctx, None, obj, manager)
-    validate(ctx, obj, None)
-    await ctx.server.pipeline.validate(_attributes(ctx, "CREATE", obj, None))
+    await _validate_allocating(ctx, obj, None, "CREATE")
     return obj
 
 
@@ -161,19 +208,24 @@ async def admit_update(ctx: Ctx, new: Obj, old: Obj, *, manager: str | None, sub
     """Everything an update (in the storage version) goes through. Returns None when
     nothing would change (no write, no new resourceVersion): Kubernetes skips no-op
     updates."""
-    apply_defaults(ctx, new)
     if subresource == "status":
         new = strategy.prepare_for_status_update(new, old)
     elif subresource == "":
         strategy.prepare_for_update(ctx.info, new, old)
-    await ctx.server.pipeline.admit(_attributes(ctx, "UPDATE", new, old, subresource))
+        if _is_service(ctx):
+            from apiserver.admission.defaults_core import prepare_service_update
+            from apiserver.registry.service_strategy import drop_type_dependent_fields
+
+            prepare_service_update(new, old)
+            drop_type_dependent_fields(new, old)
     new.setdefault("metadata", {})["resourceVersion"] = old["metadata"].get("resourceVersion")
+    apply_defaults(ctx, new)
+    await ctx.server.pipeline.admit(_attributes(ctx, "UPDATE", new, old, subresource))
     if manager is not None:
         _track(ctx, old, new, manager, subresource)
     if strategy.unchanged(new, old):
         return None
-    validate(ctx, new, old)
-    await ctx.server.pipeline.validate(_attributes(ctx, "UPDATE", new, old, subresource))
+    await _validate_allocating(ctx, new, old, "UPDATE", subresource)
     return new
 
 

@@ -60,7 +60,8 @@ async def apply(ctx: Ctx, raw: bytes) -> tuple[Obj, bool]:
         new["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
         return await admission.admit_update(ctx, new, current, manager=None, subresource=sub)
 
-    _, new = await ctx.server.store.guaranteed_update(
+    old, new = await ctx.server.store.guaranteed_update(
         ctx.info, ctx.namespace, ctx.name, compute, precondition_rv=precondition,
         dry_run=ctx.dry_run, allow_create=sub == "")
+    await admission.release_unused(ctx, old, new)
     return to_client(ctx, await finish_update(ctx, new)), created

@@ -133,7 +133,7 @@ async def delete_one(ctx: Ctx, name: str, opts: Obj) -> tuple[Obj, bool]:
         marked = _mark_deleting(ctx, admission_copy(current), finalizer, grace)
         try:
             if marked is None:
-                return await store.delete_now(ctx.info, current, dry_run=dry_run), False
+                return await remove(ctx, current, dry_run=dry_run), False
             if marked == current:
                 return current, True
 
@@ -147,6 +147,14 @@ async def delete_one(ctx: Ctx, name: str, opts: Obj) -> tuple[Obj, bool]:
             if exc.reason != "Conflict" or (opts.get("preconditions") or {}):
                 raise
             # Someone wrote in between: decide again on the fresh object.
+
+
+async def remove(ctx: Ctx, obj: Obj, *, dry_run: bool = False) -> Obj:
+    """Delete from storage now; a Service's clusterIP and nodePorts are released."""
+    deleted = await ctx.server.store.delete_now(ctx.info, obj, dry_run=dry_run)
+    if not dry_run and (ctx.info.group, ctx.info.kind) == ("", "Service"):
+        await ctx.server.allocator.release_all(deleted)
+    return deleted
 
 
 def admission_copy(obj: Obj) -> Obj:

@@ -30,6 +30,8 @@ def to_client(ctx: Ctx, obj: Obj) -> Obj:
 
 async def create(ctx: Ctx, obj: Any) -> Obj:
     obj = admission.check_identity(ctx, obj, name_required=True)
+    if obj["metadata"].get("resourceVersion"):
+        raise errors.bad_request("resourceVersion should not be set on objects to be created")
     if ctx.info.namespaced:
         await namespaces.check_namespace_open(ctx, obj["metadata"].get("name") or "")
     admission.check_fields(ctx, obj)
@@ -44,6 +46,8 @@ async def create(ctx: Ctx, obj: Any) -> Obj:
         try:
             return to_client(ctx, await ctx.server.store.create(ctx.info, new, dry_run=ctx.dry_run))
         except errors.StatusError as exc:
+            if (ctx.info.group, ctx.info.kind) == ("", "Service") and not ctx.dry_run:
+                await ctx.server.allocator.release_all(new)
             if not (generated and exc.reason == "AlreadyExists"):
                 raise
     raise errors.already_exists(ctx.info.plural, obj["metadata"].get("generateName", ""), ctx.info.group)
@@ -73,8 +77,9 @@ async def update(ctx: Ctx, obj: Any) -> tuple[Obj, bool]:
         assert current is not None
         return await admission.admit_update(ctx, new, current, manager=manager, subresource=sub)
 
-    _, new = await ctx.server.store.guaranteed_update(
+    old, new = await ctx.server.store.guaranteed_update(
         ctx.info, ctx.namespace, ctx.name, compute, precondition_rv=precondition, dry_run=ctx.dry_run)
+    await admission.release_unused(ctx, old, new)
     return to_client(ctx, await finish_update(ctx, new)), False
 
 
@@ -85,7 +90,9 @@ async def finish_update(ctx: Ctx, new: Obj) -> Obj:
     if meta.get("deletionTimestamp") and not meta.get("finalizers") and not meta.get("deletionGracePeriodSeconds"):
         if ctx.info.kind != "Namespace" or not (new.get("spec") or {}).get("finalizers"):
             try:
-                return await ctx.server.store.delete_now(ctx.info, new, dry_run=ctx.dry_run)
+                from apiserver.handlers.deletes import remove
+
+                return await remove(ctx, new, dry_run=ctx.dry_run)
             except errors.StatusError as exc:
                 if exc.code != 409 and exc.code != 404:
                     raise
@@ -125,8 +132,9 @@ async def patch(ctx: Ctx, raw: bytes, content_type: str | None) -> tuple[Obj, bo
         patched["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
         return await admission.admit_update(ctx, patched, current, manager=manager, subresource=sub)
 
-    _, new = await ctx.server.store.guaranteed_update(
+    old, new = await ctx.server.store.guaranteed_update(
         ctx.info, ctx.namespace, ctx.name, compute, precondition_rv=precondition, dry_run=ctx.dry_run)
+    await admission.release_unused(ctx, old, new)
     return to_client(ctx, await finish_update(ctx, new)), False
 
 

@@ -81,8 +81,6 @@ def prepare_for_create(info: ResourceInfo, obj: Obj) -> None:
         meta["generation"] = 1
     else:
         meta.pop("generation", None)
-    if (info.group, info.kind) == ("batch", "Job"):
-        _job_selector(obj)
     if (info.group, info.kind) == ("apiextensions.k8s.io", "CustomResourceDefinition"):
         finalizers = meta.setdefault("finalizers", [])
         if CRD_CLEANUP_FINALIZER not in finalizers:
@@ -103,19 +101,6 @@ def prepare_for_create(info: ResourceInfo, obj: Obj) -> None:
         obj["status"] = copy.deepcopy(_INITIAL_STATUS[(info.group, info.kind)])
     else:
         obj.pop("status", None)
-
-
-def _job_selector(job: Obj) -> None:
-    """The Job strategy generates the selector and the template labels from the uid,
-    unless the user chose manualSelector."""
-    spec = job.setdefault("spec", {})
-    if spec.get("manualSelector") or spec.get("selector"):
-        return
-    uid, name = job["metadata"]["uid"], job["metadata"]["name"]
-    spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
-    labels = spec.setdefault("template", {}).setdefault("metadata", {}).setdefault("labels", {})
-    labels.update({"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
-                   "controller-uid": uid, "job-name": name})
 
 
 def _spec_part(obj: Obj) -> Obj:
