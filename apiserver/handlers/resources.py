@@ -54,6 +54,11 @@ async def handle(server: Server, request: web.Request, rinfo: RequestInfo) -> we
         raise errors.StatusError(404, "NotFound", _NOT_FOUND, details={})
     if (ctx.info.group, ctx.info.kind) in VIRTUAL_KINDS and verb != "create":
         raise errors.method_not_allowed()
+    if verb in ("update", "patch", "delete") and not ctx.name:
+        raise errors.method_not_allowed()
+    if not sub and verb not in ctx.info.verbs and not (verb == "watch" and "list" in ctx.info.verbs
+                                                       and "watch" in ctx.info.verbs):
+        raise errors.method_not_allowed()
     if verb == "watch":
         return await watch.serve_watch(ctx)
     if verb == "list":

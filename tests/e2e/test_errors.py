@@ -102,3 +102,11 @@ def test_terminating_namespace_rejects_new_objects(mkp_cluster):
     assert result.returncode != 0 and "because it is being terminated" in result.stderr
     protected = k("delete", "namespace", "default", check=False)
     assert protected.returncode != 0 and "this namespace may not be deleted" in protected.stderr
+
+
+def test_unsupported_verb_is_405(mkp_cluster_module):
+    code, status = _request(mkp_cluster_module, "DELETE", "/api/v1/namespaces/default/services")
+    assert code == 405 and status["reason"] == "MethodNotAllowed"
+    code, status = _request(mkp_cluster_module, "PUT", "/api/v1/namespaces/default/configmaps",
+                            b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}')
+    assert code == 405 and status["reason"] == "MethodNotAllowed"
