@@ -151,29 +151,35 @@ async def _send_expired(stream: WatchStream, exc: CompactedError | None) -> None
 
 
 async def _pump(stream: WatchStream, watcher: Any) -> None:
+    """Forward events until the stream ends. With bookmarks on, a BOOKMARK goes out
+    whenever nothing was sent for BOOKMARK_INTERVAL, also while events arrive that the
+    selector filters out, so the client's resourceVersion keeps up with the store.
+    Waiting uses asyncio.timeout, not a task per event: the storage watcher's next()
+    loses nothing when a wait is cancelled."""
     iterator = watcher.__aiter__()
-    pending: asyncio.Future[Any] | None = None
-    interval = BOOKMARK_INTERVAL if stream.bookmarks else None
-    try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(iterator.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=interval)
-            if not done:
-                await stream.bookmark()  # quiet for a while: tell the client how far it is
-                continue
-            task, pending = pending, None
-            try:
-                event = task.result()
-            except (StopAsyncIteration, WatchDroppedError):
-                return  # the client re-lists, as after a dropped watch-cache watcher
-            except CompactedError as exc:
-                await _send_expired(stream, exc)
-                return
-            stream.revision = event.revision
-            translated = stream.translate(event)
-            if translated is not None:
-                await stream.send(*translated)
-    finally:
-        if pending is not None:
-            pending.cancel()
+    loop = asyncio.get_running_loop()
+    last_sent = loop.time()
+    while True:
+        try:
+            if stream.bookmarks:
+                async with asyncio.timeout(max(BOOKMARK_INTERVAL - (loop.time() - last_sent), 0.0)):
+                    event = await iterator.__anext__()
+            else:
+                event = await iterator.__anext__()
+        except TimeoutError:
+            await stream.bookmark()
+            last_sent = loop.time()
+            continue
+        except (StopAsyncIteration, WatchDroppedError):
+            return  # the client re-lists, as after a dropped watch-cache watcher
+        except CompactedError as exc:
+            await _send_expired(stream, exc)
+            return
+        stream.revision = event.revision
+        translated = stream.translate(event)
+        if translated is not None:
+            await stream.send(*translated)
+            last_sent = loop.time()
+        elif stream.bookmarks and loop.time() - last_sent >= BOOKMARK_INTERVAL:
+            await stream.bookmark()
+            last_sent = loop.time()

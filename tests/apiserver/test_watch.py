@@ -1,0 +1,108 @@
+"""Watch semantics against the real app, in process: selector transitions, bookmarks
+under filtered churn, sendInitialEvents, 410 after compaction."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from apiserver.app import SERVER_KEY, build_app, start_server, stop_tasks
+from apiserver.handlers import watch as watch_module
+from apiserver.storage.sqlite import SQLiteStorage
+
+CM = "/api/v1/namespaces/default/configmaps"
+
+
+@pytest.fixture
+async def client(tmp_path):
+    storage = SQLiteStorage(tmp_path / "state.db")
+    server, tasks = await start_server(storage)
+    test_client = TestClient(TestServer(build_app(server)))
+    await test_client.start_server()
+    yield test_client
+    await test_client.close()
+    await stop_tasks(tasks)
+    await storage.close()
+
+
+async def _create(client, name: str, labels: dict | None = None) -> dict:
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels or {}}}
+    resp = await client.post(CM, data=orjson.dumps(body), headers={"Content-Type": "application/json"})
+    assert resp.status == 201, await resp.text()
+    return await resp.json()
+
+
+async def _events(resp, count: int, timeout: float = 5.0) -> list[dict]:
+    out = []
+    async with asyncio.timeout(timeout):
+        while len(out) < count:
+            line = await resp.content.readline()
+            assert line, "stream ended early"
+            out.append(orjson.loads(line))
+    return out
+
+
+async def test_selector_transitions_become_added_and_deleted(client):
+    await _create(client, "a", {"team": "x"})
+    listed = await (await client.get(CM)).json()
+    rv = listed["metadata"]["resourceVersion"]
+    resp = await client.get(CM, params={"watch": "true", "resourceVersion": rv, "labelSelector": "team=y"})
+    await client.patch(f"{CM}/a", data=b'{"metadata":{"labels":{"team":"y"}}}',
+                       headers={"Content-Type": "application/merge-patch+json"})
+    await client.patch(f"{CM}/a", data=b'{"data":{"k":"v"}}', headers={"Content-Type": "application/merge-patch+json"})
+    await client.patch(f"{CM}/a", data=b'{"metadata":{"labels":{"team":"z"}}}',
+                       headers={"Content-Type": "application/merge-patch+json"})
+    events = await _events(resp, 3)
+    assert [e["type"] for e in events] == ["ADDED", "MODIFIED", "DELETED"]
+    resp.close()
+
+
+async def test_bookmarks_keep_up_with_filtered_churn(client, monkeypatch):
+    monkeypatch.setattr(watch_module, "BOOKMARK_INTERVAL", 0.3)
+    listed = await (await client.get(CM)).json()
+    resp = await client.get(CM, params={"watch": "true", "resourceVersion": listed["metadata"]["resourceVersion"],
+                                        "labelSelector": "app=nothing", "allowWatchBookmarks": "true"})
+    async def churn() -> None:  # changes the selector never matches, faster than the interval
+        for i in range(30):
+            await _create(client, f"churn-{i}")
+            await asyncio.sleep(0.1)
+
+    churning = asyncio.create_task(churn())
+    try:
+        [event] = await _events(resp, 1, timeout=1.2)  # well before the churn stops (~3 s)
+        assert not churning.done()
+    finally:
+        churning.cancel()
+    assert event["type"] == "BOOKMARK"
+    assert event["object"]["kind"] == "ConfigMap"
+    assert int(event["object"]["metadata"]["resourceVersion"]) > int(listed["metadata"]["resourceVersion"])
+    resp.close()
+
+
+async def test_send_initial_events_ends_with_annotated_bookmark(client):
+    await _create(client, "one")
+    await _create(client, "two")
+    resp = await client.get(CM, params={"watch": "true", "sendInitialEvents": "true", "allowWatchBookmarks": "true",
+                                        "resourceVersionMatch": "NotOlderThan", "resourceVersion": ""})
+    events = await _events(resp, 3)
+    assert [e["type"] for e in events] == ["ADDED", "ADDED", "BOOKMARK"]
+    assert events[2]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    resp.close()
+
+
+async def test_watch_from_compacted_revision_is_expired(client):
+    first = await _create(client, "old")
+    for i in range(3):
+        await _create(client, f"n{i}")
+    storage = client.server.app[SERVER_KEY].storage
+    await storage.compact(storage.current_revision())
+    resp = await client.get(CM, params={"watch": "true", "resourceVersion": first["metadata"]["resourceVersion"]})
+    [event] = await _events(resp, 1)
+    assert event["type"] == "ERROR"
+    assert event["object"]["code"] == 410 and event["object"]["reason"] == "Expired"
+    listed = await client.get(CM, params={"resourceVersion": first["metadata"]["resourceVersion"],
+                                          "resourceVersionMatch": "Exact"})
+    assert listed.status == 410
