@@ -193,6 +193,9 @@ def test_map_lists_merge_by_keys_and_keep_other_appliers_elements():
         'k:{"name":"proxy"}': {".": {}, "f:image": {}, "f:name": {}},
         'k:{"name":"web"}': {".": {}, "f:name": {}, "f:ports": {
             'k:{"containerPort":53,"protocol":"TCP"}': {".": {}, "f:containerPort": {}}}}}
+    # the first applier owns the UDP element under its full two-key identity
+    web = dig(owners(obj)["a"], "f:spec", "f:template", "f:spec", "f:containers")['k:{"name":"web"}']
+    assert web["f:ports"]['k:{"containerPort":53,"protocol":"UDP"}'] == {".": {}, "f:containerPort": {}, "f:protocol": {}}
     obj = apply(obj, deployment(ports=[{"containerPort": 53, "protocol": "UDP"}], image="nginx:2"), "a",
                 schema=DEPLOY)
     assert [(c["name"], c["image"] if "image" in c else None) for c in dig(obj, *CONTAINERS)] == [
