@@ -1,0 +1,1 @@
+"""Tests of the controller-manager loops, one package per controller."""

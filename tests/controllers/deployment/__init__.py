@@ -1,0 +1,1 @@
+"""Deployment controller: arithmetic, pod-template-hash, and rollouts on an in-memory World."""

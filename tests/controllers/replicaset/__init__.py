@@ -1,0 +1,1 @@
+"""ReplicaSet controller and the shared claiming / expectations helpers."""
