@@ -10,7 +10,9 @@
     strategy Recreate ----------------------> rollout_recreate
     strategy RollingUpdate -----------------> rollout_rolling
 
-Every branch ends by writing the status (and the revision annotation) once, if changed.
+Every branch ends by writing the status (and the revision annotation) once, if changed:
+where Kubernetes writes status several times within one sync (say DeploymentResumed, then
+NewReplicaSetCreated), only the last state is written; the conditions' times are the same.
 `kubectl rollout undo` needs nothing here: kubectl writes the old template back, and the
 ReplicaSet whose template matches becomes the new one again with the next revision. The
 apps/v1 `deprecated.deployment.rollback.to` annotation (extensions/v1beta1 rollbackTo) is
@@ -25,7 +27,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from controllers.common import labels, objects, ownership
+from controllers.common import conditions, labels, objects, ownership
 from controllers.common.actions import (
     WARNING,
     Action,
@@ -69,6 +71,23 @@ def reconcile_deployment(deployment: Obj, replica_sets: Sequence[Obj], pods: Seq
     except AbortSync:
         return ctx.actions
     return _finish(ctx, deployment)
+
+
+def replica_set_create_failed(deployment: Obj, replica_set_name: str, error: str, *,
+                              now: datetime) -> list[Action]:
+    """What to write when executing a CreateReplicaSet failed (other than AlreadyExists).
+
+    The pure sync cannot know the API's answer; Kubernetes then sets Progressing False /
+    ReplicaSetCreateError (with a progress deadline) and records a Warning event.
+    """
+    ctx = SyncContext.start(deployment, now)
+    message = f'Failed to create new replica set "{replica_set_name}": {error}'
+    if st.has_progress_deadline(ctx.deployment):
+        cond = st.new_condition(st.PROGRESSING, "False", st.FAILED_RS_CREATE, message, ctx)
+        conditions.set_condition(ctx.status, cond)
+        ctx.actions.append(UpdateStatus(copy.deepcopy(ctx.status)))
+    ctx.event(st.FAILED_RS_CREATE, message, WARNING)
+    return ctx.actions
 
 
 def _selecting_all(ctx: SyncContext) -> list[Action]:

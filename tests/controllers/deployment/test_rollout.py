@@ -8,7 +8,9 @@ from collections.abc import Callable
 import pytest
 
 from controllers.common import conditions, objects
+from controllers.deployment import replicas as rep
 from controllers.deployment.annotations import REVISION, REVISION_HISTORY
+from controllers.deployment.reconcile import replica_set_create_failed
 from tests.controllers.deployment.world import World, deployment
 
 SURGE_ONE = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
@@ -145,19 +147,59 @@ def test_paused_deployment_scales_but_does_not_roll_out(rolled_out: World) -> No
     assert progressing(world)["reason"] == "NewReplicaSetAvailable"
 
 
-def test_resume_writes_deployment_resumed_first() -> None:
+def test_resuming_after_a_long_pause_does_not_time_out() -> None:
+    """DeploymentPaused/DeploymentResumed restart the progress clock (checkPausedConditions)."""
     world = World()
-    world.create_deployment(deployment(replicas=1, paused=True))
-    world.step("web")
-    assert world.replica_sets == {} and progressing(world)["reason"] == "DeploymentPaused"
+    world.create_deployment(deployment(replicas=2, progressDeadlineSeconds=60))
+    settle(world, steps=3)
+    world.edit_deployment("web", lambda spec: spec.update(paused=True))
+    world.edit_deployment("web", set_image("nginx:2.0"))
+    settle(world, steps=2)
+    world.tick(600)
     world.edit_deployment("web", lambda spec: spec.update(paused=False))
-    world.tick()
-    actions = world.sync_deployment("web")
-    status = next(a for a in actions if type(a).__name__ == "UpdateStatus").status
-    assert conditions.get_condition(status, "Progressing")["reason"] == "NewReplicaSetCreated"
-    # The resumed condition replaced the paused one before the new ReplicaSet's; both kept
-    # the Unknown->True transition time of this sync.
-    assert conditions.get_condition(status, "Progressing")["lastTransitionTime"] == objects.format_time(world.now)
+    world.step("web")
+    cond = progressing(world)
+    assert (cond["status"], cond["reason"]) == ("True", "NewReplicaSetCreated")
+    assert cond["lastTransitionTime"] == objects.format_time(world.now)
+    settle(world, steps=6)
+    assert progressing(world)["reason"] == "NewReplicaSetAvailable"
+
+
+def test_failed_replica_set_create_is_reported() -> None:
+    world = World()
+    d = world.create_deployment(deployment(replicas=1))
+    actions = replica_set_create_failed(d, "web-abc", 'replicasets.apps "web-abc" is forbidden', now=world.now)
+    status, event = actions
+    cond = conditions.get_condition(status.status, "Progressing")
+    assert (cond["status"], cond["reason"]) == ("False", "ReplicaSetCreateError")
+    assert cond["message"] == 'Failed to create new replica set "web-abc": replicasets.apps "web-abc" is forbidden'
+    assert (event.type, event.reason, event.message) == ("Warning", "ReplicaSetCreateError", cond["message"])
+
+
+@pytest.mark.parametrize(("replicas", "surge", "unavailable"), [
+    pytest.param(3, 1, 0, id="3-surge1-unavail0"),
+    pytest.param(4, "25%", "25%", id="4-defaults"),
+    pytest.param(10, 3, 2, id="10-surge3-unavail2"),
+    pytest.param(5, 0, 2, id="5-no-surge"),
+    pytest.param(2, "1%", "1%", id="2-tiny-percentages"),
+    pytest.param(7, "50%", 0, id="7-half-surge"),
+    pytest.param(1, 0, 1, id="1-replica-no-surge"),
+])
+def test_rolling_update_respects_fenceposts(replicas: int, surge, unavailable) -> None:
+    world = World()
+    world.create_deployment(deployment(replicas=replicas, strategy={
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}))
+    settle(world, steps=4)
+    d = world.deployments["web"]
+    max_pods, min_available = replicas + rep.max_surge(d), replicas - rep.max_unavailable(d)
+
+    def invariants(w: World) -> None:
+        assert len(w.pods) <= max_pods and w.available_pods() >= min_available
+
+    world.edit_deployment("web", set_image("nginx:2.0"))
+    settle(world, steps=3 * replicas + 6, check=invariants)
+    assert images(world) == ["nginx:2.0"] * replicas
+    assert progressing(world)["reason"] == "NewReplicaSetAvailable"
 
 
 def test_scaling_mid_rollout_is_proportional() -> None:

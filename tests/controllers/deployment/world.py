@@ -4,7 +4,8 @@
 reconcilers return as the API server would (uids, generations, generateName, ownerReference
 patches), keeps the ReplicaSet expectations like the runtime, and plays a fake kubelet that
 schedules pods and marks them ready. The informer is perfect here: every write is visible
-to the next reconcile.
+to the next reconcile, and a deleted pod is gone at once (no graceful termination), so the
+pod count equals what the ReplicaSets ask for after each ReplicaSet sync.
 """
 
 from __future__ import annotations

@@ -120,6 +120,8 @@ DELETION_ORDER_CASES = [
                  id="more-restarts-first"),
     pytest.param([pod("older", created_ago=100_000, ready_for=5), pod("newer", created_ago=10, ready_for=5)],
                  ["newer", "older"], id="newer-first"),
+    pytest.param([pod("b-newer", created_ago=1000, ready_for=5), pod("a-older", created_ago=1010, ready_for=5)],
+                 ["a-older", "b-newer"], id="same-log2-age-bucket-ordered-by-uid"),
 ]
 
 
