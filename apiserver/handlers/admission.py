@@ -209,7 +209,7 @@ async def admit_update(ctx: Ctx, new: Obj, old: Obj, *, manager: str | None, sub
     nothing would change (no write, no new resourceVersion): Kubernetes skips no-op
     updates."""
     if subresource == "status":
-        new = strategy.prepare_for_status_update(new, old)
+        new = strategy.prepare_for_status_update(ctx.info, new, old)
     elif subresource == "":
         strategy.prepare_for_update(ctx.info, new, old)
         if _is_service(ctx):

@@ -125,14 +125,33 @@ def prepare_for_update(info: ResourceInfo, new: Obj, old: Obj) -> None:
         meta["generation"] = old_meta.get("generation", 0) + 1
 
 
-def prepare_for_status_update(new: Obj, old: Obj) -> Obj:
-    """A write to /status: only status changes; everything else is the stored object's."""
+# Status strategies that only pin the spec, so a /status write may also change
+# metadata (the Deployment controller writes deployment.kubernetes.io/revision that
+# way); Deployment additionally pins labels. Every other kind resets all metadata to
+# the stored object's (ResetObjectMetaForStatus).
+_STATUS_KEEPS_METADATA = {
+    ("apps", "Deployment"): ("labels",), ("apps", "ReplicaSet"): (), ("apps", "StatefulSet"): (),
+    ("apps", "DaemonSet"): (), ("batch", "Job"): (), ("batch", "CronJob"): (), ("", "ReplicationController"): (),
+}
+_SERVER_OWNED_META = ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp",
+                      "deletionGracePeriodSeconds", "generation", "resourceVersion")
+
+
+def prepare_for_status_update(info: ResourceInfo, new: Obj, old: Obj) -> Obj:
+    """A write to /status: status comes from the request, the rest from the stored
+    object, except metadata where the kind's status strategy lets it through."""
     result = copy.deepcopy(old)
     if "status" in new:
         result["status"] = new["status"]
     else:
         result.pop("status", None)
-    result["metadata"]["managedFields"] = new.get("metadata", {}).get("managedFields", old["metadata"].get("managedFields"))
+    new_meta = new.get("metadata") or {}
+    pinned = _STATUS_KEEPS_METADATA.get((info.group, info.kind))
+    if pinned is not None:
+        meta = {k: v for k, v in new_meta.items() if k not in _SERVER_OWNED_META and k not in pinned}
+        meta.update({k: old["metadata"][k] for k in (*_SERVER_OWNED_META, *pinned) if k in old["metadata"]})
+        result["metadata"] = meta
+    result["metadata"]["managedFields"] = new_meta.get("managedFields", old["metadata"].get("managedFields"))
     if result["metadata"]["managedFields"] is None:
         result["metadata"].pop("managedFields")
     return result

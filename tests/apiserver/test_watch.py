@@ -6,33 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import orjson
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from apiserver.app import SERVER_KEY, build_app, start_server, stop_tasks
+from apiserver.app import SERVER_KEY
 from apiserver.handlers import watch as watch_module
-from apiserver.storage.sqlite import SQLiteStorage
-
-CM = "/api/v1/namespaces/default/configmaps"
-
-
-@pytest.fixture
-async def client(tmp_path):
-    storage = SQLiteStorage(tmp_path / "state.db")
-    server, tasks = await start_server(storage)
-    test_client = TestClient(TestServer(build_app(server)))
-    await test_client.start_server()
-    yield test_client
-    await test_client.close()
-    await stop_tasks(tasks)
-    await storage.close()
-
-
-async def _create(client, name: str, labels: dict | None = None) -> dict:
-    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels or {}}}
-    resp = await client.post(CM, data=orjson.dumps(body), headers={"Content-Type": "application/json"})
-    assert resp.status == 201, await resp.text()
-    return await resp.json()
+from tests.apiserver.conftest import CM
+from tests.apiserver.conftest import create as _create
 
 
 async def _events(resp, count: int, timeout: float = 5.0) -> list[dict]:
@@ -106,3 +84,4 @@ async def test_watch_from_compacted_revision_is_expired(client):
     listed = await client.get(CM, params={"resourceVersion": first["metadata"]["resourceVersion"],
                                           "resourceVersionMatch": "Exact"})
     assert listed.status == 410
+
