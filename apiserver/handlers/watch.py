@@ -33,12 +33,14 @@ BOOKMARK_INTERVAL = 60.0
 
 def _timeout(ctx: Ctx) -> float:
     raw = ctx.params.get("timeoutSeconds")
+    seconds = 0.0
     if raw:
         try:
-            return max(float(raw), 0.0)
+            seconds = max(float(raw), 0.0)
         except ValueError:
             raise errors.bad_request(f"invalid timeoutSeconds: {raw}") from None
-    return MIN_REQUEST_TIMEOUT * (1 + random.random())
+    # 0 (or unset) means the server's own limit, randomised as Kubernetes does.
+    return seconds or MIN_REQUEST_TIMEOUT * (1 + random.random())
 
 
 class WatchStream:
@@ -135,7 +137,7 @@ async def serve_watch(ctx: Ctx) -> web.StreamResponse:
             await stream.send("ADDED", obj)
         if send_initial:
             await stream.bookmark(initial_end=True)
-        await asyncio.wait_for(_pump(stream, watcher), timeout=timeout or None)
+        await asyncio.wait_for(_pump(stream, watcher), timeout=timeout)
     except (TimeoutError, ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
