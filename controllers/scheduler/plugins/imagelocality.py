@@ -1,0 +1,44 @@
+"""ImageLocality (weight 1): prefer nodes that already have the pod's images, weighted
+by image size and by how widely the image is spread (an image on every node says
+little). Sizes come from node.status.images; a missing tag means ":latest"."""
+
+from __future__ import annotations
+
+from controllers.scheduler.framework import MAX_NODE_SCORE, CycleState, Pod
+from controllers.scheduler.nodeinfo import NodeInfo
+from controllers.scheduler.plugins.helper import NODE_CHANGES, pod_spec
+
+MB = 1024 * 1024
+MIN_THRESHOLD = 23 * MB
+MAX_CONTAINER_THRESHOLD = 1000 * MB
+
+
+def normalized_image_name(name: str) -> str:
+    """normalizedImageName: add ":latest" when the last path segment has no tag."""
+    if name.rfind(":") <= name.rfind("/"):
+        name += ":latest"
+    return name
+
+
+def calculate_priority(sum_scores: int, num_containers: int) -> int:
+    max_threshold = MAX_CONTAINER_THRESHOLD * num_containers
+    sum_scores = min(max(sum_scores, MIN_THRESHOLD), max_threshold)
+    return MAX_NODE_SCORE * (sum_scores - MIN_THRESHOLD) // (max_threshold - MIN_THRESHOLD)
+
+
+class ImageLocality:
+    """Score by the images already present on the node."""
+
+    name = "ImageLocality"
+    events = NODE_CHANGES
+
+    def score(self, state: CycleState, pod: Pod, node: NodeInfo) -> int:
+        spec = pod_spec(pod)
+        containers = list(spec.get("initContainers") or []) + list(spec.get("containers") or [])
+        total_nodes = len(state.snapshot.node_infos)
+        total = 0
+        for container in containers:
+            image = node.image_states.get(normalized_image_name(container.get("image") or ""))
+            if image is not None and total_nodes:
+                total += int(image.size * (image.num_nodes / total_nodes))
+        return calculate_priority(total, len(containers)) if containers else 0
