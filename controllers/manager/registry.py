@@ -1,0 +1,112 @@
+"""Which controllers the controller-manager can run, by name, and how `--controllers` picks.
+
+Names are kube-controller-manager's (`deployment-controller`, `replicaset-controller`);
+the short names it still accepts (`deployment`, `replicaset`) are aliases. Every
+controller is built the same way, from a `ControllerContext`: the API client, the shared
+informer factory, an EventRecorder with the controller's component name, its number of
+workers and the clock. So adding a controller is one line in `CONTROLLERS`:
+
+    "job-controller": lambda ctx: JobController(**ctx.standard("job-controller")),
+
+`select_controllers` reads a `--controllers` list as Kubernetes does: `*` enables every
+controller that is on by default, `foo` enables foo, `-foo` disables it, and the first
+entry naming a controller wins. Unknown names are an error, not a silent no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from controllers.deployment.controller import DeploymentController
+from controllers.replicaset.controller import ReplicaSetController
+from minikube_py.client import ApiClient, Clock, EventRecorder, SharedInformerFactory
+
+log = logging.getLogger("controllers.manager")
+
+DEFAULT_WORKERS = 5  # --concurrent-deployment-syncs, --concurrent-replicaset-syncs, ...
+RECORDER_CLOSE_TIMEOUT = 5.0  # seconds to flush pending Events on the way out
+
+
+class RunnableController(Protocol):
+    """What the manager runs: `run()` works until cancelled."""
+
+    async def run(self) -> None: ...
+
+
+@dataclass
+class ControllerContext:
+    """What every controller is built from; one per leadership term."""
+
+    client: ApiClient
+    informers: SharedInformerFactory
+    clock: Clock
+    concurrency: Mapping[str, int] = field(default_factory=dict)
+    recorders: list[EventRecorder] = field(default_factory=list)
+
+    def recorder(self, component: str) -> EventRecorder:
+        """An EventRecorder whose Events say `source.component: <component>`."""
+        recorder = EventRecorder(self.client, component, clock=self.clock)
+        self.recorders.append(recorder)
+        return recorder
+
+    def workers(self, name: str) -> int:
+        return int(self.concurrency.get(name, DEFAULT_WORKERS))
+
+    def standard(self, name: str) -> dict[str, Any]:
+        """The keyword arguments every controller takes."""
+        return {"client": self.client, "informers": self.informers, "recorder": self.recorder(name),
+                "workers": self.workers(name), "clock": self.clock}
+
+    async def close(self) -> None:
+        """Flush the Events still queued (bounded: the server may be gone)."""
+        for recorder in self.recorders:
+            try:
+                await asyncio.wait_for(recorder.close(), RECORDER_CLOSE_TIMEOUT)
+            except TimeoutError:
+                log.warning("gave up flushing events of %s", recorder.component)
+
+
+ControllerConstructor = Callable[[ControllerContext], RunnableController]
+
+CONTROLLERS: dict[str, ControllerConstructor] = {
+    "deployment-controller": lambda ctx: DeploymentController(**ctx.standard("deployment-controller")),
+    "replicaset-controller": lambda ctx: ReplicaSetController(**ctx.standard("replicaset-controller")),
+}
+ALIASES: dict[str, str] = {"deployment": "deployment-controller", "replicaset": "replicaset-controller"}
+DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
+
+
+def canonical(name: str) -> str:
+    """The registered name for `name` or its alias; ValueError if unknown."""
+    name = ALIASES.get(name, name)
+    if name not in CONTROLLERS:
+        known = ", ".join(sorted([*CONTROLLERS, *ALIASES]))
+        raise ValueError(f"unknown controller {name!r} (known: {known})")
+    return name
+
+
+def select_controllers(spec: str | Iterable[str] | None = None) -> list[str]:
+    """The controllers a `--controllers` value enables, in registry order.
+
+    `spec` is a comma-separated string or a list of entries; None means `*`.
+    """
+    if spec is None:
+        entries = ["*"]
+    elif isinstance(spec, str):
+        entries = [e.strip() for e in spec.split(",") if e.strip()]
+    else:
+        entries = [e.strip() for e in spec if e.strip()]
+    choices: dict[str, bool] = {}
+    star = False
+    for entry in entries:
+        if entry == "*":
+            star = True
+            continue
+        enabled = not entry.startswith("-")
+        choices.setdefault(canonical(entry.lstrip("-")), enabled)
+    return [name for name in CONTROLLERS
+            if choices.get(name, star and name not in DISABLED_BY_DEFAULT)]
