@@ -1,0 +1,250 @@
+"""The status a fake node writes for a pod, as a pure function of (pod, plan, time).
+
+A pod's life on a fake node, decided once from its spec when it starts (`PodPlan`):
+
+- it starts at once: phase Running, hostIP/podIP, startTime, init containers
+  terminated Completed, containers running;
+- each container is ready at start, or, with a readinessProbe, once its
+  initialDelaySeconds have passed;
+- pods that run to completion (restartPolicy Never or OnFailure, or owned by a Job)
+  finish `run_seconds` after start (annotation mkp.dev/fake-run-seconds overrides) with
+  exit code 0 -> Succeeded, or the code in mkp.dev/fake-exit-code -> Failed (reason
+  Error); other pods run until deleted.
+
+Conditions follow the kubelet's status generator (pkg/kubelet/status/generate.go):
+conditions owned by others first and kept, then PodReadyToStartContainers, Initialized,
+Ready, ContainersReady, PodScheduled, with the kubelet's reasons (ContainersNotReady,
+ReadinessGatesNotReady, PodCompleted, PodFailed) and messages; lastTransitionTime only
+moves when a condition's status does.
+
+`state_key` reduces a status to what matters for deciding whether to write, so a
+reconcile compares "what should be" with "what is" without timestamps getting in the way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from kubelet.fake import containers
+from kubelet.fake.config import EXIT_CODE_ANNOTATION, RUN_SECONDS_ANNOTATION, rfc3339
+
+Obj = dict[str, Any]
+RUNNING, SUCCEEDED, FAILED = "Running", "Succeeded", "Failed"
+TERMINAL = (SUCCEEDED, FAILED)
+KUBELET_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
+KILLED_EXIT_CODE = 143  # 128 + SIGTERM: how a fake container ends when its pod is deleted
+
+
+@dataclass(frozen=True)
+class PodPlan:
+    """When things happen to one pod: start, readiness per container, and the end."""
+
+    started: datetime
+    ready_at: dict[str, datetime]  # regular containers and sidecars
+    finish_at: datetime | None  # None: runs until deleted
+    exit_code: int = 0
+
+    def ready(self, now: datetime) -> dict[str, bool]:
+        return {name: now >= at for name, at in self.ready_at.items()}
+
+    def finished(self, now: datetime) -> bool:
+        return self.finish_at is not None and now >= self.finish_at
+
+    def next_due(self, now: datetime) -> float | None:
+        """Seconds until the next planned change (None if nothing is planned)."""
+        times = [t for t in (*self.ready_at.values(), self.finish_at) if t is not None and t > now]
+        return (min(times) - now).total_seconds() if times else None
+
+
+def _annotation(pod: Obj, name: str) -> str | None:
+    return ((pod.get("metadata") or {}).get("annotations") or {}).get(name)
+
+
+def runs_to_completion(pod: Obj) -> bool:
+    """Job pods and pods whose restartPolicy lets them end."""
+    if (pod.get("spec") or {}).get("restartPolicy") in ("Never", "OnFailure"):
+        return True
+    refs = (pod.get("metadata") or {}).get("ownerReferences") or []
+    return any(r.get("kind") == "Job" and str(r.get("apiVersion", "")).startswith("batch/") for r in refs)
+
+
+def run_seconds(pod: Obj, default: float) -> float:
+    value = _annotation(pod, RUN_SECONDS_ANNOTATION)
+    try:
+        seconds = float(value) if value is not None else default
+    except ValueError:
+        return default
+    return seconds if math.isfinite(seconds) and seconds >= 0 else default
+
+
+def exit_code(pod: Obj) -> int:
+    value = _annotation(pod, EXIT_CODE_ANNOTATION)
+    try:
+        return int(value) if value is not None else 0
+    except ValueError:
+        return 0
+
+
+def _readiness_delay(container: Obj) -> float:
+    probe = container.get("readinessProbe")
+    return float(probe.get("initialDelaySeconds") or 0) if isinstance(probe, dict) else 0.0
+
+
+def plan(pod: Obj, started: datetime, *, default_run_seconds: float) -> PodPlan:
+    spec = pod.get("spec") or {}
+    probed = [c for c in spec.get("initContainers") or [] if containers.is_sidecar(c)]
+    probed += list(spec.get("containers") or [])
+    ready_at = {c["name"]: started + timedelta(seconds=_readiness_delay(c)) for c in probed}
+    finish_at = None
+    if runs_to_completion(pod):
+        finish_at = started + timedelta(seconds=run_seconds(pod, default_run_seconds))
+    return PodPlan(started, ready_at, finish_at, exit_code(pod))
+
+
+# -- conditions ---------------------------------------------------------------------------
+
+
+def _condition(ctype: str, status: str, reason: str | None = None, message: str | None = None) -> Obj:
+    condition: Obj = {"type": ctype, "status": status}
+    if reason:
+        condition["reason"] = reason
+    if message:
+        condition["message"] = message
+    return condition
+
+
+def _go_list(names: list[str]) -> str:
+    return "[" + " ".join(names) + "]"  # Go's %s of a []string
+
+
+def _containers_ready(phase: str, statuses: list[Obj]) -> Obj:
+    if phase == SUCCEEDED:
+        return _condition("ContainersReady", "False", "PodCompleted")
+    if phase == FAILED:
+        return _condition("ContainersReady", "False", "PodFailed")
+    unready = [s["name"] for s in statuses if not s.get("ready")]
+    if unready:
+        return _condition("ContainersReady", "False", "ContainersNotReady",
+                          f"containers with unready status: {_go_list(unready)}")
+    return _condition("ContainersReady", "True")
+
+
+def _pod_ready(spec: Obj, others: list[Obj], containers_ready: Obj) -> Obj:
+    if containers_ready["status"] != "True":
+        return {**containers_ready, "type": "Ready"}
+    by_type = {c.get("type"): c for c in others}
+    problems = []
+    for gate in spec.get("readinessGates") or []:
+        ctype = gate.get("conditionType")
+        found = by_type.get(ctype)
+        if found is None:
+            problems.append(f'corresponding condition of pod readiness gate "{ctype}" does not exist.')
+        elif found.get("status") != "True":
+            problems.append(f'the status of pod readiness gate "{ctype}" is not "True", but {found.get("status")}')
+    if problems:
+        return _condition("Ready", "False", "ReadinessGatesNotReady", ", ".join(problems))
+    return _condition("Ready", "True")
+
+
+def conditions(pod: Obj, phase: str, statuses: list[Obj], now: datetime) -> list[Obj]:
+    """Others' conditions (kept), then the kubelet's five, with transition times."""
+    previous = (pod.get("status") or {}).get("conditions") or []
+    others = [c for c in previous if c.get("type") not in KUBELET_CONDITIONS]
+    containers_ready = _containers_ready(phase, statuses)
+    ours = [
+        _condition("PodReadyToStartContainers", "False" if phase in TERMINAL else "True"),
+        _condition("Initialized", "True", "PodCompleted" if phase == SUCCEEDED else None),
+        _pod_ready(pod.get("spec") or {}, others, containers_ready),
+        containers_ready,
+        _condition("PodScheduled", "True"),
+    ]
+    before = {c.get("type"): c for c in previous}
+    stamp = rfc3339(now)
+    for condition in ours:
+        old = before.get(condition["type"]) or {}
+        same = old.get("status") == condition["status"] and old.get("lastTransitionTime")
+        condition["lastTransitionTime"] = old["lastTransitionTime"] if same else stamp
+    return others + ours
+
+
+# -- the status ---------------------------------------------------------------------------
+
+
+def desired_status(pod: Obj, pod_plan: PodPlan, now: datetime, *, host_ip: str, pod_ip: str,
+                   allow_finish: bool = True, killed: bool = False) -> Obj:
+    """The status the pod should have at `now`. `allow_finish=False` keeps a finished
+    pod Running (its first write always shows it running); `killed` ends every
+    container as a deletion does."""
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    uid = str(meta.get("uid") or "")
+    finished: datetime | None = None
+    code = pod_plan.exit_code
+    if killed:
+        finished, code = now, KILLED_EXIT_CODE
+    elif allow_finish and pod_plan.finished(now):
+        finished = pod_plan.finish_at
+    ready = pod_plan.ready(now)
+    apps = containers.app_statuses(uid, spec, pod_plan.started, ready=ready, finished=finished, exit_code=code)
+    inits = containers.init_statuses(uid, spec, pod_plan.started, ready=ready, finished=finished,
+                                     exit_code=KILLED_EXIT_CODE if killed else 0)
+    phase = RUNNING if finished is None else SUCCEEDED if code == 0 else FAILED
+    sidecars = [s for s, c in zip(inits, spec.get("initContainers") or [], strict=False) if containers.is_sidecar(c)]
+    status: Obj = {
+        "phase": phase,
+        "conditions": conditions(pod, phase, sidecars + apps, now),
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}],
+        "podIP": pod_ip,
+        "podIPs": [{"ip": pod_ip}],
+        "startTime": (pod.get("status") or {}).get("startTime") or rfc3339(pod_plan.started),
+        "containerStatuses": apps,
+    }
+    if inits:
+        status["initContainerStatuses"] = inits
+    return status
+
+
+def _container_key(statuses: list[Obj] | None) -> tuple[Any, ...]:
+    keys = []
+    for s in statuses or []:
+        state = s.get("state") or {}
+        kind = next(iter(state), "")
+        keys.append((s.get("name"), bool(s.get("ready")), kind, (state.get("terminated") or {}).get("exitCode")))
+    return tuple(keys)
+
+
+def state_key(status: Obj | None) -> tuple[Any, ...]:
+    """What a status says, without timestamps: equal keys mean no write is needed."""
+    status = status or {}
+    conds = tuple((c.get("type"), c.get("status"), c.get("reason")) for c in status.get("conditions") or []
+                  if c.get("type") in KUBELET_CONDITIONS)
+    return (status.get("phase"), status.get("hostIP"), status.get("podIP"),
+            _container_key(status.get("containerStatuses")), _container_key(status.get("initContainerStatuses")),
+            tuple(sorted(conds, key=lambda c: str(c[0]))))
+
+
+def is_started(pod: Obj) -> bool:
+    """Has a node already started this pod (it has a startTime and a podIP)?"""
+    status = pod.get("status") or {}
+    return bool(status.get("startTime") and status.get("podIP"))
+
+
+def is_terminal(pod: Obj) -> bool:
+    return (pod.get("status") or {}).get("phase") in TERMINAL
+
+
+def status_patch(pod: Obj, desired: Obj) -> Obj:
+    """The strategic merge patch for pods/<name>/status. Like the kubelet's, it carries
+    the pod's uid (so it cannot land on a namesake created meanwhile) and the order of
+    the conditions."""
+    order = [{"type": c["type"]} for c in desired["conditions"]]
+    # Conditions merge by type: a reason or message that no longer applies must be
+    # deleted explicitly (null), or the old one would stay beside the new status.
+    conds = [{"reason": None, "message": None, **c} if c["type"] in KUBELET_CONDITIONS else c
+             for c in desired["conditions"]]
+    uid = (pod.get("metadata") or {}).get("uid")
+    return {"metadata": {"uid": uid},
+            "status": {"$setElementOrder/conditions": order, **desired, "conditions": conds}}
