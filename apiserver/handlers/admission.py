@@ -210,7 +210,7 @@ async def admit_update(ctx: Ctx, new: Obj, old: Obj, *, manager: str | None, sub
     updates."""
     if subresource == "status":
         new = strategy.prepare_for_status_update(ctx.info, new, old)
-    elif subresource == "":
+    elif subresource in ("", "scale"):  # /scale writes the spec: generation bumps
         strategy.prepare_for_update(ctx.info, new, old)
         if _is_service(ctx):
             from apiserver.admission.defaults_core import prepare_service_update

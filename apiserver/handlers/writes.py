@@ -127,6 +127,10 @@ async def patch(ctx: Ctx, raw: bytes, content_type: str | None) -> tuple[Obj, bo
         assert current is not None
         patched = _apply_patch(ctx, patch_type, to_client(ctx, current), document)
         patched = admission.check_identity(ctx, patched, name_required=True)
+        patched_rv = patched["metadata"].get("resourceVersion")
+        if patched_rv and patched_rv != current["metadata"].get("resourceVersion"):
+            # any patch type may carry a resourceVersion; it is a precondition
+            raise errors.conflict(ctx.info.plural, ctx.name, ctx.info.group)
         admission.check_fields(ctx, patched)
         patched = to_storage(ctx, patched)
         patched["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")

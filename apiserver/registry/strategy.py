@@ -111,7 +111,9 @@ def prepare_for_update(info: ResourceInfo, new: Obj, old: Obj) -> None:
     """A write to the main resource: server-owned metadata comes from the stored object,
     status is kept when the kind has a status subresource, generation bumps on spec change."""
     meta, old_meta = new.setdefault("metadata", {}), old["metadata"]
-    for field in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+    if not meta.get("uid"):
+        meta["uid"] = old_meta.get("uid")  # a different uid stays, and validation rejects it
+    for field in ("creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
         if field in old_meta:
             meta[field] = old_meta[field]
         else:

@@ -1,0 +1,48 @@
+"""Update rules: immutable uid, generation on /scale, resourceVersion preconditions in
+every patch type."""
+
+from __future__ import annotations
+
+import orjson
+
+from tests.apiserver.conftest import CM, create
+
+MERGE = {"Content-Type": "application/merge-patch+json"}
+JSONPATCH = {"Content-Type": "application/json-patch+json"}
+DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
+
+
+async def test_changing_uid_is_invalid_and_omitting_it_keeps_it(client):
+    cm = await create(client, "c")
+    resp = await client.patch(f"{CM}/c", data=b'{"metadata":{"uid":"00000000-0000-0000-0000-000000000000"}}',
+                              headers=MERGE)
+    status = await resp.json()
+    assert resp.status == 422 and status["details"]["causes"][0]["field"] == "metadata.uid"
+    cm["metadata"].pop("uid")
+    cm["data"] = {"k": "v"}
+    resp = await client.put(f"{CM}/c", data=orjson.dumps(cm), headers={"Content-Type": "application/json"})
+    assert resp.status == 200 and (await resp.json())["metadata"]["uid"]
+
+
+async def test_scale_bumps_generation(client):
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+           "spec": {"selector": {"matchLabels": {"app": "d"}}, "template": {
+               "metadata": {"labels": {"app": "d"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}
+    resp = await client.post(DEPLOYMENTS, data=orjson.dumps(dep), headers={"Content-Type": "application/json"})
+    assert resp.status == 201
+    resp = await client.patch(f"{DEPLOYMENTS}/d/scale", data=b'{"spec":{"replicas":5}}', headers=MERGE)
+    assert resp.status == 200 and (await resp.json())["spec"]["replicas"] == 5
+    got = await (await client.get(f"{DEPLOYMENTS}/d")).json()
+    assert got["spec"]["replicas"] == 5 and got["metadata"]["generation"] == 2
+
+
+async def test_stale_resource_version_in_any_patch_type_conflicts(client):
+    cm = await create(client, "c")
+    stale = cm["metadata"]["resourceVersion"]
+    await client.patch(f"{CM}/c", data=b'{"data":{"a":"1"}}', headers=MERGE)
+    ops = [{"op": "replace", "path": "/metadata/resourceVersion", "value": stale},
+           {"op": "add", "path": "/data/b", "value": "2"}]
+    resp = await client.patch(f"{CM}/c", data=orjson.dumps(ops), headers=JSONPATCH)
+    assert resp.status == 409 and (await resp.json())["reason"] == "Conflict"
+    resp = await client.patch(f"{CM}/c", data=orjson.dumps({"metadata": {"resourceVersion": stale}}), headers=MERGE)
+    assert resp.status == 409
