@@ -1,8 +1,8 @@
 """Label selector matching for controllers (metav1.LabelSelectorAsSelector + Matches).
 
-The grammar and matching live in the API server's selector module, which mirrors
-k8s.io/apimachinery exactly; this is the one place the controllers import it, so that if
-the layering rule moves it into a shared package only this module changes.
+Matching comes from the client runtime (minikube_py.client.labels): controllers talk to
+the API server only over its REST API and never import its code. Selectors were already
+validated by the API server when the objects were written.
 """
 
 from __future__ import annotations
@@ -10,18 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from apiserver.errors import StatusError
-from apiserver.selectors import LabelSelector, selector_from_object
+from minikube_py.client.labels import Selector, from_label_selector
 
 
-def parse_selector(selector: Mapping[str, Any] | None) -> LabelSelector | None:
+def parse_selector(selector: Mapping[str, Any] | None) -> Selector | None:
     """The selector as a matcher; None when it is invalid (Kubernetes skips the object then).
 
     A missing selector matches nothing and `{}` matches everything, as in Kubernetes.
     """
     try:
-        return selector_from_object(selector)
-    except StatusError:
+        return from_label_selector(selector)
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
