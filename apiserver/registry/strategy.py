@@ -153,6 +153,8 @@ def prepare_for_status_update(info: ResourceInfo, new: Obj, old: Obj) -> Obj:
         meta = {k: v for k, v in new_meta.items() if k not in _SERVER_OWNED_META and k not in pinned}
         meta.update({k: old["metadata"][k] for k in (*_SERVER_OWNED_META, *pinned) if k in old["metadata"]})
         result["metadata"] = meta
+    if new_meta.get("uid") and new_meta["uid"] != old["metadata"].get("uid"):
+        result["metadata"]["uid"] = new_meta["uid"]  # a guard that failed: validation rejects it
     result["metadata"]["managedFields"] = new_meta.get("managedFields", old["metadata"].get("managedFields"))
     if result["metadata"]["managedFields"] is None:
         result["metadata"].pop("managedFields")

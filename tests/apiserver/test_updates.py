@@ -46,3 +46,19 @@ async def test_stale_resource_version_in_any_patch_type_conflicts(client):
     assert resp.status == 409 and (await resp.json())["reason"] == "Conflict"
     resp = await client.patch(f"{CM}/c", data=orjson.dumps({"metadata": {"resourceVersion": stale}}), headers=MERGE)
     assert resp.status == 409
+
+
+async def test_status_write_with_another_uid_is_rejected(client):
+    await create(client, "c")
+    pods = "/api/v1/namespaces/default/pods"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "c", "image": "nginx"}]}}
+    created = await (await client.post(pods, data=orjson.dumps(pod), headers={"Content-Type": "application/json"})).json()
+    guard = {"metadata": {"uid": "11111111-1111-1111-1111-111111111111"}, "status": {"phase": "Running"}}
+    resp = await client.patch(f"{pods}/p/status", data=orjson.dumps(guard),
+                              headers={"Content-Type": "application/strategic-merge-patch+json"})
+    assert resp.status == 422
+    guard["metadata"]["uid"] = created["metadata"]["uid"]
+    resp = await client.patch(f"{pods}/p/status", data=orjson.dumps(guard),
+                              headers={"Content-Type": "application/strategic-merge-patch+json"})
+    assert resp.status == 200 and (await resp.json())["status"]["phase"] == "Running"
