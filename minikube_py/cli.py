@@ -59,14 +59,17 @@ def cli() -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help=PORT_HELP)
 @click.option("--no-merge", is_flag=True, help="Do not touch the user's kubeconfig ($KUBECONFIG or ~/.kube/config).")
 @click.option("--single-process", is_flag=True, help="Run all components in one (detached) process.")
-def up(name: str, port: int | None, no_merge: bool, single_process: bool) -> None:
+@click.option("--fake-nodes", type=click.IntRange(0), default=None,
+              help="Run N kwok-style fake nodes (kept across restarts; 0 removes them).")
+def up(name: str, port: int | None, no_merge: bool, single_process: bool, fake_nodes: int | None) -> None:
     """Start the cluster (or resume it, or confirm it is running) and return."""
     from minikube_py import cluster
 
     paths = _paths(name)
     began = time.monotonic()
     try:
-        result = cluster.up(paths, port=port, merge=not no_merge, single_process=single_process)
+        result = cluster.up(paths, port=port, merge=not no_merge, single_process=single_process,
+                            fake_nodes=fake_nodes)
     except cluster.ClusterError as e:
         _fail(str(e))
     elapsed = time.monotonic() - began
@@ -79,12 +82,12 @@ def up(name: str, port: int | None, no_merge: bool, single_process: bool) -> Non
 
 def _print_up(paths: ClusterPaths, result: UpResult) -> None:
     for comp, pid in result.pids.items():
-        click.echo(f"  {comp:<12}pid {pid:<8} log {paths.log(comp)}")
-    click.echo(f"  {'server':<12}{result.state.server}")
-    click.echo(f"  {'kubeconfig':<12}{paths.kubeconfig}")
+        click.echo(f"  {comp:<20}pid {pid:<8} log {paths.log(comp)}")
+    click.echo(f"  {'server':<20}{result.state.server}")
+    click.echo(f"  {'kubeconfig':<20}{paths.kubeconfig}")
     if result.merged_into:
-        click.echo(f'  {"context":<12}"{paths.name}" merged into {result.merged_into} (current-context)')
-    click.echo(f"  {'state':<12}{paths.home}")
+        click.echo(f'  {"context":<20}"{paths.name}" merged into {result.merged_into} (current-context)')
+    click.echo(f"  {'state':<20}{paths.home}")
     name_flag = "" if paths.name == DEFAULT_NAME else f" --name {paths.name}"
     reach = f"--context {paths.name}" if result.merged_into else f"--kubeconfig {paths.kubeconfig}"
     click.echo(f"\nReach it:  kubectl {reach} get pods")
@@ -134,16 +137,16 @@ def _print_status(st: Status) -> None:
         click.echo(f'cluster     {st.paths.name}: not found ({st.paths.home})')
         return
     overall = "running" if st.running else ("degraded" if any(c.pid for c in st.components) else "stopped")
-    click.echo(f"{'cluster':<12}{st.paths.name}: {overall}")
+    click.echo(f"{'cluster':<20}{st.paths.name}: {overall}")
     for c in st.components:
         state = f"pid {c.pid:<8} running" if c.pid else "not running"
-        click.echo(f"{c.name:<12}{state:<22} log {c.log}")
+        click.echo(f"{c.name:<20}{state:<22} log {c.log}")
     health = "ready (/readyz 200)" if st.ready else "not answering /readyz"
-    click.echo(f"{'server':<12}{st.state.server}  {health}")
-    click.echo(f"{'kubeconfig':<12}{st.paths.kubeconfig}")
+    click.echo(f"{'server':<20}{st.state.server}  {health}")
+    click.echo(f"{'kubeconfig':<20}{st.paths.kubeconfig}")
     if st.state.merged_kubeconfig:
-        click.echo(f'{"context":<12}"{st.paths.name}" in {st.state.merged_kubeconfig}')
-    click.echo(f"{'state':<12}{st.paths.home}")
+        click.echo(f'{"context":<20}"{st.paths.name}" in {st.state.merged_kubeconfig}')
+    click.echo(f"{'state':<20}{st.paths.home}")
 
 
 @cli.command()
@@ -215,6 +218,58 @@ def all_in_one(data_dir: str, bind_address: str, port: int, port_file: str | Non
     from apiserver.server import main as serve
 
     serve(data_dir, host=bind_address, port=port, port_file=port_file, service_cidr=service_cluster_ip_range)
+
+
+def _target_options(f):  # type: ignore[no-untyped-def]
+    f = click.option("--master", "--server", "server", default=None,
+                     help="API server URL; overrides the kubeconfig's server.")(f)
+    return click.option("--kubeconfig", default=None, help="kubeconfig of the cluster to join.")(f)
+
+
+@cli.command(name="controller-manager")
+@_target_options
+@click.option("--controllers", default="*", show_default=True,
+              help="Controllers to run: '*' for all, 'foo' to add, '-foo' to leave one out.")
+@click.option("--leader-elect", type=click.BOOL, default=True, show_default=True,
+              help="Elect a leader on Lease kube-system/kube-controller-manager before running.")
+def controller_manager(kubeconfig: str | None, server: str | None, controllers: str, leader_elect: bool) -> None:
+    """Run the controller-manager (Deployment, ReplicaSet, ... controllers) in the foreground."""
+    from controllers.manager.process import main as run
+
+    _require_target(kubeconfig, server)
+    run(kubeconfig, server, controllers, leader_elect)
+
+
+@cli.command()
+@_target_options
+@click.option("--fake", is_flag=True, help="Run kwok-style fake nodes (status only, no processes).")
+@click.option("--node", "nodes", multiple=True, metavar="NAME", help="A node's name (repeatable).")
+@click.option("--nodes", "count", type=click.IntRange(0), default=0, help="N more nodes named PREFIX1..PREFIXN.")
+@click.option("--node-prefix", default="fake-node-", show_default=True)
+@click.option("--capacity", default="", metavar="cpu=8,memory=32Gi,...", help="Per-node capacity over the defaults.")
+@click.option("--run-seconds", type=float, default=1.0, show_default=True,
+              help="Run time of run-to-completion pods (annotation mkp.dev/fake-run-seconds overrides).")
+@click.option("--no-events", is_flag=True, help="Record no Pulled/Created/Started/Killing events.")
+def kubelet(kubeconfig: str | None, server: str | None, fake: bool, nodes: tuple[str, ...], count: int,
+            node_prefix: str, capacity: str, run_seconds: float, no_events: bool) -> None:
+    """Run node agents. Today: fake nodes (`--fake`); the process kubelet comes next."""
+    from kubelet.fake.config import FakeNodeConfig, node_names, parse_capacity
+    from kubelet.fake.runner import main as run
+
+    _require_target(kubeconfig, server)
+    if not fake:
+        _fail("only fake nodes (--fake) exist so far; the process kubelet comes with the kubelet issue")
+    names = [*nodes, *node_names(count, node_prefix)]
+    if not names:
+        _fail("give --node NAME or --nodes N")
+    config = FakeNodeConfig(capacity=parse_capacity(capacity) if capacity else {}, run_seconds=run_seconds,
+                            record_events=not no_events)
+    run(names=names, kubeconfig=kubeconfig, server=server, config=config)
+
+
+def _require_target(kubeconfig: str | None, server: str | None) -> None:
+    if not kubeconfig and not server:
+        _fail("give --kubeconfig PATH or --master URL")
 
 
 def main() -> None:

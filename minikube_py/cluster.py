@@ -44,6 +44,7 @@ class Launch:
     paths: ClusterPaths
     port: int
     server: str | None = None
+    fake_nodes: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,17 +62,29 @@ def _apiserver_args(launch: Launch) -> list[str]:
             "--port", str(launch.port), "--port-file", str(p.port_file)]
 
 
+def _kubeconfig_args(launch: Launch) -> list[str]:
+    return ["--kubeconfig", str(launch.paths.kubeconfig)]
+
+
 # Start order. The first entry serves the API; the others start once it answers /readyz,
-# with `launch.server` set and the cluster kubeconfig written, e.g.
-#   Component("scheduler", lambda launch: ["scheduler", "--kubeconfig", str(launch.paths.kubeconfig)]),
-#   Component("kubelet", lambda launch: ["kubelet", "--node", launch.paths.name, "--server", launch.server]),
+# with `launch.server` set and the cluster kubeconfig written, and talk to it only
+# through that kubeconfig.
 COMPONENTS: tuple[Component, ...] = (
     Component("apiserver", lambda launch: ["apiserver", *_apiserver_args(launch)]),
+    Component("controller-manager", lambda launch: ["controller-manager", *_kubeconfig_args(launch)]),
 )
+FAKE_NODES = Component("kubelet", lambda launch: [
+    "kubelet", "--fake", "--nodes", str(launch.fake_nodes), *_kubeconfig_args(launch)])
 SINGLE_PROCESS: tuple[Component, ...] = (
     Component("all-in-one", lambda launch: ["all-in-one", *_apiserver_args(launch)]),
 )
 MODES = {"multi-process": COMPONENTS, "single-process": SINGLE_PROCESS}
+
+
+def components_for(state: ClusterState) -> tuple[Component, ...]:
+    """The components of a cluster as configured (mode, fake nodes)."""
+    base = MODES[state.mode]
+    return (*base, FAKE_NODES) if state.fake_nodes and state.mode == "multi-process" else base
 
 
 class ClusterError(Exception):
@@ -261,14 +274,16 @@ def _plan(state: ClusterState, single_process: bool, paths: ClusterPaths, notes:
 
 
 def up(paths: ClusterPaths, *, port: int | None = None, merge: bool = True,
-       single_process: bool = False) -> UpResult:
+       single_process: bool = False, fake_nodes: int | None = None) -> UpResult:
     """Start (or resume, or confirm) the cluster; returns once the API is ready."""
     paths.ensure()
     with _cluster_lock(paths):
         state = ClusterState.load(paths) or ClusterState(name=paths.name)
         notes: list[str] = []
         state.mode = _plan(state, single_process, paths, notes)
-        components = MODES[state.mode]
+        if fake_nodes is not None:
+            _change_fake_nodes(paths, state, fake_nodes, notes)
+        components = components_for(state)
         running = _running_pids(paths, components)
         _clear_stale_pid_files(paths, running, notes)
         already = len(running) == len(components)
@@ -282,7 +297,7 @@ def up(paths: ClusterPaths, *, port: int | None = None, merge: bool = True,
             launch = Launch(paths, _choose_port(port, state, notes))
             running[api.name], state.port = _start_api(api, launch)
         _write_cluster_kubeconfig(paths, state)
-        _start_rest(components, running, Launch(paths, state.port, state.server))
+        _start_rest(components, running, Launch(paths, state.port, state.server, state.fake_nodes))
         state.components = [c.name for c in components]
         if not already:
             state.started, state.stopped = now_iso(), ""
@@ -293,6 +308,20 @@ def up(paths: ClusterPaths, *, port: int | None = None, merge: bool = True,
             state.merged_kubeconfig = str(result.merged_into)
             state.save(paths)
         return result
+
+
+def _change_fake_nodes(paths: ClusterPaths, state: ClusterState, wanted: int, notes: list[str]) -> None:
+    """A new fake-node count restarts the fake-nodes component with it."""
+    if wanted == state.fake_nodes:
+        return
+    if state.mode != "multi-process" and wanted:
+        notes.append("--fake-nodes needs the multi-process mode; ignored")
+        return
+    pid = process.running_component(paths.pid(FAKE_NODES.name), paths.home, FAKE_NODES.name)
+    if pid is not None:
+        process.stop([pid], grace=STOP_GRACE_SECONDS)
+        paths.pid(FAKE_NODES.name).unlink(missing_ok=True)
+    state.fake_nodes = wanted
 
 
 def _start_rest(components: tuple[Component, ...], running: dict[str, int], launch: Launch) -> None:

@@ -130,6 +130,7 @@ class ClusterState:
     stopped: str = ""
     # The user kubeconfig our context was merged into; `down --purge` cleans exactly that.
     merged_kubeconfig: str = ""
+    fake_nodes: int = 0  # `mkp up --fake-nodes N`, kept for resumes
 
     @property
     def server(self) -> str:
