@@ -267,6 +267,50 @@ def kubelet(kubeconfig: str | None, server: str | None, fake: bool, nodes: tuple
     run(names=names, kubeconfig=kubeconfig, server=server, config=config)
 
 
+@cli.command()
+@_target_options
+@click.option("--leader-elect", type=click.BOOL, default=True, show_default=True,
+              help="Elect a leader on Lease kube-system/kube-scheduler before scheduling.")
+def scheduler(kubeconfig: str | None, server: str | None, leader_elect: bool) -> None:
+    """Run the scheduler (default-scheduler) in the foreground."""
+    from controllers.scheduler.process import main as run
+
+    _require_target(kubeconfig, server)
+    run(kubeconfig, server, leader_elect)
+
+
+@cli.group()
+def explain() -> None:
+    """Say why the cluster did what it did."""
+
+
+@explain.command(name="schedule")
+@_name_option
+@click.argument("pod")
+@click.option("-n", "--namespace", default="default", show_default=True)
+def explain_schedule(name: str, pod: str, namespace: str) -> None:
+    """Every node's filter verdicts and scores for POD, as the scheduler sees it now."""
+    import asyncio
+
+    from controllers.scheduler.process import explain_pod
+    from minikube_py.client import ApiClient, ApiError
+
+    paths = _paths(name)
+    if not paths.kubeconfig.exists():
+        _fail(f'cluster "{name}" has no kubeconfig; is it up? (mkp up --name {name})')
+
+    async def run() -> str:
+        async with ApiClient.from_kubeconfig(str(paths.kubeconfig)) as client:
+            return await explain_pod(client, namespace, pod)
+
+    try:
+        click.echo(asyncio.run(run()))
+    except ApiError as exc:
+        _fail(exc.message)
+    except OSError as exc:
+        _fail(f"cannot reach the API server: {exc}")
+
+
 def _require_target(kubeconfig: str | None, server: str | None) -> None:
     if not kubeconfig and not server:
         _fail("give --kubeconfig PATH or --master URL")

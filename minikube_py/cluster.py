@@ -72,6 +72,7 @@ def _kubeconfig_args(launch: Launch) -> list[str]:
 COMPONENTS: tuple[Component, ...] = (
     Component("apiserver", lambda launch: ["apiserver", *_apiserver_args(launch)]),
     Component("controller-manager", lambda launch: ["controller-manager", *_kubeconfig_args(launch)]),
+    Component("scheduler", lambda launch: ["scheduler", *_kubeconfig_args(launch)]),
 )
 FAKE_NODES = Component("kubelet", lambda launch: [
     "kubelet", "--fake", "--nodes", str(launch.fake_nodes), *_kubeconfig_args(launch)])

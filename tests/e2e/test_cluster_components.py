@@ -60,3 +60,64 @@ def test_deployment_gets_a_replicaset_and_pods(cluster):
     assert len(pods) == 3 and all(p["metadata"]["ownerReferences"][0]["name"] == rs["metadata"]["name"] for p in pods)
     events = k("get", "events").stdout
     assert "ScalingReplicaSet" in events and "SuccessfulCreate" in events
+
+
+def _pods(cluster) -> list[dict]:
+    return json.loads(cluster.kubectl("get", "pods", "-l", "app=order-service", "-o", "json").stdout)["items"]
+
+
+def _ready(pod: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def test_rolling_update_keeps_three_available_and_at_most_four_pods(cluster):
+    """The seed's Deployment (3 replicas, maxSurge 1, maxUnavailable 0) rolls from v1 to
+    v2: sampled throughout, never below 3 ready pods nor above 4 pods that are not being
+    deleted; then history, undo to v1's ReplicaSet, pause/resume and scale."""
+    import subprocess
+
+    k = cluster.kubectl
+    k("apply", "-f", str(MANIFESTS / "deployment.yaml"))
+    k("rollout", "status", "deployment/order-service", "--timeout=60s")
+    first_rs = {p["metadata"]["labels"]["pod-template-hash"] for p in _pods(cluster)}
+    k("set", "image", "deployment/order-service", "order-service=walmart/order-service:2.2.0")
+    status = subprocess.Popen(["/usr/bin/kubectl", "--kubeconfig", str(cluster.kubeconfig), "rollout", "status",
+                               "deployment/order-service", "--timeout=60s"], stdout=subprocess.PIPE, text=True)
+    samples = 0
+    while status.poll() is None:
+        live = [p for p in _pods(cluster) if not p["metadata"].get("deletionTimestamp")]
+        assert len(live) <= 4, [p["metadata"]["name"] for p in live]
+        assert sum(1 for p in live if _ready(p)) >= 3
+        samples += 1
+    assert status.returncode == 0 and samples > 0
+    pods = _pods(cluster)
+    assert len(pods) == 3 and all(p["spec"]["containers"][0]["image"].endswith(":2.2.0") for p in pods)
+    history = k("rollout", "history", "deployment/order-service").stdout
+    assert re.search(r"^1\s", history, re.M) and re.search(r"^2\s", history, re.M)
+    assert k("rollout", "undo", "deployment/order-service").stdout.strip() == "deployment.apps/order-service rolled back"
+    k("rollout", "status", "deployment/order-service", "--timeout=60s")
+    assert {p["metadata"]["labels"]["pod-template-hash"] for p in _pods(cluster)} == first_rs
+    k("rollout", "pause", "deployment/order-service")
+    k("set", "image", "deployment/order-service", "order-service=walmart/order-service:3.0.0")
+    time.sleep(1)
+    assert all(p["spec"]["containers"][0]["image"].endswith(":2.1.0") for p in _pods(cluster))
+    k("rollout", "resume", "deployment/order-service")
+    k("rollout", "status", "deployment/order-service", "--timeout=60s")
+    k("scale", "deployment/order-service", "--replicas=5")
+    _wait(lambda: len([p for p in _pods(cluster) if _ready(p)]) == 5, what="5 ready pods")
+
+
+def test_unschedulable_pod_gets_the_real_failed_scheduling_message(cluster):
+    k = cluster.kubectl
+    k("run", "big", "--image=nginx", "--overrides",
+      '{"spec":{"containers":[{"name":"big","image":"nginx","resources":{"requests":{"cpu":"64"}}}]}}')
+    k("taint", "node", "fake-node-1", "dedicated=db:NoSchedule")
+    try:
+        _wait(lambda: "1 node(s) had untolerated taint {dedicated: db}, 2 Insufficient cpu"
+              in k("describe", "pod", "big").stdout, what="FailedScheduling with the taint")
+        assert "0/3 nodes are available" in k("describe", "pod", "big").stdout
+        why = cluster.mkp("explain", "schedule", "big").stdout
+        assert "fake-node-1: rejected by TaintToleration" in why and "Insufficient cpu" in why
+    finally:
+        k("taint", "node", "fake-node-1", "dedicated-")
+        k("delete", "pod", "big", "--wait=false")
