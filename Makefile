@@ -15,7 +15,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $@
 
 run: $(STAMP)
-	$(VENV)/bin/mkp up
+	$(VENV)/bin/mkp up --fake-nodes 2
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash examples/demo.sh
 
 # Debian packages the suite uses. Installed when we are root (CI always is); on a

@@ -13,3 +13,12 @@ k() { echo "+ kubectl $*" >&2; "${KUBECTL:-kubectl}" --kubeconfig "$kubeconfig" 
 k get namespaces
 k apply -f "$here/demo-configmap.yaml"
 k get configmap mkp-demo -o yaml
+
+# The control loops: a Deployment rolls out on the fake nodes (make run starts two).
+k get nodes
+k apply -f "$here/../tests/e2e/manifests/deployment.yaml"
+k rollout status deployment/order-service --timeout=60s
+k set image deployment/order-service order-service=walmart/order-service:2.2.0
+k rollout status deployment/order-service --timeout=60s
+k rollout history deployment/order-service
+k get deployments,replicasets,pods -o wide
