@@ -18,6 +18,9 @@ Layout, following pkg/scheduler of Kubernetes 1.32:
 - `fit_error.py`   the "0/N nodes are available: ..." message.
 - `queue.py`       activeQ / backoffQ / unschedulable pods.
 - `explain.py`     the text of `mkp explain schedule POD`.
+- `cache.py`       the long-lived Snapshot kept current from informers, assumed pods.
+- `loop.py`        the scheduling loop: queue -> cycle -> assume + bind, events, failures.
+- `process.py`     `mkp scheduler` (leader election, signals) and `explain_pod`.
 
 Typical use::
 

@@ -82,6 +82,14 @@ def unwrap(obj: Obj | DeletedFinalStateUnknown) -> Obj:
     return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
 
 
+def pod_scheduling_changed(old: Obj, new: Obj) -> bool:
+    """Did an assigned pod change in anything plugins read (labels, spec, being deleted)?
+    Status-only updates do not (PodSchedulingPropertiesChange finds no event in them)."""
+    old_meta, new_meta = old.get("metadata") or {}, new.get("metadata") or {}
+    return (old_meta.get("labels") != new_meta.get("labels") or old.get("spec") != new.get("spec")
+            or old_meta.get("deletionTimestamp") != new_meta.get("deletionTimestamp"))
+
+
 def _node_view(node: Obj, *, images: bool) -> tuple[Any, ...]:
     """What the scheduler reads of a node (nodeSchedulingPropertiesHasChanged): labels,
     annotations, unschedulable, taints, allocatable, condition statuses; plus images."""
@@ -336,10 +344,11 @@ class CacheFeeder:
             return
         # Unassigned -> assigned (the binding arrived) is an Add, as client-go's
         # FilteringResourceEventHandler reports an object entering the filter.
-        confirmed = bool(node_name_of(old)) and self.cache.node_of(key) is not None \
-            and not self.cache.is_assumed(key)
+        known = bool(node_name_of(old)) and self.cache.node_of(key) is not None and not self.cache.is_assumed(key)
+        if known and not pod_scheduling_changed(old, new):
+            return  # a status report (kubelet): nothing a plugin reads, no event either
         self.cache.add_pod(new)
-        self.on_event(ClusterEvent("Pod", "Update" if confirmed else "Add"))
+        self.on_event(ClusterEvent("Pod", "Update" if known else "Add"))
 
     def pod_deleted(self, obj: Obj | DeletedFinalStateUnknown) -> None:
         pod = unwrap(obj)

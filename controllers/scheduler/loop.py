@@ -21,6 +21,8 @@ One `Scheduler` owns a SchedulingQueue, a SchedulerCache and the framework:
   A pod already bound or gone gets neither: there is nothing left to report on.
 - The loop never sleeps inside a cycle. When no pod is ready it waits for a queue
   change or for the queue's next backoff/flush wakeup, on the injectable clock.
+  Between cycles it yields one event-loop turn, so informers, bindings and Event
+  writes (spread over several writers, see `EventRecorders`) keep pace.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ FAILED_SCHEDULING = "FailedScheduling"
 REASON_UNSCHEDULABLE = "Unschedulable"  # v1.PodReasonUnschedulable
 REASON_SCHEDULER_ERROR = "SchedulerError"  # v1.PodReasonSchedulerError
 ASSIGNED_POD_DELETE = ClusterEvent("Pod", "Delete")
+EVENT_WRITERS = 8
 
 
 def scheduler_name_of(pod: Obj) -> str:
@@ -82,6 +85,34 @@ def pod_scheduled_false_patch(pod: Obj, reason: str, message: str, now: str) -> 
     return {"status": {"conditions": [condition]}}
 
 
+class EventRecorders:
+    """EventRecorders sharing the writing of one component's Events, each pod always
+    on the same one (so count aggregation still sees all of a pod's Events).
+
+    One EventRecorder writes one Event at a time, and every write needs several turns
+    of the event loop; between two CPU-bound cycles the loop turns once, so with
+    hundreds of nodes a single writer falls behind one Event per pod and its queue
+    overflows (Scheduled events get dropped). Several writers keep pace."""
+
+    def __init__(self, client: ApiClient, component: str, *, clock: Clock, writers: int = EVENT_WRITERS) -> None:
+        self.recorders = [EventRecorder(client, component, clock=clock) for _ in range(writers)]
+
+    def event(self, obj: Obj, event_type: str, reason: str, message: str) -> None:
+        meta = obj.get("metadata") or {}
+        shard = hash((meta.get("namespace"), meta.get("name"))) % len(self.recorders)
+        self.recorders[shard].event(dict(obj), event_type, reason, message)
+
+    @property
+    def dropped(self) -> int:
+        return sum(r.dropped for r in self.recorders)
+
+    async def flush(self) -> None:
+        await asyncio.gather(*(r.flush() for r in self.recorders))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(r.close() for r in self.recorders))
+
+
 @dataclass
 class LoopStats:
     """Counters of what the loop did (for logs, benchmarks and tests)."""
@@ -97,12 +128,12 @@ class Scheduler:
 
     def __init__(self, client: ApiClient, factory: SharedInformerFactory, *,
                  scheduler_name: str = DEFAULT_SCHEDULER_NAME, clock: Clock | None = None,
-                 framework: Framework | None = None, recorder: EventRecorder | None = None) -> None:
+                 framework: Framework | None = None, event_writers: int = EVENT_WRITERS) -> None:
         self.client = client
         self.scheduler_name = scheduler_name
         self.clock = clock or RealClock()
         self.framework = framework or default_framework()
-        self.recorder = recorder or EventRecorder(client, scheduler_name, clock=self.clock)
+        self.recorder = EventRecorders(client, scheduler_name, clock=self.clock, writers=event_writers)
         self.cache = SchedulerCache()
         self.queue = SchedulingQueue(self.clock, cluster_event_map=self.framework.cluster_event_map())
         self.stats = LoopStats()
@@ -155,8 +186,7 @@ class Scheduler:
                     await self._wait_for_work()
                     continue
                 self.schedule_one(info)
-                for _ in range(3):  # let informers, bindings and events run between cycles
-                    await asyncio.sleep(0)
+                await asyncio.sleep(0)  # let informers, bindings and events run between cycles
         finally:
             await self._cancel_background()
 
@@ -179,7 +209,7 @@ class Scheduler:
         pod, key = info.pod, info.key
         self.stats.cycles += 1
         if (pod.get("metadata") or {}).get("deletionTimestamp"):
-            self.recorder.event(dict(pod), WARNING, FAILED_SCHEDULING, f"skip schedule deleting pod: {key}")
+            self.recorder.event(pod, WARNING, FAILED_SCHEDULING, f"skip schedule deleting pod: {key}")
             self.queue.done(key)
             return
         if self.cache.node_of(key) is not None:
@@ -209,7 +239,7 @@ class Scheduler:
         self.cache.finish_binding(info.key)
         self.stats.bound += 1
         log.debug("bound %s to %s", info.key, node)
-        self.recorder.event(dict(info.pod), NORMAL, SCHEDULED, f"Successfully assigned {info.key} to {node}")
+        self.recorder.event(info.pod, NORMAL, SCHEDULED, f"Successfully assigned {info.key} to {node}")
 
     def _binding_failed(self, info: QueuedPodInfo, node: str, exc: BaseException) -> None:
         log.info("binding %s to %s failed: %s", info.key, node, exc)

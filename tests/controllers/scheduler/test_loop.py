@@ -15,7 +15,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from controllers.scheduler.cache import SchedulerCache
+from controllers.scheduler.cache import CacheFeeder, SchedulerCache
+from controllers.scheduler.framework import ClusterEvent
 from controllers.scheduler.loop import Scheduler
 from minikube_py.client import (
     EVENTS,
@@ -184,6 +185,25 @@ def test_removed_node_keeps_its_pods_for_when_it_returns() -> None:
     assert _requested_cpu(cache, "n1") == 1000
 
 
+def test_feeder_reports_scheduling_changes_of_assigned_pods_but_not_status_reports() -> None:
+    cache, events = SchedulerCache(), []
+    feeder = CacheFeeder(cache, events.append)
+    feeder.node_added(api_node("n1"))
+    pending = api_pod("web")
+    bound = _cached_pod("web", "n1")
+    feeder.pod_added(pending)  # unassigned: the loop's business, not the cache's
+    cache.assume_pod(pending, "n1")
+    feeder.pod_updated(pending, bound)  # the binding arrives: confirms, and is an Add
+    ready = {**bound, "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+    feeder.pod_updated(bound, ready)  # a kubelet status report
+    relabelled = {**ready, "metadata": {**ready["metadata"], "labels": {"app": "web"}}}
+    feeder.pod_updated(ready, relabelled)
+    feeder.pod_updated(relabelled, {**relabelled, "status": {"phase": "Succeeded"}})
+    assert events == [ClusterEvent("Node", "Add"), ClusterEvent("Pod", "Add"), ClusterEvent("Pod", "Update"),
+                      ClusterEvent("Pod", "Delete")]
+    assert cache.stats() == {"nodes": 1, "pods": 0, "assumed": 0}
+
+
 # -- the loop against the API server ------------------------------------------------------------------
 async def test_pod_is_bound_to_the_node_with_room_and_gets_a_scheduled_event(
         apiserver: InProcessServer, client: ApiClient) -> None:
@@ -237,6 +257,30 @@ async def test_adding_a_bigger_node_schedules_the_pending_pod_without_waiting(
         await wait_for(lambda: node_of(client, "huge"), message="huge bound", guard=scheduler.guard)
     assert await node_of(client, "huge") == "big"
     assert scheduler.stats.cycles == 2
+
+
+async def test_deleting_a_bound_pod_or_untainting_a_node_schedules_pending_pods(
+        apiserver: InProcessServer, client: ApiClient) -> None:
+    clock = FakeClock()
+    await client.create(NODES, api_node("n1", cpu="2"))
+    await client.create(NODES, api_node("n2", cpu="2", taints=[{"key": "maintenance", "effect": "NoSchedule"}]))
+    async with running_scheduler(apiserver.url, clock=clock) as scheduler:
+        await client.create(PODS, api_pod("first", cpu="2"))
+        await wait_for(lambda: node_of(client, "first"), guard=scheduler.guard)
+        for name in ("second", "third"):
+            await client.create(PODS, api_pod(name, cpu="2"))
+        await wait_for(lambda: scheduler.stats.unschedulable == 2, guard=scheduler.guard)
+        clock.advance(2)  # backoff over; only a cluster event can move them now
+        await client.delete(PODS, "first", NS, grace_period_seconds=0)  # Pod/Delete
+        await wait_for(lambda: scheduler.stats.bound == 2, guard=scheduler.guard)
+        await wait_for(lambda: scheduler.stats.unschedulable == 3, guard=scheduler.guard)  # third, again
+        clock.advance(5)  # its second backoff (2 s) is over too
+        await asyncio.sleep(0.1)
+        assert scheduler.queue.pending_pods()["unschedulable"] == ["default/third"]
+        await client.patch(NODES, "n2", {"spec": {"taints": None}})  # Node/Update
+        await wait_for(lambda: scheduler.stats.bound == 3, guard=scheduler.guard)
+    placed = {name: await node_of(client, name) for name in ("second", "third")}
+    assert sorted(placed.values()) == ["n1", "n2"]
 
 
 async def test_tainted_nodes_are_avoided_unless_tolerated(apiserver: InProcessServer,
