@@ -9,16 +9,13 @@ restarts it, as with kube-controller-manager) or the configuration is unusable.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
-import signal
 import sys
 
 from controllers.manager.registry import select_controllers
 from controllers.manager.run import FIELD_MANAGER, LeaderElectionLost, run_controller_manager
-from minikube_py.client import ApiClient
+from minikube_py.client import ApiClient, client_for, run_until_signalled
 
 log = logging.getLogger("controllers.manager")
 
@@ -26,39 +23,15 @@ USER_AGENT = "kube-controller-manager/minikube_py"
 
 
 def make_client(kubeconfig: str | None, server: str | None) -> ApiClient:
-    """A client from the kubeconfig (its current context), `server` overriding its URL
-    (kube-controller-manager's --master); or plain `server` without credentials."""
-    if kubeconfig:
-        client = ApiClient.from_kubeconfig(kubeconfig, field_manager=FIELD_MANAGER, user_agent=USER_AGENT)
-        if server:
-            client.server = server.rstrip("/")
-        return client
-    if server:
-        return ApiClient(server, field_manager=FIELD_MANAGER, user_agent=USER_AGENT)
-    raise ValueError("give a kubeconfig or the API server's URL")
+    """A client as kube-controller-manager; `server` overrides the kubeconfig's (--master)."""
+    return client_for(kubeconfig, server, field_manager=FIELD_MANAGER, user_agent=USER_AGENT)
 
 
 async def serve(client: ApiClient, controllers: list[str], leader_elect: bool) -> None:
     """Run until SIGTERM/SIGINT (then stop cleanly) or until the manager ends on its own."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    async with client:
-        manager = asyncio.create_task(
-            run_controller_manager(client, controllers=controllers, leader_elect=leader_elect),
-            name="controller-manager")
-        stopper = asyncio.create_task(stop.wait(), name="signals")
-        try:
-            await asyncio.wait({manager, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (manager, stopper):
-                task.cancel()
-            await asyncio.gather(manager, stopper, return_exceptions=True)
-        if not stop.is_set():
-            manager.result()  # why it ended: LeaderElectionLost or a failure
-        log.info("controller-manager stopped")
+    await run_until_signalled(
+        client, lambda: run_controller_manager(client, controllers=controllers, leader_elect=leader_elect),
+        "controller-manager")
 
 
 def main(kubeconfig: str | None, server: str | None, controllers: str, leader_elect: bool) -> None:

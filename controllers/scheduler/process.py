@@ -17,10 +17,8 @@ read from the API, independent of any running scheduler.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +28,17 @@ from controllers.scheduler.explain import format_explanation
 from controllers.scheduler.loop import DEFAULT_SCHEDULER_NAME, Scheduler, scheduler_name_of
 from controllers.scheduler.nodeinfo import Snapshot, object_key
 from controllers.scheduler.plugins import default_framework
-from minikube_py.client import NODES, PODS, ApiClient, Clock, LeaderElector, RealClock, SharedInformerFactory
+from minikube_py.client import (
+    NODES,
+    PODS,
+    ApiClient,
+    Clock,
+    LeaderElector,
+    RealClock,
+    SharedInformerFactory,
+    client_for,
+    run_until_signalled,
+)
 
 log = logging.getLogger("controllers.scheduler")
 
@@ -139,37 +147,13 @@ async def explain_pod(client: ApiClient, namespace: str, name: str) -> str:
 
 # -- the process ---------------------------------------------------------------------------------
 def make_client(kubeconfig: str | None, server: str | None) -> ApiClient:
-    """A client from the kubeconfig (its current context), `server` overriding its URL
-    (kube-scheduler's --master); or plain `server` without credentials."""
-    if kubeconfig:
-        client = ApiClient.from_kubeconfig(kubeconfig, field_manager=FIELD_MANAGER, user_agent=USER_AGENT)
-        if server:
-            client.server = server.rstrip("/")
-        return client
-    if server:
-        return ApiClient(server, field_manager=FIELD_MANAGER, user_agent=USER_AGENT)
-    raise ValueError("give a kubeconfig or the API server's URL")
+    """A client as kube-scheduler; `server` overrides the kubeconfig's (--master)."""
+    return client_for(kubeconfig, server, field_manager=FIELD_MANAGER, user_agent=USER_AGENT)
 
 
 async def serve(client: ApiClient, leader_elect: bool) -> None:
     """Run until SIGTERM/SIGINT (then stop cleanly) or until the scheduler ends."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    async with client:
-        scheduler = asyncio.create_task(run_scheduler(client, leader_elect=leader_elect), name="scheduler")
-        stopper = asyncio.create_task(stop.wait(), name="signals")
-        try:
-            await asyncio.wait({scheduler, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (scheduler, stopper):
-                task.cancel()
-            await asyncio.gather(scheduler, stopper, return_exceptions=True)
-        if not stop.is_set():
-            scheduler.result()  # why it ended: LeaderElectionLost or a failure
-        log.info("scheduler stopped")
+    await run_until_signalled(client, lambda: run_scheduler(client, leader_elect=leader_elect), "scheduler")
 
 
 def main(kubeconfig: str | None, server: str | None, leader_elect: bool) -> None:

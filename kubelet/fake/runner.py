@@ -16,14 +16,22 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubelet.fake.config import FIELD_MANAGER, FakeNodeConfig
 from kubelet.fake.nodes import NodeAgent
 from kubelet.fake.pods import PodDriver
-from minikube_py.client import NODES, PODS, ApiClient, Clock, RealClock, SharedInformerFactory
+from minikube_py.client import (
+    NODES,
+    PODS,
+    ApiClient,
+    Clock,
+    RealClock,
+    SharedInformerFactory,
+    client_for,
+    run_until_signalled,
+)
 
 log = logging.getLogger("kubelet.fake")
 
@@ -99,24 +107,8 @@ async def serve(*, names: Sequence[str], kubeconfig: str | None = None, server: 
     """Run fake nodes against the cluster of `kubeconfig` (or the plain `server` URL)
     until SIGTERM or SIGINT."""
     config = config or FakeNodeConfig()
-    options: dict[str, Any] = {"field_manager": FIELD_MANAGER, "user_agent": user_agent(config)}
-    if kubeconfig:
-        client = ApiClient.from_kubeconfig(kubeconfig, **options)
-    elif server:
-        client = ApiClient(server, **options)
-    else:
-        raise ValueError("give a kubeconfig or a server URL")
-    task = asyncio.create_task(FakeNodes(client, list(names), config=config).run(), name="fake nodes")
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, task.cancel)
-    try:
-        await task
-    except asyncio.CancelledError:
-        log.info("fake nodes stopped")
-    finally:
-        await client.close()
+    client = client_for(kubeconfig, server, field_manager=FIELD_MANAGER, user_agent=user_agent(config))
+    await run_until_signalled(client, FakeNodes(client, list(names), config=config).run, "fake nodes")
 
 
 def main(*, names: Sequence[str], kubeconfig: str | None = None, server: str | None = None,

@@ -21,6 +21,7 @@ Typical controller wiring:
 """
 
 from minikube_py.client.clock import Clock, FakeClock, RealClock, settle
+from minikube_py.client.component import client_for, run_until_signalled
 from minikube_py.client.controller import (
     Controller,
     Reconcile,
@@ -82,6 +83,8 @@ from minikube_py.client.store import (
 from minikube_py.client.workqueue import ItemExponentialFailureRateLimiter, RateLimiter, ShutDown, WorkQueue
 
 __all__ = [
+    "client_for",
+    "run_until_signalled",
     "ApiClient", "ApiError", "Clock", "Controller", "DeletedFinalStateUnknown", "EventHandler", "EventRecorder",
     "FakeClock", "Informer", "ItemExponentialFailureRateLimiter", "LeaderElector", "Lister", "NORMAL",
     "NAMESPACE_INDEX", "OWNER_UID_INDEX", "RateLimiter", "RealClock", "Reconcile", "Resource", "Result",

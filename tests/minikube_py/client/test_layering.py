@@ -17,6 +17,7 @@ ORDER = [
     "store", "informer",  # caches
     "workqueue", "controller",  # keys -> reconcile
     "leaderelection", "events",  # on top of ApiClient
+    "component",  # a component process's client and signal handling
 ]
 COMPONENTS = {"apiserver", "controllers", "kubelet", "proxy", "cni"}
 
