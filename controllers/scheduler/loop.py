@@ -3,7 +3,8 @@
 One `Scheduler` owns a SchedulingQueue, a SchedulerCache and the framework:
 
 - Informers feed both. Unassigned, unfinished pods whose spec.schedulerName is ours go
-  into the queue (other schedulers' pods are ignored entirely); a pod that gets bound
+  into the queue (other schedulers' pods are ignored entirely, pods with
+  spec.schedulingGates wait outside it until the gates are gone); a pod that gets bound
   (by us or by anyone else) or deleted leaves it. Every change the cache absorbs
   (node added or updated, assigned pod deleted, PVC added ...) is a ClusterEvent that
   moves the unschedulable pods it may help back to the queue, per the plugins'
@@ -148,8 +149,15 @@ class Scheduler:
     def responsible_for(self, pod: Obj) -> bool:
         return scheduler_name_of(pod) == self.scheduler_name
 
+    def _wanted(self, pod: Obj) -> bool:
+        """Should this unassigned pod be in our queue? Not when finished, another
+        scheduler's, or gated: spec.schedulingGates keep it out until they are all
+        removed (the SchedulingGates PreEnqueue plugin)."""
+        spec = pod.get("spec") or {}
+        return not is_terminal(pod) and self.responsible_for(pod) and not spec.get("schedulingGates")
+
     def pod_added(self, pod: Obj) -> None:
-        if node_name_of(pod) or is_terminal(pod) or not self.responsible_for(pod):
+        if node_name_of(pod) or not self._wanted(pod):
             return
         self.queue.add(pod)
         self._wake.set()
@@ -159,7 +167,7 @@ class Scheduler:
             if not node_name_of(old):
                 self.queue.delete(new)  # bound, by us or by someone else
             return
-        if is_terminal(new) or not self.responsible_for(new):
+        if not self._wanted(new):
             self.queue.delete(new)
             return
         self.queue.update(old, new)

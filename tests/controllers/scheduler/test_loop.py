@@ -320,6 +320,21 @@ async def test_pods_for_other_schedulers_are_left_alone(apiserver: InProcessServ
     assert event["source"] == {"component": "my-scheduler"}
 
 
+async def test_gated_pod_waits_until_its_scheduling_gates_are_removed(apiserver: InProcessServer,
+                                                                      client: ApiClient) -> None:
+    await client.create(NODES, api_node("n1"))
+    gated = api_pod("gated")
+    gated["spec"]["schedulingGates"] = [{"name": "example.com/quota"}]
+    async with running_scheduler(apiserver.url) as scheduler:
+        await client.create(PODS, gated)
+        await client.create(PODS, api_pod("free"))
+        await wait_for(lambda: node_of(client, "free"), guard=scheduler.guard)
+        assert await node_of(client, "gated") is None and len(scheduler.queue) == 0
+        await client.patch(PODS, "gated", {"spec": {"schedulingGates": None}}, NS)
+        assert await wait_for(lambda: node_of(client, "gated"), guard=scheduler.guard) == "n1"
+    assert scheduler.stats.cycles == 2
+
+
 async def test_deleted_or_externally_bound_pods_leave_the_queue(apiserver: InProcessServer,
                                                                 client: ApiClient) -> None:
     await client.create(NODES, api_node("n1", cpu="1"))
