@@ -132,9 +132,14 @@ async def bind_pod(ctx: Ctx, body: Any) -> Obj:
     if not isinstance(body, dict) or not (body.get("target") or {}).get("name"):
         raise errors.invalid_object("Binding", "", ctx.name, [errors.required("target.name")])
     node = body["target"]["name"]
+    wanted_uid = (body.get("metadata") or {}).get("uid")
 
     async def compute(current: Obj | None) -> Obj | None:
         assert current is not None
+        uid = current["metadata"].get("uid")
+        if wanted_uid and wanted_uid != uid:
+            raise errors.conflict("pods/binding", ctx.name, "",
+                                  f"Precondition failed: UID in precondition: {wanted_uid}, UID in object meta: {uid}")
         if current["metadata"].get("deletionTimestamp"):
             raise errors.conflict("pods", ctx.name, "", f"pod {ctx.name} is being deleted, cannot be assigned to a host")
         if (current.get("spec") or {}).get("nodeName"):

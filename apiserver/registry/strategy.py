@@ -95,6 +95,11 @@ def prepare_for_create(info: ResourceInfo, obj: Obj) -> None:
         obj["status"] = {"storedVersions": stored} if stored else {}
     elif (info.group, info.kind) == ("", "Pod"):
         obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj.get("spec") or {})}
+        if (obj.get("spec") or {}).get("schedulingGates"):
+            obj["status"]["conditions"] = [{
+                "type": "PodScheduled", "status": "False", "reason": "SchedulingGated",
+                "message": "Scheduling is blocked due to non-empty scheduling gates",
+                "lastProbeTime": None, "lastTransitionTime": now_rfc3339()}]
     elif (info.group, info.kind) == ("", "Namespace"):
         obj["status"] = {"phase": "Active"}
     elif (info.group, info.kind) in _INITIAL_STATUS:

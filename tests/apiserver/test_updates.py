@@ -62,3 +62,19 @@ async def test_status_write_with_another_uid_is_rejected(client):
     resp = await client.patch(f"{pods}/p/status", data=orjson.dumps(guard),
                               headers={"Content-Type": "application/strategic-merge-patch+json"})
     assert resp.status == 200 and (await resp.json())["status"]["phase"] == "Running"
+
+
+async def test_binding_with_another_uid_conflicts_and_gated_pods_say_so(client):
+    pods = "/api/v1/namespaces/default/pods"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "g"},
+           "spec": {"schedulingGates": [{"name": "example.com/wait"}], "containers": [{"name": "c", "image": "nginx"}]}}
+    created = await (await client.post(pods, data=orjson.dumps(pod), headers={"Content-Type": "application/json"})).json()
+    [cond] = created["status"]["conditions"]
+    assert (cond["type"], cond["status"], cond["reason"]) == ("PodScheduled", "False", "SchedulingGated")
+    binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "g", "uid": "not-the-uid"},
+               "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"}}
+    resp = await client.post(f"{pods}/g/binding", data=orjson.dumps(binding), headers={"Content-Type": "application/json"})
+    assert resp.status == 409 and "Precondition failed" in (await resp.json())["message"]
+    binding["metadata"]["uid"] = created["metadata"]["uid"]
+    resp = await client.post(f"{pods}/g/binding", data=orjson.dumps(binding), headers={"Content-Type": "application/json"})
+    assert resp.status == 201
