@@ -17,10 +17,10 @@ the same path format, and reuse the error builders here.
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from typing import Any
 
 from apiserver.errors import StatusError, bad_request, invalid, invalid_object
+from apiserver.patch.mergepatch import go_value as go_format  # Go fmt %v of decoded JSON
 from apiserver.schema import SchemaNode
 
 
@@ -134,34 +134,3 @@ def patch_field_validation_error(unknown: list[str], patch: Any, *,
     return invalid_object("", "", "", [invalid("patch", go_format(patch), detail)])
 
 
-def _go_float(value: float) -> str:
-    """A float64 as Go's %v prints it: the shortest digits, in exponent form when the
-    exponent is below -4 or at least 6 (`3`, `0.5`, `1e+06`, `1.5e-05`)."""
-    if value != value or value in (float("inf"), float("-inf")):
-        return "NaN" if value != value else ("+Inf" if value > 0 else "-Inf")
-    if value == 0:
-        return "0"
-    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
-    text = "".join(map(str, digits))
-    exp = len(digits) + int(exponent) - 1
-    prefix = "-" if sign else ""
-    if exp < -4 or exp >= 6:
-        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
-        return f"{prefix}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
-    return prefix + format(Decimal(text).scaleb(exp - len(text) + 1), "f")
-
-
-def go_format(value: Any) -> str:
-    """A decoded JSON value as Go's fmt %v prints an unstructured object:
-    `map[spec:map[replicas:3]]`, `[a b]`, `<nil>`."""
-    if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{go_format(value[k])}" for k in sorted(value)) + "]"
-    if isinstance(value, list):
-        return "[" + " ".join(go_format(v) for v in value) + "]"
-    if value is None:
-        return "<nil>"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return _go_float(value)
-    return str(value)
