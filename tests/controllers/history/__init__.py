@@ -1,0 +1,1 @@
+"""ControllerRevision history helpers (controllers/history)."""
