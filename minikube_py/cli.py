@@ -280,6 +280,69 @@ def scheduler(kubeconfig: str | None, server: str | None, leader_elect: bool) ->
 
 
 @cli.group()
+def node() -> None:
+    """Add, stop, start and delete nodes of a running cluster one at a time."""
+
+
+@node.command(name="add")
+@_name_option
+@click.argument("node_name", required=False, metavar="[NODE]")
+@click.option("--fake", is_flag=True, help="A kwok-style fake node (the only kind so far).")
+@click.option("--capacity", default="", metavar="cpu=8,memory=32Gi,...", help="Capacity over the defaults.")
+def node_add(name: str, node_name: str | None, fake: bool, capacity: str) -> None:
+    """Join a node (default name: the next free fake-node-N) and wait until it is Ready."""
+    from minikube_py import nodes
+
+    if not fake:
+        _fail("only fake nodes (--fake) exist so far; the process kubelet comes with the kubelet issue")
+    try:
+        added = nodes.add(_paths(name), name=node_name, capacity=capacity)
+    except nodes.ClusterError as e:
+        _fail(str(e))
+    click.echo(f"node/{added} added (Ready)")
+
+
+@node.command(name="list")
+@_name_option
+def node_list(name: str) -> None:
+    """Every Node, the mkp component that runs it and whether that process runs."""
+    from minikube_py import nodes
+
+    try:
+        rows = nodes.rows(_paths(name))
+    except nodes.ClusterError as e:
+        _fail(str(e))
+    width = max([len("NAME"), *(len(r.name) for r in rows)])
+    cwidth = max([len("COMPONENT"), *(len(r.component) for r in rows)])
+    click.echo(f"{'NAME':<{width}}   {'COMPONENT':<{cwidth}}   {'PROCESS':<8}   READY")
+    for r in rows:
+        click.echo(f"{r.name:<{width}}   {r.component or '-':<{cwidth}}   {r.process:<8}   {r.ready}")
+
+
+NODE_DONE = {"stop": "stopped", "start": "started", "delete": "deleted"}
+
+
+def _node_action(verb: str, help_text: str):  # type: ignore[no-untyped-def]
+    @node.command(name=verb, help=help_text)
+    @_name_option
+    @click.argument("node_name", metavar="NODE")
+    def command(name: str, node_name: str) -> None:
+        from minikube_py import nodes
+
+        try:
+            getattr(nodes, verb)(_paths(name), node_name)
+        except nodes.ClusterError as e:
+            _fail(str(e))
+        click.echo(f"node/{node_name} {NODE_DONE[verb]}")
+    return command
+
+
+_node_action("stop", "Stop an added node's process; its Node and Lease stay and go stale, as when a kubelet dies.")
+_node_action("start", "Start a stopped node's process again.")
+_node_action("delete", "Stop an added node's process and delete its Node.")
+
+
+@cli.group()
 def explain() -> None:
     """Say why the cluster did what it did."""
 

@@ -82,10 +82,24 @@ SINGLE_PROCESS: tuple[Component, ...] = (
 MODES = {"multi-process": COMPONENTS, "single-process": SINGLE_PROCESS}
 
 
+def added_node(name: str, capacity: str = "") -> Component:
+    """The process of one node added by `mkp node add --fake` (component `node-<name>`)."""
+    def argv(launch: Launch) -> list[str]:
+        extra = ["--capacity", capacity] if capacity else []
+        return ["kubelet", "--fake", "--node", name, *extra, *_kubeconfig_args(launch)]
+    return Component(f"{process.NODE_COMPONENT_PREFIX}{name}", argv)
+
+
 def components_for(state: ClusterState) -> tuple[Component, ...]:
-    """The components of a cluster as configured (mode, fake nodes)."""
+    """The components of a cluster as configured (mode, fake nodes, added nodes that are
+    not stopped)."""
     base = MODES[state.mode]
-    return (*base, FAKE_NODES) if state.fake_nodes and state.mode == "multi-process" else base
+    if state.mode != "multi-process":
+        return base
+    fake = (FAKE_NODES,) if state.fake_nodes else ()
+    added = tuple(added_node(n["name"], n.get("capacity", "")) for n in state.added_nodes
+                  if n["name"] not in state.stopped_nodes)
+    return (*base, *fake, *added)
 
 
 class ClusterError(Exception):
@@ -121,7 +135,7 @@ class Status:
 
 
 @contextlib.contextmanager
-def _cluster_lock(paths: ClusterPaths) -> Iterator[None]:
+def cluster_lock(paths: ClusterPaths) -> Iterator[None]:
     """Serialise up/down of one cluster (two racing `mkp up` must not both start it)."""
     paths.home.mkdir(parents=True, exist_ok=True)
     with open(paths.lock_file, "a") as f:
@@ -190,7 +204,7 @@ def status(paths: ClusterPaths) -> Status:
 # --- starting ----------------------------------------------------------------------
 
 
-def _start(component: Component, launch: Launch) -> tuple[subprocess.Popen[bytes], int]:
+def start_component(component: Component, launch: Launch) -> tuple[subprocess.Popen[bytes], int]:
     """Spawn one component; returns the process and the log offset its output starts at."""
     paths = launch.paths
     log = paths.log(component.name)
@@ -209,7 +223,7 @@ def _start_api(component: Component, launch: Launch) -> tuple[int, int]:
     failure, Ctrl-C included, the half-started process is stopped again."""
     paths = launch.paths
     paths.port_file.unlink(missing_ok=True)
-    proc, offset = _start(component, launch)
+    proc, offset = start_component(component, launch)
     try:
         return proc.pid, _poll_ready(proc, component, paths)
     except BaseException as e:
@@ -278,7 +292,7 @@ def up(paths: ClusterPaths, *, port: int | None = None, merge: bool = True,
        single_process: bool = False, fake_nodes: int | None = None) -> UpResult:
     """Start (or resume, or confirm) the cluster; returns once the API is ready."""
     paths.ensure()
-    with _cluster_lock(paths):
+    with cluster_lock(paths):
         state = ClusterState.load(paths) or ClusterState(name=paths.name)
         notes: list[str] = []
         state.mode = _plan(state, single_process, paths, notes)
@@ -315,6 +329,10 @@ def _change_fake_nodes(paths: ClusterPaths, state: ClusterState, wanted: int, no
     """A new fake-node count restarts the fake-nodes component with it."""
     if wanted == state.fake_nodes:
         return
+    clash = sorted({f"fake-node-{i}" for i in range(1, wanted + 1)} & {n["name"] for n in state.added_nodes})
+    if clash:
+        raise ClusterError(f"--fake-nodes {wanted} would start {', '.join(clash)}, already added with "
+                           "`mkp node add`; `mkp node delete` them first")
     if state.mode != "multi-process" and wanted:
         notes.append("--fake-nodes needs the multi-process mode; ignored")
         return
@@ -328,7 +346,7 @@ def _change_fake_nodes(paths: ClusterPaths, state: ClusterState, wanted: int, no
 def _start_rest(components: tuple[Component, ...], running: dict[str, int], launch: Launch) -> None:
     for c in components[1:]:
         if c.name not in running:
-            running[c.name] = _start(c, launch)[0].pid
+            running[c.name] = start_component(c, launch)[0].pid
 
 
 def _write_cluster_kubeconfig(paths: ClusterPaths, state: ClusterState) -> None:
@@ -379,7 +397,7 @@ def down(paths: ClusterPaths, *, purge: bool = False) -> DownResult:
     if not paths.home.exists():
         return DownResult(existed=False)
     result = DownResult(existed=True)
-    with _cluster_lock(paths):
+    with cluster_lock(paths):
         _stop_all(paths, result)
         for pid_file in paths.pids_dir.glob("*.pid"):
             pid_file.unlink(missing_ok=True)

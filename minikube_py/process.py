@@ -124,6 +124,9 @@ def environ(pid: int) -> dict[str, str]:
     return env
 
 
+NODE_COMPONENT_PREFIX = "node-"  # components of nodes added one by one (`mkp node add`)
+
+
 def is_component(pid: int, cluster_home: Path, component: str) -> bool:
     """Whether `pid` is still `component` of the cluster at `cluster_home`, not a
     different program that inherited a recycled pid."""
@@ -132,7 +135,10 @@ def is_component(pid: int, cluster_home: Path, component: str) -> bool:
     env = environ(pid)
     if env.get(ENV_CLUSTER_HOME) != str(cluster_home) or env.get(ENV_COMPONENT) != component:
         return False
-    return component in cmdline(pid)
+    words = cmdline(pid)
+    if component.startswith(NODE_COMPONENT_PREFIX):  # `node-NAME` runs `kubelet ... --node NAME`
+        return "kubelet" in words and component.removeprefix(NODE_COMPONENT_PREFIX) in words
+    return component in words
 
 
 def running_component(pid_file: Path, cluster_home: Path, component: str) -> int | None:

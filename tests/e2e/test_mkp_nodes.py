@@ -1,0 +1,101 @@
+"""`mkp node add|list|stop|start|delete` on a running cluster, checked with the real kubectl."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.conftest import start_mkp_cluster
+
+pytestmark = pytest.mark.e2e
+
+
+def _wait(check, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with start_mkp_cluster(tmp_path_factory.mktemp("mkp"), None, "--fake-nodes", "1") as c:
+        yield c
+
+
+def _lease_renew_time(cluster, node: str) -> str:
+    lease = json.loads(cluster.kubectl("get", "lease", node, "-n", "kube-node-lease", "-o", "json").stdout)
+    return lease["spec"]["renewTime"]
+
+
+def _list(cluster) -> dict[str, list[str]]:
+    lines = cluster.mkp("node", "list").stdout.splitlines()
+    assert lines[0].split() == ["NAME", "COMPONENT", "PROCESS", "READY"]
+    return {line.split()[0]: line.split()[1:] for line in lines[1:]}
+
+
+def test_add_picks_the_next_name_and_waits_until_ready(cluster):
+    out = cluster.mkp("node", "add", "--fake").stdout
+    assert out.strip() == "node/fake-node-2 added (Ready)"
+    # Ready already when the command returns: no waiting here.
+    node = json.loads(cluster.kubectl("get", "node", "fake-node-2", "-o", "json").stdout)
+    ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+    assert _list(cluster)["fake-node-2"] == ["node-fake-node-2", "running", "True"]
+    assert _list(cluster)["fake-node-1"] == ["kubelet", "running", "True"]
+
+
+def test_add_with_a_name_and_capacity(cluster):
+    cluster.mkp("node", "add", "--fake", "big", "--capacity", "cpu=64,memory=256Gi")
+    cpu = cluster.kubectl("get", "node", "big", "-o", "jsonpath={.status.capacity.cpu}").stdout
+    assert cpu == "64"
+    again = cluster.mkp("node", "add", "--fake", "big", check=False)
+    assert again.returncode != 0 and 'node "big" already exists' in again.stderr
+
+
+def test_bad_input_is_refused_and_changes_nothing(cluster):
+    before = _list(cluster)
+    bad = cluster.mkp("node", "add", "--fake", "Bad_Name", check=False)
+    assert bad.returncode != 0 and "RFC 1123" in bad.stderr
+    bad = cluster.mkp("node", "add", "--fake", "x1", "--capacity", "cpu", check=False)
+    assert bad.returncode != 0 and "name=quantity" in bad.stderr
+    shared = cluster.mkp("node", "stop", "fake-node-1", check=False)
+    assert shared.returncode != 0 and "shared fake-nodes process" in shared.stderr
+    assert _list(cluster) == before
+
+
+def test_stop_leaves_node_and_lease_stale_and_start_resumes(cluster):
+    first = _wait(lambda: _lease_renew_time(cluster, "fake-node-2"), what="a lease")
+    cluster.mkp("node", "stop", "fake-node-2")
+    assert _list(cluster)["fake-node-2"][:2] == ["node-fake-node-2", "stopped"]
+    stopped_at = _lease_renew_time(cluster, "fake-node-2")
+    assert stopped_at >= first
+    # The node's kubelet is gone: nobody renews its Lease any more (heartbeats are ~10 s
+    # apart, so watch the Node object too, which stays as it was).
+    assert cluster.kubectl("get", "node", "fake-node-2", "-o", "name").stdout.strip() == "node/fake-node-2"
+    assert "node-fake-node-2" not in cluster.mkp("status").stdout
+    cluster.mkp("node", "start", "fake-node-2")
+    assert _list(cluster)["fake-node-2"][:2] == ["node-fake-node-2", "running"]
+    _wait(lambda: _lease_renew_time(cluster, "fake-node-2") > stopped_at, timeout=30, what="lease renewed")
+
+
+def test_delete_removes_the_node_and_its_process(cluster):
+    cluster.mkp("node", "delete", "big")
+    gone = cluster.kubectl("get", "node", "big", check=False)
+    assert gone.returncode != 0 and 'nodes "big" not found' in gone.stderr
+    assert "big" not in _list(cluster)
+    assert not (cluster.home / "pids" / "node-big.pid").exists()
+
+
+def test_added_nodes_survive_down_and_up(cluster):
+    cluster.mkp("down")
+    cluster.mkp("up", "--no-merge")
+    nodes = _list(cluster)
+    assert nodes["fake-node-2"][:2] == ["node-fake-node-2", "running"]
+    assert "big" not in nodes
