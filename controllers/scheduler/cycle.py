@@ -7,6 +7,11 @@ them, pick one. Two Kubernetes details matter for fidelity:
   percentage (50% minus 1% per 125 nodes, at least 5%, at least 100 nodes), starting
   where the previous cycle stopped, so every node gets its turn.
 - Ties between the best totals are broken uniformly at random (the framework's RNG).
+
+Speed: with 500 nodes a cycle filters about 230 of them and scores those, so the
+per-node path is kept short: the filters to run are listed once per cycle, a passing
+filter returns the shared SUCCESS (no Status is built), and what happened per node is
+recorded compactly in `ScheduleResult.record`, expanded only for an explanation.
 """
 
 from __future__ import annotations
@@ -16,12 +21,11 @@ from controllers.scheduler.framework import (
     MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND,
     MIN_FEASIBLE_NODES_TO_FIND,
     NO_NODES_AVAILABLE,
+    SUCCESS,
     Code,
     CycleState,
     Framework,
-    NodeResult,
     NormalizeScorePlugin,
-    PluginScore,
     Pod,
     ScheduleResult,
     ScorePlugin,
@@ -36,6 +40,7 @@ def schedule(fw: Framework, pod: Pod, snapshot: Snapshot, *, explain: bool = Fal
     if not snapshot.node_infos:
         result.error = Status.unresolvable(NO_NODES_AVAILABLE)
         return result
+    result.record.node_names = [info.name for info in snapshot.node_infos]
     state = result.state = CycleState(snapshot)
     nodes = _pre_filter(fw, state, pod, result)
     if nodes is None:
@@ -68,8 +73,7 @@ def _pre_filter(fw: Framework, state: CycleState, pod: Pod, result: ScheduleResu
         diagnosis.absent_nodes_status = status
         diagnosis.pre_filter_msg = status.message()
         diagnosis.unschedulable_plugins.add(status.plugin)
-        for info in state.snapshot.node_infos:
-            result.nodes[info.name] = NodeResult(info.name, status)
+        result.record.unfiltered = dict.fromkeys(result.record.node_names, status)
         _post_filter(fw, state, pod, result)
         return None
     names = outcome.result.node_names
@@ -77,9 +81,7 @@ def _pre_filter(fw: Framework, state: CycleState, pod: Pod, result: ScheduleResu
         return state.snapshot.node_infos
     absent = Status.unresolvable(f"node(s) didn't satisfy plugin(s) [{' '.join(sorted(outcome.narrowing_plugins))}]")
     diagnosis.absent_nodes_status = absent
-    for info in state.snapshot.node_infos:
-        if info.name not in names:
-            result.nodes[info.name] = NodeResult(info.name, absent)
+    result.record.unfiltered = {name: absent for name in result.record.node_names if name not in names}
     return [info for info in state.snapshot.node_infos if info.name in names]
 
 
@@ -99,27 +101,40 @@ def _find_feasible(fw: Framework, state: CycleState, pod: Pod, nodes: list[NodeI
     if not fw.score_plugins and not explain:
         wanted = 1
     start = 0 if explain else fw.next_start_node_index
+    record = result.record
+    filters = [(p.name, p.filter) for p in fw.filter_plugins if p.name not in state.skip_filter_plugins]
+    record.filter_names = tuple(name for name, _ in filters)
+    diagnosis = result.diagnosis
     feasible: list[NodeInfo] = []
     processed = 0
-    for i in range(len(nodes)):
+    count = len(nodes)
+    for i in range(count):
         if len(feasible) >= wanted:
             break
-        info = nodes[(start + i) % len(nodes)]
-        status, record = fw.run_filters(state, pod, info, run_all=explain)
-        result.nodes[info.name] = NodeResult(info.name, status, record)
+        info = nodes[(start + i) % count]
         processed += 1
-        if status.code is Code.ERROR:
+        if explain:
+            status, ran = fw.run_filters(state, pod, info, run_all=True)
+            record.filtered[info.name] = (status, ran)
+        else:
+            status, ran_count = SUCCESS, 0
+            for name, run in filters:   # RunFilterPlugins, inlined: this is the hot loop
+                ran_count += 1
+                verdict = run(state, pod, info)
+                if verdict is not SUCCESS and verdict.code is not Code.SUCCESS:
+                    status = verdict.with_plugin(name)
+                    break
+            record.filtered[info.name] = (status, ran_count)
+        if status is SUCCESS:
+            feasible.append(info)
+        elif status.code is Code.ERROR:
             result.error = Status.error(f'running "{status.plugin}" filter plugin: {status.message()}')
             break
-        if status.is_success():
-            feasible.append(info)
         else:
-            result.diagnosis.node_to_status[info.name] = status
-            result.diagnosis.unschedulable_plugins.add(status.plugin)
+            diagnosis.node_to_status[info.name] = status
+            diagnosis.unschedulable_plugins.add(status.plugin)
     if not explain:
         fw.next_start_node_index = (start + processed) % len(state.snapshot.node_infos)
-    for info in nodes:
-        result.nodes.setdefault(info.name, NodeResult(info.name))   # enough were found before it
     return feasible
 
 
@@ -135,7 +150,7 @@ def _post_filter(fw: Framework, state: CycleState, pod: Pod, result: ScheduleRes
 def _prioritize(fw: Framework, state: CycleState, pod: Pod, feasible: list[NodeInfo],
                 result: ScheduleResult) -> None:
     """prioritizeNodes + selectHost."""
-    totals = {info.name: 0 for info in feasible}
+    totals = dict.fromkeys((info.name for info in feasible), 0)
     if fw.score_plugins:
         for plugin in fw.pre_score_plugins:
             status = plugin.pre_score(state, pod, feasible)
@@ -145,31 +160,33 @@ def _prioritize(fw: Framework, state: CycleState, pod: Pod, feasible: list[NodeI
                 result.error = Status.error(f'running PreScore plugin "{plugin.name}": {status.message()}')
                 return
         for plugin in fw.score_plugins:
-            if plugin.name not in state.skip_score_plugins and not _score(fw, plugin, state, pod, feasible, result):
+            if plugin.name not in state.skip_score_plugins and not _score(fw, plugin, state, pod, feasible,
+                                                                          result, totals):
                 return
-        for info in feasible:
-            totals[info.name] = sum(s.weighted for s in result.nodes[info.name].scores)
     else:
         totals = dict.fromkeys(totals, 1)
-    for name, total in totals.items():
-        result.nodes[name].total_score = total
+    result.record.totals = totals
     best = max(totals.values())
     result.suggested_host = fw.rng.choice([name for name, total in totals.items() if total == best])
 
 
 def _score(fw: Framework, plugin: ScorePlugin, state: CycleState, pod: Pod, feasible: list[NodeInfo],
-           result: ScheduleResult) -> bool:
-    """One plugin's Score over all feasible nodes, then NormalizeScore; False on error."""
-    raw = {info.name: plugin.score(state, pod, info) for info in feasible}
+           result: ScheduleResult, totals: dict[str, int]) -> bool:
+    """One plugin's Score over all feasible nodes, then NormalizeScore, added to `totals`
+    with the plugin's weight; False on error."""
+    score = plugin.score
+    raw = {info.name: score(state, pod, info) for info in feasible}
     normalized = dict(raw)
     if isinstance(plugin, NormalizeScorePlugin):
         plugin.normalize_score(state, pod, normalized)
+    if normalized and not (0 <= min(normalized.values()) and max(normalized.values()) <= MAX_NODE_SCORE):
+        bad = next(s for s in normalized.values() if not 0 <= s <= MAX_NODE_SCORE)
+        result.error = Status.error(
+            f'plugin "{plugin.name}" returns an invalid score {bad}, it should in the range '
+            f"of [0, {MAX_NODE_SCORE}] after normalizing")
+        return False
     weight = fw.weight(plugin.name)
-    for name, score in normalized.items():
-        if not 0 <= score <= MAX_NODE_SCORE:
-            result.error = Status.error(
-                f'plugin "{plugin.name}" returns an invalid score {score}, it should in the range '
-                f"of [0, {MAX_NODE_SCORE}] after normalizing")
-            return False
-        result.nodes[name].scores.append(PluginScore(plugin.name, raw[name], score, weight))
+    result.record.scores.append((plugin.name, raw, normalized, weight))
+    for name, value in normalized.items():
+        totals[name] += value * weight
     return True

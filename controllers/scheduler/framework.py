@@ -236,8 +236,52 @@ class NodeResult:
 
 
 @dataclass
+class CycleRecord:
+    """What a cycle did to each node, kept in the compact form the cycle produces it in
+    and expanded into `NodeResult`s only when someone reads `ScheduleResult.nodes`.
+
+    The scheduling loop never reads them, and building a NodeResult per node and a
+    PluginScore per node and plugin cost more than the filters and scores themselves.
+    - `unfiltered`: nodes given a status without being filtered (PreFilter decided);
+    - `filtered`: node -> (decided status, filters run): an int when the run stopped at
+      the first failure (the filters are `filter_names` up to that count, all but the
+      last successful), or the full (plugin, status) list when every filter ran;
+    - `scores`: (plugin, raw scores, normalized scores, weight) per Score plugin;
+    - `totals`: the weighted sums of the scored nodes; `node_names`: every node."""
+
+    node_names: list[str] = field(default_factory=list)
+    unfiltered: dict[str, Status] = field(default_factory=dict)
+    filter_names: tuple[str, ...] = ()
+    filtered: dict[str, tuple[Status, int | list[tuple[str, Status]]]] = field(default_factory=dict)
+    scores: list[tuple[str, dict[str, int], dict[str, int], int]] = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)
+
+    def expand(self) -> dict[str, NodeResult]:
+        nodes = {name: NodeResult(name, status) for name, status in self.unfiltered.items()}
+        for name, (status, ran) in self.filtered.items():
+            nodes[name] = NodeResult(name, status, self._filters(status, ran))
+        for name in self.node_names:
+            nodes.setdefault(name, NodeResult(name))   # enough were found before it
+        for plugin, raw, normalized, weight in self.scores:
+            for name, score in normalized.items():
+                nodes[name].scores.append(PluginScore(plugin, raw[name], score, weight))
+        for name, total in self.totals.items():
+            nodes[name].total_score = total
+        return nodes
+
+    def _filters(self, status: Status, ran: int | list[tuple[str, Status]]) -> list[tuple[str, Status]]:
+        if not isinstance(ran, int):
+            return ran
+        names = self.filter_names[:ran]
+        record = [(name, SUCCESS.with_plugin(name)) for name in names]
+        if record and not status.is_success():
+            record[-1] = (names[-1], status)
+        return record
+
+
+@dataclass
 class ScheduleResult:
-    """The outcome of Framework.schedule, with the full explanation."""
+    """The outcome of Framework.schedule, with the full explanation (`nodes`)."""
 
     pod: Pod
     num_all_nodes: int
@@ -245,11 +289,19 @@ class ScheduleResult:
     evaluated_nodes: int = 0
     feasible_nodes: int = 0
     pre_filter: list[tuple[str, Status]] = field(default_factory=list)
-    nodes: dict[str, NodeResult] = field(default_factory=dict)
+    record: CycleRecord = field(default_factory=CycleRecord)
     diagnosis: Diagnosis = field(default_factory=Diagnosis)
     error: Status | None = None
     post_filter_result: PostFilterResult | None = None
     state: CycleState | None = None
+    _nodes: dict[str, NodeResult] | None = field(default=None, repr=False)
+
+    @property
+    def nodes(self) -> dict[str, NodeResult]:
+        """Everything the cycle learned per node (built from `record` on first use)."""
+        if self._nodes is None:
+            self._nodes = self.record.expand()
+        return self._nodes
 
     @property
     def scheduled(self) -> bool:
@@ -329,11 +381,11 @@ class Framework:
         for plugin in self.filter_plugins:
             if plugin.name in state.skip_filter_plugins:
                 continue
-            if not decided.is_success() and not run_all:
+            if decided is not SUCCESS and not run_all:
                 break
             status = plugin.filter(state, pod, node).with_plugin(plugin.name)
             record.append((plugin.name, status))
-            if decided.is_success() and not status.is_success():
+            if decided is SUCCESS and status.code is not Code.SUCCESS:
                 decided = status
         return decided, record
 
