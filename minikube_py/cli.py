@@ -211,13 +211,15 @@ def apiserver(data_dir: str, bind_address: str, port: int, port_file: str | None
 
 @cli.command(name="all-in-one", hidden=True)
 @_apiserver_options
+@click.option("--fake-nodes", type=click.IntRange(0), default=0, show_default=True,
+              help="Also run N fake nodes in this process.")
 def all_in_one(data_dir: str, bind_address: str, port: int, port_file: str | None,
-               service_cluster_ip_range: str) -> None:
-    """Every component in this one process (`mkp up --single-process`). Only the API
-    server exists so far; controllers, scheduler and kubelet will join its event loop."""
-    from apiserver.server import main as serve
+               service_cluster_ip_range: str, fake_nodes: int) -> None:
+    """Every component in this one process (`mkp up --single-process`): the API server,
+    and the controller-manager, scheduler and fake nodes as clients of it."""
+    from minikube_py.allinone import main as serve_all
 
-    serve(data_dir, host=bind_address, port=port, port_file=port_file, service_cidr=service_cluster_ip_range)
+    serve_all(data_dir, bind_address, port, port_file, service_cluster_ip_range, fake_nodes)
 
 
 def _target_options(f):  # type: ignore[no-untyped-def]

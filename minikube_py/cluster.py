@@ -77,7 +77,8 @@ COMPONENTS: tuple[Component, ...] = (
 FAKE_NODES = Component("kubelet", lambda launch: [
     "kubelet", "--fake", "--nodes", str(launch.fake_nodes), *_kubeconfig_args(launch)])
 SINGLE_PROCESS: tuple[Component, ...] = (
-    Component("all-in-one", lambda launch: ["all-in-one", *_apiserver_args(launch)]),
+    Component("all-in-one", lambda launch: ["all-in-one", *_apiserver_args(launch),
+                                            "--fake-nodes", str(launch.fake_nodes)]),
 )
 MODES = {"multi-process": COMPONENTS, "single-process": SINGLE_PROCESS}
 
@@ -309,7 +310,7 @@ def up(paths: ClusterPaths, *, port: int | None = None, merge: bool = True,
                 notes.append(f"already serving on port {state.port}; --port {port} ignored (`mkp down` first)")
             _wait_running_api(running[api.name], state.port)
         else:
-            launch = Launch(paths, _choose_port(port, state, notes))
+            launch = Launch(paths, _choose_port(port, state, notes), fake_nodes=state.fake_nodes)
             running[api.name], state.port = _start_api(api, launch)
         _write_cluster_kubeconfig(paths, state)
         _start_rest(components, running, Launch(paths, state.port, state.server, state.fake_nodes))
@@ -333,13 +334,13 @@ def _change_fake_nodes(paths: ClusterPaths, state: ClusterState, wanted: int, no
     if clash:
         raise ClusterError(f"--fake-nodes {wanted} would start {', '.join(clash)}, already added with "
                            "`mkp node add`; `mkp node delete` them first")
-    if state.mode != "multi-process" and wanted:
-        notes.append("--fake-nodes needs the multi-process mode; ignored")
-        return
-    pid = process.running_component(paths.pid(FAKE_NODES.name), paths.home, FAKE_NODES.name)
+    # Single-process: the fake nodes live in the all-in-one process, which restarts (the
+    # store is on disk; clients reconnect).
+    owner = FAKE_NODES if state.mode == "multi-process" else SINGLE_PROCESS[0]
+    pid = process.running_component(paths.pid(owner.name), paths.home, owner.name)
     if pid is not None:
         process.stop([pid], grace=STOP_GRACE_SECONDS)
-        paths.pid(FAKE_NODES.name).unlink(missing_ok=True)
+        paths.pid(owner.name).unlink(missing_ok=True)
     state.fake_nodes = wanted
 
 

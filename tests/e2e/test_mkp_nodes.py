@@ -99,3 +99,26 @@ def test_added_nodes_survive_down_and_up(cluster):
     nodes = _list(cluster)
     assert nodes["fake-node-2"][:2] == ["node-fake-node-2", "running"]
     assert "big" not in nodes
+
+
+def test_single_process_mode_runs_every_component_in_one_process(tmp_path):
+    """`mkp up --single-process --fake-nodes 2`: one process, and still a whole cluster."""
+    from minikube_py import process
+
+    with start_mkp_cluster(tmp_path, None, "--single-process", "--fake-nodes", "2") as c:
+        assert len(process.cluster_processes(c.home)) == 1
+        c.kubectl("create", "deployment", "web", "--image=nginx:1.27", "--replicas=3")
+
+        def running():
+            pods = json.loads(c.kubectl("get", "pods", "-l", "app=web", "-o", "json").stdout)["items"]
+            phases = [(p["status"].get("phase"), p["spec"].get("nodeName")) for p in pods]
+            return phases if len(phases) == 3 and all(ph == "Running" and n for ph, n in phases) else None
+
+        placed = _wait(running, timeout=30, what="3 Running pods")
+        assert {n for _, n in placed} <= {"fake-node-1", "fake-node-2"}
+        events = c.kubectl("get", "events", "--field-selector", "reason=Scheduled", "-o", "name").stdout
+        assert len(events.splitlines()) == 3
+        # A new fake-node count restarts the one process on the same store.
+        c.mkp("up", "--single-process", "--fake-nodes", "3", "--no-merge")
+        _wait(lambda: len(c.kubectl("get", "nodes", "-o", "name").stdout.split()) == 3, what="3 nodes")
+        assert c.kubectl("get", "deployment", "web", "-o", "jsonpath={.status.readyReplicas}").stdout == "3"
