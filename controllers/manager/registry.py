@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from controllers.deployment.controller import DeploymentController
+from controllers.garbagecollector.controller import GarbageCollector
 from controllers.replicaset.controller import ReplicaSetController
 from minikube_py.client import ApiClient, Clock, EventRecorder, SharedInformerFactory
 
@@ -75,8 +76,9 @@ ControllerConstructor = Callable[[ControllerContext], RunnableController]
 CONTROLLERS: dict[str, ControllerConstructor] = {
     "deployment-controller": lambda ctx: DeploymentController(**ctx.standard("deployment-controller")),
     "replicaset-controller": lambda ctx: ReplicaSetController(**ctx.standard("replicaset-controller")),
+    "garbage-collector-controller": lambda ctx: GarbageCollector(**ctx.standard("garbage-collector-controller")),
 }
-ALIASES: dict[str, str] = {"deployment": "deployment-controller", "replicaset": "replicaset-controller"}
+ALIASES: dict[str, str] = {"deployment": "deployment-controller", "replicaset": "replicaset-controller", "garbagecollector": "garbage-collector-controller"}
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
 
 
