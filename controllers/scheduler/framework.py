@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from controllers.scheduler.fit_error import failure_message
-from controllers.scheduler.nodeinfo import NodeInfo, Snapshot
+from controllers.scheduler.nodeinfo import NodeInfo, PodInfo, Snapshot
 
 Pod = Mapping[str, Any]
 MAX_NODE_SCORE = 100
@@ -96,6 +96,15 @@ class CycleState:
         self._data: dict[str, Any] = {}
         self.skip_filter_plugins: set[str] = set()
         self.skip_score_plugins: set[str] = set()
+        self._pod_info: PodInfo | None = None
+
+    def pod_info(self, pod: Pod) -> PodInfo:
+        """The parsed pod (requests, ports, tolerations, affinity terms), computed once
+        per cycle and shared by the plugins, as kube-scheduler's framework.PodInfo."""
+        info = self._pod_info
+        if info is None or info.pod is not pod:
+            info = self._pod_info = PodInfo(pod)
+        return info
 
     def read(self, key: str) -> Any:
         """The value written under `key`; KeyError when PreFilter/PreScore did not run."""
@@ -109,6 +118,7 @@ class CycleState:
         copy._data = dict(self._data)
         copy.skip_filter_plugins = set(self.skip_filter_plugins)
         copy.skip_score_plugins = set(self.skip_score_plugins)
+        copy._pod_info = self._pod_info
         return copy
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from controllers.scheduler.matching import NOTHING, Selector, label_selector
@@ -102,6 +103,30 @@ class PodInfo:
         self.preferred_anti_affinity_terms = self._terms(affinity, "podAntiAffinity", required=False)
         self.has_affinity = bool(affinity.get("podAffinity") or affinity.get("podAntiAffinity"))
 
+    # What only the pod being scheduled needs, computed on first use (once per cycle:
+    # the cycle's PodInfo is shared by every plugin through CycleState.pod_info).
+    @cached_property
+    def tolerations(self) -> list[Obj]:
+        return list((self.pod.get("spec") or {}).get("tolerations") or [])
+
+    @cached_property
+    def node_name(self) -> str:
+        return (self.pod.get("spec") or {}).get("nodeName") or ""
+
+    @cached_property
+    def has_required_node_affinity(self) -> bool:
+        """spec.nodeSelector or required node affinity: without either every node matches."""
+        spec = self.pod.get("spec") or {}
+        required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
+                    .get("requiredDuringSchedulingIgnoredDuringExecution"))
+        return bool(spec.get("nodeSelector")) or required is not None
+
+    @cached_property
+    def images(self) -> list[str]:
+        """Images of the init and regular containers, as written."""
+        spec = self.pod.get("spec") or {}
+        return [c.get("image") or "" for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]]
+
     def _terms(self, affinity: Obj, kind: str, *, required: bool) -> list[AffinityTerm]:
         section = affinity.get(kind) or {}
         if required:
@@ -152,6 +177,7 @@ class NodeInfo:
         self.name: str = meta(node).get("name", "")
         self.labels: Mapping[str, str] = meta(node).get("labels") or {}
         self.taints: list[Obj] = (node.get("spec") or {}).get("taints") or []
+        self.unschedulable = bool((node.get("spec") or {}).get("unschedulable"))
         self.allocatable = Resource.from_list((node.get("status") or {}).get("allocatable"))
         self.pods: list[PodInfo] = []
         self.pods_with_affinity: list[PodInfo] = []

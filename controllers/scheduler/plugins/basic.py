@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from controllers.scheduler.framework import SUCCESS, CycleState, Pod, PreFilterResult, Status
 from controllers.scheduler.matching import tolerations_tolerate
-from controllers.scheduler.nodeinfo import NodeInfo, PodInfo, ports_conflict
-from controllers.scheduler.plugins.helper import ASSIGNED_POD_DELETE, NODE_CHANGES, pod_spec, tolerations_of
+from controllers.scheduler.nodeinfo import NodeInfo, ports_conflict
+from controllers.scheduler.plugins.helper import ASSIGNED_POD_DELETE, NODE_CHANGES
 
 TAINT_NODE_UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
 ERR_REASON_UNSCHEDULABLE = "node(s) were unschedulable"
@@ -21,10 +21,10 @@ class NodeUnschedulable:
     events = NODE_CHANGES
 
     def filter(self, state: CycleState, pod: Pod, node: NodeInfo) -> Status:
-        if not (node.node.get("spec") or {}).get("unschedulable"):
+        if not node.unschedulable:
             return SUCCESS
         taint = {"key": TAINT_NODE_UNSCHEDULABLE, "effect": "NoSchedule"}
-        if tolerations_tolerate(tolerations_of(pod), taint):
+        if tolerations_tolerate(state.pod_info(pod).tolerations, taint):
             return SUCCESS
         return Status.unresolvable(ERR_REASON_UNSCHEDULABLE)
 
@@ -36,7 +36,7 @@ class NodeName:
     events = NODE_CHANGES
 
     def filter(self, state: CycleState, pod: Pod, node: NodeInfo) -> Status:
-        wanted = pod_spec(pod).get("nodeName") or ""
+        wanted = state.pod_info(pod).node_name
         if not wanted or wanted == node.name:
             return SUCCESS
         return Status.unresolvable(ERR_REASON_NODE_NAME)
@@ -50,7 +50,7 @@ class NodePorts:
     state_key = "PreFilterNodePorts"
 
     def pre_filter(self, state: CycleState, pod: Pod) -> tuple[PreFilterResult | None, Status]:
-        ports = PodInfo(pod).host_ports
+        ports = state.pod_info(pod).host_ports
         if not ports:
             return None, Status.skip()
         state.write(self.state_key, ports)
@@ -60,7 +60,7 @@ class NodePorts:
         try:
             ports = state.read(self.state_key)
         except KeyError:
-            ports = PodInfo(pod).host_ports
+            ports = state.pod_info(pod).host_ports
         for ip, protocol, port in ports:
             if ports_conflict(node.used_ports, ip, protocol, port):
                 return Status.unschedulable(ERR_REASON_NODE_PORTS)

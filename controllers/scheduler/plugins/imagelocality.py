@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from controllers.scheduler.framework import MAX_NODE_SCORE, CycleState, Pod
 from controllers.scheduler.nodeinfo import NodeInfo
-from controllers.scheduler.plugins.helper import NODE_CHANGES, pod_spec
+from controllers.scheduler.plugins.helper import NODE_CHANGES
 
 MB = 1024 * 1024
 MIN_THRESHOLD = 23 * MB
@@ -33,12 +33,13 @@ class ImageLocality:
     events = NODE_CHANGES
 
     def score(self, state: CycleState, pod: Pod, node: NodeInfo) -> int:
-        spec = pod_spec(pod)
-        containers = list(spec.get("initContainers") or []) + list(spec.get("containers") or [])
+        if not node.image_states:
+            return 0   # calculate_priority(0, n) is 0: nothing below the minimum threshold counts
+        images = state.pod_info(pod).images
         total_nodes = len(state.snapshot.node_infos)
         total = 0
-        for container in containers:
-            image = node.image_states.get(normalized_image_name(container.get("image") or ""))
+        for name in images:
+            image = node.image_states.get(normalized_image_name(name))
             if image is not None and total_nodes:
                 total += int(image.size * (image.num_nodes / total_nodes))
-        return calculate_priority(total, len(containers)) if containers else 0
+        return calculate_priority(total, len(images)) if images else 0

@@ -67,7 +67,7 @@ class NodeAffinity:
         return PreFilterResult(names), SUCCESS
 
     def filter(self, state: CycleState, pod: Pod, node: NodeInfo) -> Status:
-        if required_node_affinity_matches(pod, node.node):
+        if not state.pod_info(pod).has_required_node_affinity or required_node_affinity_matches(pod, node.node):
             return SUCCESS
         return Status.unresolvable(ERR_REASON_POD)
 

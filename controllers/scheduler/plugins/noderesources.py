@@ -76,6 +76,26 @@ def fits_request(request: Resource, node: NodeInfo,
     return out
 
 
+def fits_quickly(request: Resource, node: NodeInfo) -> bool:
+    """True when `request` certainly fits (a room for one more pod, enough cpu, memory and
+    ephemeral storage, no extended resources); False means "ask fits_request"."""
+    allocatable, requested = node.allocatable, node.requested
+    return (len(node.pods) < allocatable.allowed_pod_number and not request.scalar
+            and request.milli_cpu <= allocatable.milli_cpu - requested.milli_cpu
+            and request.memory <= allocatable.memory - requested.memory
+            and request.ephemeral_storage <= allocatable.ephemeral_storage - requested.ephemeral_storage)
+
+
+def _pod_requests(state: CycleState, pod: Pod, resources: Sequence[tuple[str, int]], *,
+                  with_defaults: bool) -> list[int]:
+    """The pod's request of each scored resource, cpu and memory from the cycle's PodInfo."""
+    info = state.pod_info(pod)
+    known = ({CPU: info.non_zero_cpu, MEMORY: info.non_zero_memory} if with_defaults
+             else {CPU: info.resource.milli_cpu, MEMORY: info.resource.memory})
+    return [known[name] if name in known else _pod_request(pod, name, with_defaults=with_defaults)
+            for name, _ in resources]
+
+
 def _pod_request(pod: Pod, name: str, *, with_defaults: bool) -> int:
     """calculatePodResourceRequest for one resource."""
     requests = pod_requests(pod, non_missing=NON_MISSING_DEFAULTS if with_defaults else None)
@@ -106,6 +126,20 @@ def least_requested_score(requested: int, capacity: int) -> int:
     return (capacity - requested) * MAX_NODE_SCORE // capacity
 
 
+def _least_allocated_cpu_memory(node: NodeInfo, cpu: int, memory: int) -> int:
+    """The LeastAllocated score for the default resources (cpu and memory, weight 1 each):
+    the general loop in NodeResourcesFit.score, unrolled for the hot path."""
+    allocatable, requested = node.allocatable, node.non_zero_requested
+    total = weights = 0
+    if allocatable.milli_cpu:
+        total += least_requested_score(requested.milli_cpu + cpu, allocatable.milli_cpu)
+        weights += 1
+    if allocatable.memory:
+        total += least_requested_score(requested.memory + memory, allocatable.memory)
+        weights += 1
+    return total // weights if weights else 0
+
+
 class NodeResourcesFit:
     """Filter on requests vs allocatable; score with the LeastAllocated strategy."""
 
@@ -120,7 +154,7 @@ class NodeResourcesFit:
         self.ignored_resources = ignored_resources
 
     def pre_filter(self, state: CycleState, pod: Pod) -> tuple[PreFilterResult | None, Status]:
-        state.write(self.state_key, pod_resource(pod))
+        state.write(self.state_key, state.pod_info(pod).resource)
         return None, SUCCESS
 
     def filter(self, state: CycleState, pod: Pod, node: NodeInfo) -> Status:
@@ -128,20 +162,24 @@ class NodeResourcesFit:
             request = state.read(self.state_key)
         except KeyError:
             request = pod_resource(pod)
+        if fits_quickly(request, node):
+            return SUCCESS
         missing = fits_request(request, node, self.ignored_resources)
         if missing:
             return Status.unschedulable(*(m.reason for m in missing))
         return SUCCESS
 
     def pre_score(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> Status:
-        state.write(self.score_key, [_pod_request(pod, name, with_defaults=True) for name, _ in self.resources])
+        state.write(self.score_key, _pod_requests(state, pod, self.resources, with_defaults=True))
         return SUCCESS
 
     def score(self, state: CycleState, pod: Pod, node: NodeInfo) -> int:
         try:
             requests = state.read(self.score_key)
         except KeyError:
-            requests = [_pod_request(pod, name, with_defaults=True) for name, _ in self.resources]
+            requests = _pod_requests(state, pod, self.resources, with_defaults=True)
+        if self.resources is DEFAULT_RESOURCES:
+            return _least_allocated_cpu_memory(node, requests[0], requests[1])
         total = weights = 0
         for (name, weight), pod_request in zip(self.resources, requests, strict=True):
             allocatable, requested = _allocatable_and_requested(node, name, pod_request, use_requested=False)
@@ -164,6 +202,16 @@ def balanced_resource_score(requested: Sequence[int], allocatable: Sequence[int]
     return int((1 - std) * MAX_NODE_SCORE)
 
 
+def _balanced_cpu_memory(node: NodeInfo, cpu: int, memory: int) -> int:
+    """balanced_resource_score for cpu and memory, unrolled for the hot path."""
+    allocatable, requested = node.allocatable, node.requested
+    fractions = [min((requested.milli_cpu + cpu) / allocatable.milli_cpu, 1.0)] if allocatable.milli_cpu else []
+    if allocatable.memory:
+        fractions.append(min((requested.memory + memory) / allocatable.memory, 1.0))
+    std = abs((fractions[0] - fractions[1]) / 2) if len(fractions) == 2 else 0.0
+    return int((1 - std) * MAX_NODE_SCORE)
+
+
 class NodeResourcesBalancedAllocation:
     """Favours nodes whose cpu and memory usage stay in proportion after placing the pod."""
 
@@ -175,14 +223,16 @@ class NodeResourcesBalancedAllocation:
         self.resources = tuple(resources)
 
     def pre_score(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> Status:
-        state.write(self.score_key, [_pod_request(pod, name, with_defaults=False) for name, _ in self.resources])
+        state.write(self.score_key, _pod_requests(state, pod, self.resources, with_defaults=False))
         return SUCCESS
 
     def score(self, state: CycleState, pod: Pod, node: NodeInfo) -> int:
         try:
             requests = state.read(self.score_key)
         except KeyError:
-            requests = [_pod_request(pod, name, with_defaults=False) for name, _ in self.resources]
+            requests = _pod_requests(state, pod, self.resources, with_defaults=False)
+        if self.resources is DEFAULT_RESOURCES:
+            return _balanced_cpu_memory(node, requests[0], requests[1])
         allocs, reqs = [], []
         for (name, _), pod_request in zip(self.resources, requests, strict=True):
             allocatable, requested = _allocatable_and_requested(node, name, pod_request, use_requested=True)

@@ -33,7 +33,7 @@ from controllers.scheduler.matching import (
     required_node_affinity_matches,
     selector_from_set,
 )
-from controllers.scheduler.nodeinfo import NodeInfo, Snapshot, meta, pod_labels, pod_namespace
+from controllers.scheduler.nodeinfo import NodeInfo, PodInfo, Snapshot, meta, pod_labels, pod_namespace
 from controllers.scheduler.plugins.helper import (
     ASSIGNED_POD_ADD,
     ASSIGNED_POD_DELETE,
@@ -67,6 +67,18 @@ class Constraint:
     min_domains: int = 1
     node_affinity_policy: str = "Honor"
     node_taints_policy: str = "Ignore"
+
+    def includes_every_node(self, pod: PodInfo) -> bool:
+        """No node is left out by the inclusion policies: the pod has no node selector or
+        required node affinity to honour, and taints are ignored (the defaults)."""
+        return ((self.node_affinity_policy != "Honor" or not pod.has_required_node_affinity)
+                and self.node_taints_policy != "Honor")
+
+    def count_key(self, namespace: str) -> str:
+        """The memo key of count_matching for this selector in `namespace`, built once
+        per cycle (a string hashes once; the Selector would hash its requirements on every
+        lookup)."""
+        return f"{namespace}\x00{self.selector!r}"
 
     def includes(self, pod: Pod, node: NodeInfo) -> bool:
         """matchNodeInclusionPolicies."""
@@ -117,13 +129,15 @@ def default_selector(pod: Pod, snapshot: Snapshot) -> Selector:
     return selector if other.nothing else Selector(selector.requirements + other.requirements)
 
 
-def count_matching(node: NodeInfo, selector: Selector, namespace: str) -> int:
+def count_matching(node: NodeInfo, selector: Selector, namespace: str, key: Any = None) -> int:
     """countPodsMatchSelector over the node's pods: an empty selector counts nothing;
     terminating pods are skipped. Memoized on the NodeInfo until its pods change, since
-    every cycle of a Deployment's pods asks the same question of every node."""
+    every cycle of a Deployment's pods asks the same question of every node; `key`
+    (Constraint.count_key) names the question cheaply."""
     if selector.empty():
         return 0
-    key = (selector, namespace)
+    if key is None:
+        key = (selector, namespace)
     count = node.match_counts.get(key)
     if count is None:
         count = node.match_counts[key] = sum(
@@ -154,6 +168,8 @@ class _ScoreState:
     ignored: set[str] = field(default_factory=set)
     counts: list[dict[str, int]] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    namespace: str = ""
 
 
 class PodTopologySpread:
@@ -189,13 +205,16 @@ class PodTopologySpread:
             return None, Status.skip()
         s = _FilterState(constraints)
         namespace = pod_namespace(pod)
+        info = state.pod_info(pod)
+        every = [c.includes_every_node(info) for c in constraints]
+        keys = [c.count_key(namespace) for c in constraints]
         for node in state.snapshot.node_infos:
             if not _has_all_keys(node.labels, constraints):
                 continue
-            for c in constraints:
-                if c.includes(pod, node):
+            for c, all_included, key in zip(constraints, every, keys, strict=True):
+                if all_included or c.includes(pod, node):
                     pair = (c.topology_key, node.labels[c.topology_key])
-                    s.pair_counts[pair] += count_matching(node, c.selector, namespace)
+                    s.pair_counts[pair] += count_matching(node, c.selector, namespace, key)
         for (key, _), count in s.pair_counts.items():
             s.domains[key] += 1
             s.minimum[key] = min(s.minimum.get(key, count), count)
@@ -220,7 +239,9 @@ class PodTopologySpread:
         if not constraints or not state.snapshot.node_infos:
             return Status.skip()
         require_all = bool(pod_spec(pod).get("topologySpreadConstraints")) or not self.system_defaulted
-        s = _ScoreState(constraints, counts=[{} for _ in constraints])
+        namespace = pod_namespace(pod)
+        s = _ScoreState(constraints, counts=[{} for _ in constraints],
+                        keys=[c.count_key(namespace) for c in constraints], namespace=namespace)
         sizes = [0] * len(constraints)
         for node in nodes:
             if require_all and not _has_all_keys(node.labels, constraints):
@@ -234,33 +255,38 @@ class PodTopologySpread:
         for i, c in enumerate(constraints):
             size = len(nodes) - len(s.ignored) if c.topology_key == LABEL_HOSTNAME else sizes[i]
             s.weights.append(math.log(size + 2))
-        self._count_all_nodes(state.snapshot, pod, s, require_all)
+        self._count_all_nodes(state, pod, s, require_all)
         state.write(self.score_key, s)
         return SUCCESS
 
     @staticmethod
-    def _count_all_nodes(snapshot: Snapshot, pod: Pod, s: _ScoreState, require_all: bool) -> None:
-        namespace = pod_namespace(pod)
-        for node in snapshot.node_infos:
+    def _count_all_nodes(state: CycleState, pod: Pod, s: _ScoreState, require_all: bool) -> None:
+        """processAllNode: add every node's matching pods to its domain's count. Only
+        constraints with domains to count (not the hostname one) are looked at."""
+        info = state.pod_info(pod)
+        todo = [(i, c, c.includes_every_node(info), s.keys[i]) for i, c in enumerate(s.constraints) if s.counts[i]]
+        if not todo:
+            return
+        for node in state.snapshot.node_infos:
             if require_all and not _has_all_keys(node.labels, s.constraints):
                 continue
-            for i, c in enumerate(s.constraints):
+            for i, c, all_included, key in todo:
+                counts = s.counts[i]
                 value = node.labels.get(c.topology_key, "")
-                if value in s.counts[i] and c.includes(pod, node):
-                    s.counts[i][value] += count_matching(node, c.selector, namespace)
+                if value in counts and (all_included or c.includes(pod, node)):
+                    counts[value] += count_matching(node, c.selector, s.namespace, key)
 
     def score(self, state: CycleState, pod: Pod, node: NodeInfo) -> int:
         s: _ScoreState = state.read(self.score_key)
         if node.name in s.ignored:
             return 0
-        namespace = pod_namespace(pod)
         total = 0.0
         for i, c in enumerate(s.constraints):
             value = node.labels.get(c.topology_key)
             if value is None:
                 continue
             if c.topology_key == LABEL_HOSTNAME:
-                count = count_matching(node, c.selector, namespace)
+                count = count_matching(node, c.selector, s.namespace, s.keys[i])
             else:
                 count = s.counts[i].get(value, 0)
             total += count * s.weights[i] + (c.max_skew - 1)

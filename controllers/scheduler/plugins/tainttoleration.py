@@ -23,17 +23,21 @@ class TaintToleration:
     score_key = "PreScoreTaintToleration"
 
     def filter(self, state: CycleState, pod: Pod, node: NodeInfo) -> Status:
-        taint = find_untolerated_taint(node.taints, tolerations_of(pod))
+        if not node.taints:
+            return SUCCESS
+        taint = find_untolerated_taint(node.taints, state.pod_info(pod).tolerations)
         if taint is None:
             return SUCCESS
         return Status.unresolvable(untolerated_taint_reason(dict(taint)))
 
     def pre_score(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> Status:
-        prefer = [t for t in tolerations_of(pod) if (t.get("effect") or "PreferNoSchedule") == "PreferNoSchedule"]
+        prefer = [t for t in state.pod_info(pod).tolerations if (t.get("effect") or "PreferNoSchedule") == "PreferNoSchedule"]
         state.write(self.score_key, prefer)
         return SUCCESS
 
     def score(self, state: CycleState, pod: Pod, node: NodeInfo) -> int:
+        if not node.taints:
+            return 0
         try:
             tolerations = state.read(self.score_key)
         except KeyError:
