@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from controllers.deployment.controller import DeploymentController
 from controllers.garbagecollector.controller import GarbageCollector
+from controllers.namespace.controller import NamespaceController
 from controllers.replicaset.controller import ReplicaSetController
 from minikube_py.client import ApiClient, Clock, EventRecorder, SharedInformerFactory
 
@@ -77,8 +78,9 @@ CONTROLLERS: dict[str, ControllerConstructor] = {
     "deployment-controller": lambda ctx: DeploymentController(**ctx.standard("deployment-controller")),
     "replicaset-controller": lambda ctx: ReplicaSetController(**ctx.standard("replicaset-controller")),
     "garbage-collector-controller": lambda ctx: GarbageCollector(**ctx.standard("garbage-collector-controller")),
+    "namespace-controller": lambda ctx: NamespaceController(**ctx.standard("namespace-controller")),
 }
-ALIASES: dict[str, str] = {"deployment": "deployment-controller", "replicaset": "replicaset-controller", "garbagecollector": "garbage-collector-controller"}
+ALIASES: dict[str, str] = {"deployment": "deployment-controller", "replicaset": "replicaset-controller", "garbagecollector": "garbage-collector-controller", "namespace": "namespace-controller"}
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
 
 
