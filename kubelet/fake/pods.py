@@ -202,6 +202,8 @@ class PodDriver:
         record.started = started
         if first:
             self._start_events(pod, handle)
+        else:
+            self._restart_events(pod, handle, status, desired)
         if desired["phase"] in podstatus.TERMINAL:
             self._release(record)
             return None
@@ -255,14 +257,33 @@ class PodDriver:
         if handle.recorder is not None:
             handle.recorder.event(pod, event_type, reason, message, field_path=field_path)
 
+    def _restart_events(self, pod: Obj, handle: NodeHandle, before: Obj, after: Obj) -> None:
+        """What the kubelet says when a failed container waits in back-off (BackOff) and
+        when it is restarted (Pulled, Created, Started again)."""
+        meta = pod.get("metadata") or {}
+        old = {s.get("name"): s for s in before.get("containerStatuses") or []}
+        for status in after.get("containerStatuses") or []:
+            name, path = status["name"], f"spec.containers{{{status['name']}}}"
+            prior = old.get(name) or {}
+            waiting = (status.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") == "CrashLoopBackOff" and "waiting" not in (prior.get("state") or {}):
+                self._event(handle, pod, WARNING, "BackOff",
+                            f"Back-off restarting failed container {name} in pod "
+                            f"{meta.get('name')}_{meta.get('namespace')}({meta.get('uid')})", field_path=path)
+            elif status.get("restartCount", 0) > prior.get("restartCount", 0) and "running" in status["state"]:
+                container = next((c for c in (pod.get("spec") or {}).get("containers") or [] if c["name"] == name), {})
+                self._container_started(pod, handle, {"name": name, **container}, path)
+
     def _start_events(self, pod: Obj, handle: NodeHandle) -> None:
         """Pulled, Created, Started per container, init containers first (1.32 wording)."""
         spec = pod.get("spec") or {}
         for field, items in (("initContainers", spec.get("initContainers")), ("containers", spec.get("containers"))):
             for container in items or []:
-                name, path = container["name"], f"spec.{field}{{{container['name']}}}"
-                self._event(handle, pod, NORMAL, "Pulled",
-                            f'Container image "{container.get("image", "")}" already present on machine',
-                            field_path=path)
-                self._event(handle, pod, NORMAL, "Created", f"Created container {name}", field_path=path)
-                self._event(handle, pod, NORMAL, "Started", f"Started container {name}", field_path=path)
+                self._container_started(pod, handle, container, f"spec.{field}{{{container['name']}}}")
+
+    def _container_started(self, pod: Obj, handle: NodeHandle, container: Obj, path: str) -> None:
+        name = container["name"]
+        self._event(handle, pod, NORMAL, "Pulled",
+                    f'Container image "{container.get("image", "")}" already present on machine', field_path=path)
+        self._event(handle, pod, NORMAL, "Created", f"Created container {name}", field_path=path)
+        self._event(handle, pod, NORMAL, "Started", f"Started container {name}", field_path=path)

@@ -9,7 +9,10 @@ A pod's life on a fake node, decided once from its spec when it starts (`PodPlan
 - pods that run to completion (restartPolicy Never or OnFailure, or owned by a Job)
   finish `run_seconds` after start (annotation mkp.dev/fake-run-seconds overrides) with
   exit code 0 -> Succeeded, or the code in mkp.dev/fake-exit-code -> Failed (reason
-  Error); other pods run until deleted.
+  Error) — except that with restartPolicy OnFailure a failing container is restarted
+  in place as the kubelet does (first restart at once, then after a back-off of 10 s
+  doubling to 5 min, state waiting CrashLoopBackOff meanwhile, restartCount and
+  lastState kept), so the pod stays Running; other pods run until deleted.
 
 Conditions follow the kubelet's status generator (pkg/kubelet/status/generate.go):
 conditions owned by others first and kept, then PodReadyToStartContainers, Initialized,
@@ -33,9 +36,27 @@ from kubelet.fake.config import EXIT_CODE_ANNOTATION, RUN_SECONDS_ANNOTATION, rf
 
 Obj = dict[str, Any]
 RUNNING, SUCCEEDED, FAILED = "Running", "Succeeded", "Failed"
+BACKOFF_BASE, BACKOFF_MAX = 10.0, 300.0  # the kubelet's container restart back-off (seconds)
 TERMINAL = (SUCCEEDED, FAILED)
 KUBELET_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
 KILLED_EXIT_CODE = 143  # 128 + SIGTERM: how a fake container ends when its pod is deleted
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One run of a restarting pod's containers (restartPolicy OnFailure, failing)."""
+
+    index: int  # 0 for the first run: also the container's restartCount while it runs
+    start: datetime
+    end: datetime
+    next_start: datetime  # when the kubelet's back-off lets the next run start
+    previous: tuple[datetime, datetime] | None  # the run before (for lastState)
+
+
+def restart_backoff(restarts: int) -> float:
+    """Seconds the kubelet waits before restart number `restarts + 1`: the first restart
+    is immediate, then 10 s doubling up to 5 minutes (CrashLoopBackOff)."""
+    return 0.0 if restarts == 0 else min(BACKOFF_BASE * 2 ** (restarts - 1), BACKOFF_MAX)
 
 
 @dataclass(frozen=True)
@@ -44,18 +65,41 @@ class PodPlan:
 
     started: datetime
     ready_at: dict[str, datetime]  # regular containers and sidecars
-    finish_at: datetime | None  # None: runs until deleted
+    finish_at: datetime | None  # None: runs until deleted (or restarts forever)
     exit_code: int = 0
+    run_seconds: float = 0.0
+    restarts: bool = False  # OnFailure with a failing exit code: containers restart in place
 
     def ready(self, now: datetime) -> dict[str, bool]:
+        if self.restarts:
+            attempt = self.attempt(now)
+            running = attempt.start <= now < attempt.end
+            offset = attempt.start - self.started
+            return {name: running and now >= at + offset for name, at in self.ready_at.items()}
         return {name: now >= at for name, at in self.ready_at.items()}
 
     def finished(self, now: datetime) -> bool:
         return self.finish_at is not None and now >= self.finish_at
 
+    def attempt(self, now: datetime) -> Attempt:
+        """The run that `now` falls in (or the back-off after it)."""
+        start, previous, index = self.started, None, 0
+        run = timedelta(seconds=self.run_seconds)
+        while True:
+            end = start + run
+            next_start = end + timedelta(seconds=restart_backoff(index))
+            if now < next_start:
+                return Attempt(index, start, end, next_start, previous)
+            start, previous, index = next_start, (start, end), index + 1
+
     def next_due(self, now: datetime) -> float | None:
         """Seconds until the next planned change (None if nothing is planned)."""
         times = [t for t in (*self.ready_at.values(), self.finish_at) if t is not None and t > now]
+        if self.restarts:
+            attempt = self.attempt(now)
+            offset = attempt.start - self.started
+            times = [t + offset for t in self.ready_at.values() if t + offset > now]
+            times += [t for t in (attempt.end, attempt.next_start) if t > now]
         return (min(times) - now).total_seconds() if times else None
 
 
@@ -99,9 +143,12 @@ def plan(pod: Obj, started: datetime, *, default_run_seconds: float) -> PodPlan:
     probed += list(spec.get("containers") or [])
     ready_at = {c["name"]: started + timedelta(seconds=_readiness_delay(c)) for c in probed}
     finish_at = None
-    if runs_to_completion(pod):
-        finish_at = started + timedelta(seconds=run_seconds(pod, default_run_seconds))
-    return PodPlan(started, ready_at, finish_at, exit_code(pod))
+    seconds = run_seconds(pod, default_run_seconds)
+    code = exit_code(pod)
+    restarts = spec.get("restartPolicy") == "OnFailure" and code != 0
+    if runs_to_completion(pod) and not restarts:
+        finish_at = started + timedelta(seconds=seconds)
+    return PodPlan(started, ready_at, finish_at, code, seconds, restarts)
 
 
 # -- conditions ---------------------------------------------------------------------------
@@ -187,7 +234,10 @@ def desired_status(pod: Obj, pod_plan: PodPlan, now: datetime, *, host_ip: str, 
     elif allow_finish and pod_plan.finished(now):
         finished = pod_plan.finish_at
     ready = pod_plan.ready(now)
-    apps = containers.app_statuses(uid, spec, pod_plan.started, ready=ready, finished=finished, exit_code=code)
+    if pod_plan.restarts and not killed:
+        apps = _restarting_statuses(pod, pod_plan, now, ready)
+    else:
+        apps = containers.app_statuses(uid, spec, pod_plan.started, ready=ready, finished=finished, exit_code=code)
     inits = containers.init_statuses(uid, spec, pod_plan.started, ready=ready, finished=finished,
                                      exit_code=KILLED_EXIT_CODE if killed else 0)
     phase = RUNNING if finished is None else SUCCEEDED if code == 0 else FAILED
@@ -207,12 +257,52 @@ def desired_status(pod: Obj, pod_plan: PodPlan, now: datetime, *, host_ip: str, 
     return status
 
 
+def _restarting_statuses(pod: Obj, pod_plan: PodPlan, now: datetime, ready: dict[str, bool]) -> list[Obj]:
+    """Containers of an OnFailure pod whose runs fail: each run ends with the exit code,
+    the kubelet restarts it in place after its back-off (state waiting CrashLoopBackOff
+    meanwhile), restartCount counts the restarts and lastState shows the run before."""
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    uid = str(meta.get("uid") or "")
+    attempt = pod_plan.attempt(now)
+    code = pod_plan.exit_code
+    result = []
+    for container in spec.get("containers") or []:
+        name = container["name"]
+        if now < attempt.end:
+            status = containers.running(uid, container, attempt.start, ready=ready.get(name, False))
+            last = attempt.previous
+            restarts = attempt.index
+        else:
+            status = containers.terminated(uid, container, attempt.start, attempt.end, code)
+            last = (attempt.start, attempt.end)
+            restarts = attempt.index
+            if attempt.next_start > attempt.end:  # the back-off: waiting, not terminated
+                backoff = int(round((attempt.next_start - attempt.end).total_seconds()))
+                status["state"] = {"waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": f"back-off {_go_duration(backoff)} restarting failed container={name} "
+                               f"pod={meta.get('name')}_{meta.get('namespace')}({uid})"}}
+        status["restartCount"] = restarts
+        if last is not None:
+            previous = containers.terminated(uid, container, last[0], last[1], code)["state"]
+            status["lastState"] = previous
+        result.append(status)
+    return result
+
+
+def _go_duration(seconds: int) -> str:
+    """Go's time.Duration String() for whole seconds: 10s, 1m20s, 5m0s."""
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes}m{rest}s" if minutes else f"{rest}s"
+
+
 def _container_key(statuses: list[Obj] | None) -> tuple[Any, ...]:
     keys = []
     for s in statuses or []:
         state = s.get("state") or {}
         kind = next(iter(state), "")
-        keys.append((s.get("name"), bool(s.get("ready")), kind, (state.get("terminated") or {}).get("exitCode")))
+        keys.append((s.get("name"), bool(s.get("ready")), kind, (state.get("terminated") or {}).get("exitCode"),
+                     s.get("restartCount", 0)))
     return tuple(keys)
 
 

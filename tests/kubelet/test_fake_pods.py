@@ -139,7 +139,7 @@ async def test_job_pod_succeeds_after_its_run_time(client: ApiClient, clock: Fak
 
 
 async def test_exit_code_annotation_fails_the_pod(client: ApiClient, clock: FakeClock) -> None:
-    manifest = pod_manifest("crash", restartPolicy="OnFailure",
+    manifest = pod_manifest("crash", restartPolicy="Never",
                             annotations={"mkp.dev/fake-exit-code": "3", "mkp.dev/fake-run-seconds": "30"})
     async with running_fake_nodes(client, ["fake-1"], clock=clock):
         await create_bound_pod(client, manifest, "fake-1")
@@ -154,6 +154,50 @@ async def test_exit_code_annotation_fails_the_pod(client: ApiClient, clock: Fake
     terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
     assert (terminated["exitCode"], terminated["reason"], terminated["finishedAt"]) == (3, "Error",
                                                                                         "2025-01-01T00:00:30Z")
+
+
+async def test_on_failure_pod_restarts_its_container_with_crash_loop_backoff(client: ApiClient,
+                                                                             clock: FakeClock) -> None:
+    """OnFailure: the pod stays Running; each failed run is restarted in place, the first
+    at once, then after 10 s, 20 s, ... (waiting CrashLoopBackOff meanwhile)."""
+    manifest = pod_manifest("loop", restartPolicy="OnFailure",
+                            annotations={"mkp.dev/fake-exit-code": "2", "mkp.dev/fake-run-seconds": "5"})
+
+    def web(pod: dict) -> dict:
+        return pod["status"]["containerStatuses"][0]
+
+    async def restarted(count: int, state: str):
+        pod = await _pod(client, "loop")
+        status = web(pod) if pod and pod["status"].get("containerStatuses") else {}
+        return pod if status.get("restartCount") == count and state in status.get("state", {}) else None
+
+    async with running_fake_nodes(client, ["fake-1"], clock=clock):
+        await create_bound_pod(client, manifest, "fake-1")
+        await eventually(_phase(client, "loop", "Running"))
+        clock.advance(5)  # run 0 ends at 5 s: restarted at once
+        pod = await eventually(lambda: restarted(1, "running"))
+        assert pod["status"]["phase"] == "Running"
+        last = web(pod)["lastState"]["terminated"]
+        assert (last["exitCode"], last["reason"], last["finishedAt"]) == (2, "Error", "2025-01-01T00:00:05Z")
+        clock.advance(5)  # run 1 ends at 10 s: back-off 10 s
+        pod = await eventually(lambda: restarted(1, "waiting"))
+        waiting = web(pod)["state"]["waiting"]
+        assert waiting["reason"] == "CrashLoopBackOff"
+        assert waiting["message"].startswith("back-off 10s restarting failed container=web pod=loop_default(")
+        assert ("Ready", "False", "ContainersNotReady") in _conditions(pod)
+        assert pod["status"]["phase"] == "Running"
+        clock.advance(10)  # run 2 starts at 20 s
+        pod = await eventually(lambda: restarted(2, "running"))
+        assert web(pod)["state"]["running"]["startedAt"] == "2025-01-01T00:00:20Z"
+        await eventually(lambda: _events_when(client, "loop", 4))
+
+        async def started_three_times():
+            items = (await client.list(EVENTS, "default"))["items"]
+            counts = {e["reason"]: e.get("count", 1) for e in items if e["involvedObject"]["name"] == "loop"}
+            return counts if counts.get("Started") == 3 else None
+
+        counts = await eventually(started_three_times)
+    assert counts == {"Pulled": 3, "Created": 3, "Started": 3, "BackOff": 1}
 
 
 async def _rv_settled(client: ApiClient, name: str) -> bool:
