@@ -21,10 +21,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from controllers.daemonset.controller import DaemonSetController
 from controllers.deployment.controller import DeploymentController
 from controllers.garbagecollector.controller import GarbageCollector
+from controllers.job.controller import JobController
+from controllers.job.ttl import TTLAfterFinishedController
 from controllers.namespace.controller import NamespaceController
 from controllers.replicaset.controller import ReplicaSetController
+from controllers.serviceaccount.controller import ServiceAccountController
 from minikube_py.client import ApiClient, Clock, EventRecorder, SharedInformerFactory
 
 log = logging.getLogger("controllers.manager")
@@ -75,12 +79,16 @@ class ControllerContext:
 ControllerConstructor = Callable[[ControllerContext], RunnableController]
 
 CONTROLLERS: dict[str, ControllerConstructor] = {
+    "daemonset-controller": lambda ctx: DaemonSetController(**ctx.standard("daemonset-controller")),
     "deployment-controller": lambda ctx: DeploymentController(**ctx.standard("deployment-controller")),
     "replicaset-controller": lambda ctx: ReplicaSetController(**ctx.standard("replicaset-controller")),
+    "job-controller": lambda ctx: JobController(**ctx.standard("job-controller")),
+    "ttl-after-finished-controller": lambda ctx: TTLAfterFinishedController(**ctx.standard("ttl-after-finished-controller")),
     "garbage-collector-controller": lambda ctx: GarbageCollector(**ctx.standard("garbage-collector-controller")),
     "namespace-controller": lambda ctx: NamespaceController(**ctx.standard("namespace-controller")),
+    "serviceaccount-controller": lambda ctx: ServiceAccountController(**ctx.standard("serviceaccount-controller")),
 }
-ALIASES: dict[str, str] = {"deployment": "deployment-controller", "replicaset": "replicaset-controller", "garbagecollector": "garbage-collector-controller", "namespace": "namespace-controller"}
+ALIASES: dict[str, str] = {"daemonset": "daemonset-controller", "job": "job-controller", "ttl-after-finished": "ttl-after-finished-controller", "deployment": "deployment-controller", "replicaset": "replicaset-controller", "garbagecollector": "garbage-collector-controller", "namespace": "namespace-controller", "serviceaccount": "serviceaccount-controller"}
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
 
 
