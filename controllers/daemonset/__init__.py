@@ -1,0 +1,1 @@
+"""The DaemonSet controller: one pod per eligible node, rolled by ControllerRevisions."""
