@@ -27,6 +27,7 @@ from controllers.garbagecollector.controller import GarbageCollector
 from controllers.job.controller import JobController
 from controllers.job.ttl import TTLAfterFinishedController
 from controllers.namespace.controller import NamespaceController
+from controllers.podgc.controller import PodGCController
 from controllers.replicaset.controller import ReplicaSetController
 from controllers.serviceaccount.controller import ServiceAccountController
 from minikube_py.client import ApiClient, Clock, EventRecorder, SharedInformerFactory
@@ -87,8 +88,9 @@ CONTROLLERS: dict[str, ControllerConstructor] = {
     "garbage-collector-controller": lambda ctx: GarbageCollector(**ctx.standard("garbage-collector-controller")),
     "namespace-controller": lambda ctx: NamespaceController(**ctx.standard("namespace-controller")),
     "serviceaccount-controller": lambda ctx: ServiceAccountController(**ctx.standard("serviceaccount-controller")),
+    "pod-garbage-collector-controller": lambda ctx: PodGCController(**ctx.standard("pod-garbage-collector-controller")),
 }
-ALIASES: dict[str, str] = {"daemonset": "daemonset-controller", "job": "job-controller", "ttl-after-finished": "ttl-after-finished-controller", "deployment": "deployment-controller", "replicaset": "replicaset-controller", "garbagecollector": "garbage-collector-controller", "namespace": "namespace-controller", "serviceaccount": "serviceaccount-controller"}
+ALIASES: dict[str, str] = {"daemonset": "daemonset-controller", "job": "job-controller", "ttl-after-finished": "ttl-after-finished-controller", "deployment": "deployment-controller", "replicaset": "replicaset-controller", "garbagecollector": "garbage-collector-controller", "namespace": "namespace-controller", "serviceaccount": "serviceaccount-controller", "podgc": "pod-garbage-collector-controller"}
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
 
 
