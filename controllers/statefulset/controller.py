@@ -25,7 +25,7 @@ from controllers.common import objects, ownership
 from controllers.common.executor import OwnerEnqueuer, unwrap
 from controllers.history import adopt_revision, list_revisions
 from controllers.statefulset import identity
-from controllers.statefulset.podcontrol import StatefulPodControl
+from controllers.statefulset.podcontrol import Recorder, StatefulPodControl
 from controllers.statefulset.sync import StatefulSetControl
 from minikube_py.client import (
     CONTROLLERREVISIONS,
@@ -39,6 +39,7 @@ from minikube_py.client import (
     DeletedFinalStateUnknown,
     EventHandler,
     EventRecorder,
+    Lister,
     RealClock,
     Result,
     Selector,
@@ -69,11 +70,12 @@ class StatefulSetController:
         self.revisions = informers.informer(CONTROLLERREVISIONS)
         self.claims = informers.informer(PERSISTENTVOLUMECLAIMS)
         self.queue: WorkQueue[str] = WorkQueue("statefulset", clock=self.clock)
-        self.control = StatefulSetControl(client, StatefulPodControl(client, self.claims.lister, recorder))
+        self.reconciler = StatefulSetReconciler(client, self.sets.lister, self.pods.lister, self.revisions.lister,
+                                                self.claims.lister, recorder, self.clock)
         self.sets.add_event_handler(EventHandler(on_add=self._enqueue, on_update=lambda old, cur: self._enqueue(cur),
                                                  on_delete=self._set_deleted))
         self.pods.add_event_handler(OwnerEnqueuer(self.queue, self.sets.lister, identity.KIND).handler())
-        self.controller = Controller("statefulset", self.queue, self.reconcile, workers=workers,
+        self.controller = Controller("statefulset", self.queue, self.reconciler.reconcile, workers=workers,
                                      wait_for=[self.sets, self.pods, self.revisions, self.claims])
 
     async def run(self) -> None:
@@ -86,10 +88,23 @@ class StatefulSetController:
     def _set_deleted(self, obj: Obj | DeletedFinalStateUnknown) -> None:
         self.queue.add(key_of(unwrap(obj)))
 
+
+class StatefulSetReconciler:
+    """reconcile(key) over listers (informer caches in the controller, plain stores in tests)."""
+
+    def __init__(self, client: ApiClient, sets: Lister, pods: Lister, revisions: Lister, claims: Lister,
+                 recorder: Recorder, clock: Clock) -> None:
+        self.client = client
+        self.sets = sets
+        self.pods = pods
+        self.revisions = revisions
+        self.clock = clock
+        self.control = StatefulSetControl(client, StatefulPodControl(client, claims, recorder))
+
     async def reconcile(self, key: str) -> Result | None:
         """One sync of the StatefulSet `key`."""
         namespace, name = split_key(key)
-        sts = self.sets.lister.get(name, namespace)
+        sts = self.sets.get(name, namespace)
         if sts is None:
             return None
         try:
@@ -99,7 +114,7 @@ class StatefulSetController:
             return None
         await self.adopt_orphan_revisions(sts, selector)
         set_pods = await self.claim_pods(sts, selector)
-        revisions = list_revisions(self.revisions.lister, sts, selector)
+        revisions = list_revisions(self.revisions, sts, selector)
         status = await self.control.update_stateful_set(sts, set_pods, revisions, self.clock.now())
         min_ready = int(objects.spec(sts).get("minReadySeconds") or 0)
         if min_ready > 0 and status is not None and status.get("availableReplicas") != identity.replicas(sts):
@@ -118,7 +133,7 @@ class StatefulSetController:
 
     async def adopt_orphan_revisions(self, sts: Obj, selector: Selector) -> None:
         """adoptOrphanRevisions: matching revisions without a controller become ours."""
-        orphans = [r for r in list_revisions(self.revisions.lister, sts, selector)
+        orphans = [r for r in list_revisions(self.revisions, sts, selector)
                    if ownership.controller_of(r) is None]
         if not orphans:
             return
@@ -128,7 +143,7 @@ class StatefulSetController:
 
     async def claim_pods(self, sts: Obj, selector: Selector) -> list[Obj]:
         """getPodsForStatefulSet: ClaimPods with the selector and the `<set>-<ordinal>` filter."""
-        candidates = self.pods.lister.list(objects.namespace(sts))
+        candidates = self.pods.list(objects.namespace(sts))
         claimed = ownership.claim(sts, candidates,
                                   lambda p: selector.matches(objects.labels(p)) and identity.is_member_of(sts, p))
         owned = list(claimed.owned)
