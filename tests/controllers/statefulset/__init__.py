@@ -1,0 +1,1 @@
+"""StatefulSet controller: identity, ordering, scaling, updates, revisions, claims."""
