@@ -124,7 +124,8 @@ def reconcile_daemonset(ds: Obj, nodes: Sequence[Obj], candidates: Sequence[Obj]
     if satisfied:
         changes = manage(ds, nodes, claimed.owned, hash_value, now, backoff)
         if changes.empty() and rolling.is_rolling_update(ds):
-            changes = rolling.rolling_update(ds, nodes, nodes_to_daemon_pods(claimed.owned), hash_value, now)
+            step = rolling.rolling_update(ds, nodes, nodes_to_daemon_pods(claimed.owned), hash_value, now)
+            changes.create_on, changes.delete = step.create_on, step.delete
         actions += sync_nodes(ds, changes, hash_value, burst_replicas)
     counts = calculate_status(ds, nodes, nodes_to_daemon_pods(claimed.owned), hash_value, now)
     status = new_status(ds, counts, update_observed_generation=satisfied)
