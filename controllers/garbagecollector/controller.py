@@ -26,6 +26,7 @@ from typing import Any
 from controllers.garbagecollector.discovery import Discovery, discover
 from controllers.garbagecollector.graph import FOREGROUND, ORPHAN, Graph, Identity, Node, has_finalizer
 from minikube_py.client import (
+    CUSTOMRESOURCEDEFINITIONS,
     WARNING,
     ApiClient,
     ApiError,
@@ -73,6 +74,10 @@ class GarbageCollector:
         self.graph = Graph(attempt_to_delete=self.delete_queue.add, attempt_to_orphan=self.orphan_queue.add,
                            invalid_namespace=self._report_invalid_namespace)
         self.monitors: dict[Resource, tuple[Informer, EventHandler, bool]] = {}
+        self._crds_changed = asyncio.Event()
+        crds = informers.informer(CUSTOMRESOURCEDEFINITIONS)
+        crds.add_event_handler(EventHandler(on_add=self._crd_changed, on_update=lambda old, new: self._crd_changed(new),
+                                            on_delete=self._crd_changed))
         self.deleters = Controller("garbagecollector-delete", self.delete_queue, self.attempt_to_delete,
                                    workers=workers)
         self.orphaners = Controller("garbagecollector-orphan", self.orphan_queue, self.attempt_to_orphan,
@@ -93,8 +98,16 @@ class GarbageCollector:
                 await self._stop_monitor(resource)
 
     async def _resync_loop(self) -> None:
+        """Discovery again every resync_period, and soon after any CRD changes."""
         while True:
-            await self.clock.sleep(self.resync_period)
+            sleeper = asyncio.create_task(self.clock.sleep(self.resync_period))
+            changed = asyncio.create_task(self._crds_changed.wait())
+            try:
+                await asyncio.wait({sleeper, changed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                changed.cancel()
+            self._crds_changed.clear()
             await self.resync()
 
     # -- monitors -------------------------------------------------------------------------
@@ -131,6 +144,9 @@ class GarbageCollector:
         if owned:
             await informer.stop()
 
+    def _crd_changed(self, obj: object) -> None:
+        self._crds_changed.set()
+
     def _deleted(self, obj: Obj | DeletedFinalStateUnknown) -> None:
         self.graph.observe_deleted(obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj)
 
@@ -149,8 +165,7 @@ class GarbageCollector:
         """The live object (None if not found)."""
         resource = self._resource(identity.api_version, identity.kind)
         try:
-            return await self.client.get(resource, identity.name, identity.namespace or None
-                                         if resource.namespaced else None)
+            return await self.client.get(resource, identity.name, identity.namespace or None)
         except ApiError as exc:
             if exc.is_not_found():
                 return None

@@ -93,6 +93,13 @@ async def test_dangling_reference_is_removed_when_another_owner_remains(tmp_path
         await plane.wait_for(lambda: _gone(plane, "child"), message="child collected")
 
 
+async def collector_running(plane: ControlPlane) -> None:
+    """Wait until the collector works: a probe ConfigMap with a missing owner is collected."""
+    ghost = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ghost", "uid": "0000"}}
+    await plane.client.create(CONFIGMAPS, configmap("probe", ghost))
+    await plane.wait_for(lambda: _gone(plane, "probe"), message="probe collected")
+
+
 async def _gone(plane: ControlPlane, name: str) -> bool:
     return not await exists(plane, CONFIGMAPS, name)
 
@@ -117,6 +124,7 @@ async def test_configmap_owned_by_custom_resource_is_collected(tmp_path: Path) -
                                                                  "x-kubernetes-preserve-unknown-fields": True}}}]}}
     widgets = Resource("example.com", "v1", "widgets", True, "Widget")
     async with control_plane(tmp_path, controllers=["garbagecollector"]) as plane:
+        await collector_running(plane)  # so the CRD is new to it: found by re-discovery
         await plane.client.create(CUSTOMRESOURCEDEFINITIONS, crd)
         w = await plane.wait_for(lambda: _create_quietly(plane, widgets, {
             "apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": NS}}),
@@ -136,11 +144,9 @@ async def _create_quietly(plane: ControlPlane, resource: Resource, obj: Obj) -> 
 async def test_owner_in_another_namespace_is_reported_and_dependent_collected(tmp_path: Path) -> None:
     async with control_plane(tmp_path, controllers=["garbagecollector"]) as plane:
         owner = await plane.client.create(CONFIGMAPS, configmap("owner", namespace="kube-public"))
-        # A probe with a missing owner is collected only after the collector has seen
-        # every earlier ConfigMap event, the owner's included.
-        ghost = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ghost", "uid": "0000"}}
-        await plane.client.create(CONFIGMAPS, configmap("probe", ghost))
-        await plane.wait_for(lambda: _gone(plane, "probe"), message="probe collected")
+        # The probe is collected only after the collector has seen every earlier
+        # ConfigMap event, the owner's included.
+        await collector_running(plane)
         child = await plane.client.create(CONFIGMAPS, configmap("child", owner))
         await plane.wait_for(lambda: _gone(plane, "child"), message="child collected")
         assert await plane.client.get(CONFIGMAPS, "owner", "kube-public")
