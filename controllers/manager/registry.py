@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from controllers.cronjob.controller import CronJobController
 from controllers.daemonset.controller import DaemonSetController
 from controllers.deployment.controller import DeploymentController
 from controllers.garbagecollector.controller import GarbageCollector
@@ -31,6 +32,8 @@ from controllers.podgc.controller import PodGCController
 from controllers.replicaset.controller import ReplicaSetController
 from controllers.serviceaccount.controller import ServiceAccountController
 from controllers.statefulset.controller import StatefulSetController
+from controllers.volume.binder import PersistentVolumeBinderController
+from controllers.volume.provisioner import LocalPathProvisioner
 from minikube_py.client import ApiClient, Clock, EventRecorder, SharedInformerFactory
 
 log = logging.getLogger("controllers.manager")
@@ -86,13 +89,16 @@ CONTROLLERS: dict[str, ControllerConstructor] = {
     "replicaset-controller": lambda ctx: ReplicaSetController(**ctx.standard("replicaset-controller")),
     "job-controller": lambda ctx: JobController(**ctx.standard("job-controller")),
     "ttl-after-finished-controller": lambda ctx: TTLAfterFinishedController(**ctx.standard("ttl-after-finished-controller")),
+    "cronjob-controller": lambda ctx: CronJobController(**ctx.standard("cronjob-controller")),
     "garbage-collector-controller": lambda ctx: GarbageCollector(**ctx.standard("garbage-collector-controller")),
     "namespace-controller": lambda ctx: NamespaceController(**ctx.standard("namespace-controller")),
     "serviceaccount-controller": lambda ctx: ServiceAccountController(**ctx.standard("serviceaccount-controller")),
     "statefulset-controller": lambda ctx: StatefulSetController(**ctx.standard("statefulset-controller")),
     "pod-garbage-collector-controller": lambda ctx: PodGCController(**ctx.standard("pod-garbage-collector-controller")),
+    "persistentvolume-binder-controller": PersistentVolumeBinderController.from_context,
+    "local-path-provisioner": LocalPathProvisioner.from_context,
 }
-ALIASES: dict[str, str] = {"statefulset": "statefulset-controller", "daemonset": "daemonset-controller", "job": "job-controller", "ttl-after-finished": "ttl-after-finished-controller", "deployment": "deployment-controller", "replicaset": "replicaset-controller", "garbagecollector": "garbage-collector-controller", "namespace": "namespace-controller", "serviceaccount": "serviceaccount-controller", "podgc": "pod-garbage-collector-controller"}
+ALIASES: dict[str, str] = {"persistentvolume-binder": "persistentvolume-binder-controller", "statefulset": "statefulset-controller", "daemonset": "daemonset-controller", "job": "job-controller", "ttl-after-finished": "ttl-after-finished-controller", "cronjob": "cronjob-controller", "deployment": "deployment-controller", "replicaset": "replicaset-controller", "garbagecollector": "garbage-collector-controller", "namespace": "namespace-controller", "serviceaccount": "serviceaccount-controller", "podgc": "pod-garbage-collector-controller"}
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
 
 
