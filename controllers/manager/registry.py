@@ -34,8 +34,6 @@ from controllers.serviceaccount.controller import ServiceAccountController
 from controllers.statefulset.controller import StatefulSetController
 from controllers.volume.binder import PersistentVolumeBinderController
 from controllers.volume.provisioner import LocalPathProvisioner
-from controllers.volume.binder import PersistentVolumeBinderController
-from controllers.volume.provisioner import LocalPathProvisioner
 from minikube_py.client import ApiClient, Clock, EventRecorder, SharedInformerFactory
 
 log = logging.getLogger("controllers.manager")
@@ -99,10 +97,8 @@ CONTROLLERS: dict[str, ControllerConstructor] = {
     "pod-garbage-collector-controller": lambda ctx: PodGCController(**ctx.standard("pod-garbage-collector-controller")),
     "persistentvolume-binder-controller": PersistentVolumeBinderController.from_context,
     "local-path-provisioner": LocalPathProvisioner.from_context,
-    "persistentvolume-binder-controller": PersistentVolumeBinderController.from_context,
-    "local-path-provisioner": LocalPathProvisioner.from_context,
 }
-ALIASES: dict[str, str] = {"persistentvolume-binder": "persistentvolume-binder-controller", "persistentvolume-binder": "persistentvolume-binder-controller", "statefulset": "statefulset-controller", "daemonset": "daemonset-controller", "job": "job-controller", "ttl-after-finished": "ttl-after-finished-controller", "cronjob": "cronjob-controller", "deployment": "deployment-controller", "replicaset": "replicaset-controller", "garbagecollector": "garbage-collector-controller", "namespace": "namespace-controller", "serviceaccount": "serviceaccount-controller", "podgc": "pod-garbage-collector-controller"}
+ALIASES: dict[str, str] = {"persistentvolume-binder": "persistentvolume-binder-controller", "statefulset": "statefulset-controller", "daemonset": "daemonset-controller", "job": "job-controller", "ttl-after-finished": "ttl-after-finished-controller", "cronjob": "cronjob-controller", "deployment": "deployment-controller", "replicaset": "replicaset-controller", "garbagecollector": "garbage-collector-controller", "namespace": "namespace-controller", "serviceaccount": "serviceaccount-controller", "podgc": "pod-garbage-collector-controller"}
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
 
 
