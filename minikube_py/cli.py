@@ -234,12 +234,31 @@ def _target_options(f):  # type: ignore[no-untyped-def]
               help="Controllers to run: '*' for all, 'foo' to add, '-foo' to leave one out.")
 @click.option("--leader-elect", type=click.BOOL, default=True, show_default=True,
               help="Elect a leader on Lease kube-system/kube-controller-manager before running.")
-def controller_manager(kubeconfig: str | None, server: str | None, controllers: str, leader_elect: bool) -> None:
+@click.option("--node-monitor-grace-period", envvar="MKP_NODE_MONITOR_GRACE_PERIOD", default="50s", show_default=True,
+              help="How long a node may stop posting status before it is marked Unknown (env MKP_NODE_MONITOR_GRACE_PERIOD).")
+@click.option("--node-startup-grace-period", envvar="MKP_NODE_STARTUP_GRACE_PERIOD", default="1m0s", show_default=True,
+              help="The same for a node that never posted status (env MKP_NODE_STARTUP_GRACE_PERIOD).")
+@click.option("--node-monitor-period", envvar="MKP_NODE_MONITOR_PERIOD", default="5s", show_default=True,
+              help="How often node health is re-checked (env MKP_NODE_MONITOR_PERIOD).")
+@click.option("--max-endpoints-per-slice", type=click.IntRange(1, 1000), default=100, show_default=True,
+              help="Endpoints per EndpointSlice at most.")
+def controller_manager(kubeconfig: str | None, server: str | None, controllers: str, leader_elect: bool,
+                       node_monitor_grace_period: str, node_startup_grace_period: str, node_monitor_period: str,
+                       max_endpoints_per_slice: int) -> None:
     """Run the controller-manager (Deployment, ReplicaSet, ... controllers) in the foreground."""
     from controllers.manager.process import main as run
+    from controllers.nodelifecycle.config import parse_duration
 
     _require_target(kubeconfig, server)
-    run(kubeconfig, server, controllers, leader_elect)
+    try:
+        options: dict[str, object] = {
+            "node_monitor_grace_period": parse_duration(node_monitor_grace_period),
+            "node_startup_grace_period": parse_duration(node_startup_grace_period),
+            "node_monitor_period": parse_duration(node_monitor_period),
+            "max_endpoints_per_slice": max_endpoints_per_slice}
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    run(kubeconfig, server, controllers, leader_elect, options)
 
 
 @cli.command()

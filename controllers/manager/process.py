@@ -27,15 +27,19 @@ def make_client(kubeconfig: str | None, server: str | None) -> ApiClient:
     return client_for(kubeconfig, server, field_manager=FIELD_MANAGER, user_agent=USER_AGENT)
 
 
-async def serve(client: ApiClient, controllers: list[str], leader_elect: bool) -> None:
+async def serve(client: ApiClient, controllers: list[str], leader_elect: bool,
+                options: dict[str, object] | None = None) -> None:
     """Run until SIGTERM/SIGINT (then stop cleanly) or until the manager ends on its own."""
     await run_until_signalled(
-        client, lambda: run_controller_manager(client, controllers=controllers, leader_elect=leader_elect),
+        client, lambda: run_controller_manager(client, controllers=controllers, leader_elect=leader_elect,
+                                               options=options),
         "controller-manager")
 
 
-def main(kubeconfig: str | None, server: str | None, controllers: str, leader_elect: bool) -> None:
-    """Entry point of `mkp controller-manager` (blocks until stopped)."""
+def main(kubeconfig: str | None, server: str | None, controllers: str, leader_elect: bool,
+         options: dict[str, object] | None = None) -> None:
+    """Entry point of `mkp controller-manager` (blocks until stopped); `options` are the
+    other flags by name (node_monitor_grace_period=50.0, ...), see ControllerContext."""
     import uvloop
 
     logging.basicConfig(level=os.environ.get("MKP_LOG_LEVEL", "INFO"),
@@ -47,7 +51,7 @@ def main(kubeconfig: str | None, server: str | None, controllers: str, leader_el
         log.error("%s", exc)
         sys.exit(1)
     try:
-        uvloop.run(serve(client, names, leader_elect))
+        uvloop.run(serve(client, names, leader_elect, options))
     except LeaderElectionLost as exc:
         log.error("%s; exiting", exc)
         sys.exit(1)

@@ -24,10 +24,15 @@ from typing import Any, Protocol
 from controllers.cronjob.controller import CronJobController
 from controllers.daemonset.controller import DaemonSetController
 from controllers.deployment.controller import DeploymentController
+from controllers.endpoints.controller import EndpointsController
+from controllers.endpointslice.controller import EndpointSliceController
 from controllers.garbagecollector.controller import GarbageCollector
 from controllers.job.controller import JobController
 from controllers.job.ttl import TTLAfterFinishedController
 from controllers.namespace.controller import NamespaceController
+from controllers.nodelifecycle.config import NodeLifecycleConfig
+from controllers.nodelifecycle.controller import NodeLifecycleController
+from controllers.nodelifecycle.tainteviction import TaintEvictionController
 from controllers.podgc.controller import PodGCController
 from controllers.replicaset.controller import ReplicaSetController
 from controllers.serviceaccount.controller import ServiceAccountController
@@ -56,6 +61,7 @@ class ControllerContext:
     informers: SharedInformerFactory
     clock: Clock
     concurrency: Mapping[str, int] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)  # other controller-manager flags, by name
     recorders: list[EventRecorder] = field(default_factory=list)
 
     def recorder(self, component: str) -> EventRecorder:
@@ -84,6 +90,13 @@ class ControllerContext:
 ControllerConstructor = Callable[[ControllerContext], RunnableController]
 
 CONTROLLERS: dict[str, ControllerConstructor] = {
+    "endpointslice-controller": lambda ctx: EndpointSliceController(
+        **ctx.standard("endpointslice-controller"),
+        max_endpoints_per_slice=int(ctx.options.get("max_endpoints_per_slice") or 100)),
+    "endpoints-controller": lambda ctx: EndpointsController(**ctx.standard("endpoints-controller")),
+    "node-lifecycle-controller": lambda ctx: NodeLifecycleController(
+        **ctx.standard("node-lifecycle-controller"), config=NodeLifecycleConfig.from_options(ctx.options)),
+    "taint-eviction-controller": lambda ctx: TaintEvictionController(**ctx.standard("taint-eviction-controller")),
     "daemonset-controller": lambda ctx: DaemonSetController(**ctx.standard("daemonset-controller")),
     "deployment-controller": lambda ctx: DeploymentController(**ctx.standard("deployment-controller")),
     "replicaset-controller": lambda ctx: ReplicaSetController(**ctx.standard("replicaset-controller")),
@@ -98,7 +111,7 @@ CONTROLLERS: dict[str, ControllerConstructor] = {
     "persistentvolume-binder-controller": PersistentVolumeBinderController.from_context,
     "local-path-provisioner": LocalPathProvisioner.from_context,
 }
-ALIASES: dict[str, str] = {"persistentvolume-binder": "persistentvolume-binder-controller", "statefulset": "statefulset-controller", "daemonset": "daemonset-controller", "job": "job-controller", "ttl-after-finished": "ttl-after-finished-controller", "cronjob": "cronjob-controller", "deployment": "deployment-controller", "replicaset": "replicaset-controller", "garbagecollector": "garbage-collector-controller", "namespace": "namespace-controller", "serviceaccount": "serviceaccount-controller", "podgc": "pod-garbage-collector-controller"}
+ALIASES: dict[str, str] = {"persistentvolume-binder": "persistentvolume-binder-controller", "endpointslice": "endpointslice-controller", "endpoint": "endpoints-controller", "nodelifecycle": "node-lifecycle-controller", "statefulset": "statefulset-controller", "daemonset": "daemonset-controller", "job": "job-controller", "ttl-after-finished": "ttl-after-finished-controller", "cronjob": "cronjob-controller", "deployment": "deployment-controller", "replicaset": "replicaset-controller", "garbagecollector": "garbage-collector-controller", "namespace": "namespace-controller", "serviceaccount": "serviceaccount-controller", "podgc": "pod-garbage-collector-controller"}
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
 
 

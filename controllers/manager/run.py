@@ -23,6 +23,7 @@ import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from controllers.manager.registry import CONTROLLERS, ControllerContext, select_controllers
 from minikube_py.client import ApiClient, Clock, LeaderElector, RealClock, SharedInformerFactory
@@ -48,12 +49,13 @@ class LeaderElectionLost(RuntimeError):
 
 
 async def run_controllers(client: ApiClient, names: Iterable[str], *, clock: Clock | None = None,
-                          concurrency: Mapping[str, int] | None = None) -> None:
+                          concurrency: Mapping[str, int] | None = None,
+                          options: Mapping[str, Any] | None = None) -> None:
     """Build the `names` controllers on one shared informer factory and run them until
     cancelled (or until one of them fails, which is raised)."""
     clock = clock or RealClock()
     informers = SharedInformerFactory(client, clock=clock)
-    context = ControllerContext(client, informers, clock, dict(concurrency or {}))
+    context = ControllerContext(client, informers, clock, dict(concurrency or {}), dict(options or {}))
     try:
         running = {name: CONTROLLERS[name](context) for name in names}
         informers.start()
@@ -70,27 +72,29 @@ async def run_controllers(client: ApiClient, names: Iterable[str], *, clock: Clo
 async def run_controller_manager(client: ApiClient, *, controllers: list[str] | None = None,
                                  leader_elect: bool = True, identity: str | None = None, clock: Clock | None = None,
                                  leader_election: LeaderElectionConfig | None = None,
-                                 concurrency: Mapping[str, int] | None = None) -> None:
+                                 concurrency: Mapping[str, int] | None = None,
+                                 options: Mapping[str, Any] | None = None) -> None:
     """Run the selected controllers (`--controllers` entries; None: all on by default)
     until cancelled; with `leader_elect`, only while holding the Lease."""
     names = select_controllers(controllers)
     if client.field_manager is None:
         client.field_manager = FIELD_MANAGER
     if not leader_elect:
-        await run_controllers(client, names, clock=clock, concurrency=concurrency)
+        await run_controllers(client, names, clock=clock, concurrency=concurrency, options=options)
         return
     await _lead(client, names, identity, clock or RealClock(), leader_election or LeaderElectionConfig(),
-                concurrency)
+                concurrency, options)
 
 
 async def _lead(client: ApiClient, names: list[str], identity: str | None, clock: Clock,
-                config: LeaderElectionConfig, concurrency: Mapping[str, int] | None) -> None:
+                config: LeaderElectionConfig, concurrency: Mapping[str, int] | None,
+                options: Mapping[str, Any] | None = None) -> None:
     failures: list[BaseException] = []
     elector_task: asyncio.Task[None] | None = None
 
     async def lead() -> None:
         try:
-            await run_controllers(client, names, clock=clock, concurrency=concurrency)
+            await run_controllers(client, names, clock=clock, concurrency=concurrency, options=options)
             raise RuntimeError("the controllers stopped on their own")
         except asyncio.CancelledError:
             raise
