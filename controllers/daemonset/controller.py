@@ -133,6 +133,7 @@ class DaemonSetController:
             self.expectations.forget(key)
             return None
         now = self.clock.now()
+        self.backoff.gc(now)
         candidates = self.claimable_pods(ds)
         try:
             selector = from_label_selector(objects.spec(ds).get("selector"))
