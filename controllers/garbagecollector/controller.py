@@ -202,9 +202,9 @@ class GarbageCollector:
         except RestMappingError as exc:
             log.info("garbage collector: %s: %s; retrying", node.identity, exc)
             return Result(requeue=True)
-        except NamespacedOwnerOfClusterScopedObject as exc:
-            self.recorder.event(self._event_ref(node), WARNING, "OwnerRefInvalidNamespace",
-                                f'ownerRef {exc} does not exist in namespace ""')
+        except NamespacedOwnerOfClusterScopedObject:
+            # Never resolvable: not retried. The graph reported it (OwnerRefInvalidNamespace)
+            # when it saw both the dependent and the namespaced owner, as Kubernetes does.
             return None
         if not done and not node.observed:
             return Result(requeue=True)  # exists but not seen by an informer yet

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from minikube_py.client import CONFIGMAPS, CUSTOMRESOURCEDEFINITIONS, DEPLOYMENTS, PODS, REPLICASETS, Resource
+from minikube_py.client.resources import CLUSTERROLES
 from tests.controllers.manager.harness import NS, ControlPlane, control_plane, deployment
 
 Obj = dict[str, Any]
@@ -156,3 +157,20 @@ async def test_owner_in_another_namespace_is_reported_and_dependent_collected(tm
         uid = owner["metadata"]["uid"]
         assert event["message"] == (f"ownerRef [v1/ConfigMap, namespace: default, name: owner, uid: {uid}] "
                                     'does not exist in namespace "default"')
+
+
+async def test_cluster_scoped_dependent_of_namespaced_owner_is_reported_and_kept(tmp_path: Path) -> None:
+    async with control_plane(tmp_path, controllers=["garbagecollector"]) as plane:
+        owner = await plane.client.create(CONFIGMAPS, configmap("owner"))
+        await collector_running(plane)
+        role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": "dependent", "ownerReferences": configmap("x", owner)["metadata"]["ownerReferences"]},
+                "rules": []}
+        await plane.client.create(CLUSTERROLES, role)
+        [event] = await plane.wait_for(lambda: plane.events("OwnerRefInvalidNamespace"), message="the Warning")
+        uid = owner["metadata"]["uid"]
+        assert event["involvedObject"]["kind"] == "ClusterRole"
+        assert event["message"] == f'ownerRef [v1/ConfigMap, namespace: , name: owner, uid: {uid}] does not exist in namespace ""'
+        await plane.client.delete(CONFIGMAPS, "owner", NS)
+        await collector_running(plane)
+        assert await plane.client.get(CLUSTERROLES, "dependent")
