@@ -47,6 +47,7 @@ log = logging.getLogger("controllers.garbagecollector")
 Obj = dict[str, Any]
 COMPONENT = "garbage-collector-controller"
 RESYNC_PERIOD = 30.0  # seconds between discovery rounds
+SYNC_TIMEOUT = 30.0  # real seconds the workers wait for the monitors' first lists
 IGNORED = {("", "events"), ("events.k8s.io", "events")}
 
 
@@ -87,7 +88,12 @@ class GarbageCollector:
         """Discover, start the monitors, wait for them, then work until cancelled."""
         while not await self.resync():
             await self.clock.sleep(1.0)
-        await asyncio.gather(*(inf.wait_synced() for inf, _, _ in self.monitors.values()))
+        # As in Kubernetes 1.32 the workers do not wait forever for every monitor: a
+        # resource that cannot be listed must not stop collection of all the others.
+        synced = await asyncio.gather(*(inf.wait_synced(SYNC_TIMEOUT) for inf, _, _ in self.monitors.values()))
+        for (resource, _), ok in zip(self.monitors.items(), synced, strict=False):
+            if not ok:
+                log.warning("garbage collector: %s not synced after %ss; starting anyway", resource, SYNC_TIMEOUT)
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.deleters.run())

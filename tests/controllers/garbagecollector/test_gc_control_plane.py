@@ -174,3 +174,11 @@ async def test_cluster_scoped_dependent_of_namespaced_owner_is_reported_and_kept
         await plane.client.delete(CONFIGMAPS, "owner", NS)
         await collector_running(plane)
         assert await plane.client.get(CLUSTERROLES, "dependent")
+
+
+async def test_owner_of_unknown_kind_keeps_its_dependent(tmp_path: Path) -> None:
+    async with control_plane(tmp_path, controllers=["garbagecollector"]) as plane:
+        unknown = {"apiVersion": "example.com/v1", "kind": "Nope", "metadata": {"name": "n", "uid": "u-n"}}
+        await plane.client.create(CONFIGMAPS, configmap("child", unknown))
+        await collector_running(plane)
+        assert await exists(plane, CONFIGMAPS, "child")
