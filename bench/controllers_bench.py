@@ -59,6 +59,7 @@ async def probe(session: aiohttp.ClientSession, server: str, stop: asyncio.Event
 async def run(server: str, replicas: int) -> dict:
     stop = asyncio.Event()
     latencies: list[float] = []
+    created: dict[str, float] = {}
     bound: dict[str, float] = {}
     running: dict[str, float] = {}
     async with aiohttp.ClientSession() as session:
@@ -79,6 +80,7 @@ async def run(server: str, replicas: int) -> dict:
                     pod = json.loads(line)["object"]
                     name = pod["metadata"]["name"]
                     now = time.perf_counter() - began
+                    created.setdefault(name, now)
                     if pod.get("spec", {}).get("nodeName"):
                         bound.setdefault(name, now)
                     if pod.get("status", {}).get("phase") == "Running":
@@ -90,14 +92,29 @@ async def run(server: str, replicas: int) -> dict:
         await prober
     latencies.sort()
     binds = sorted(bound.values())
+    creates = sorted(created.values())
     return {
         "replicas": replicas, "all_running_s": round(total, 2),
+        "last_created_s": round(creates[-1], 2), "pods_created_per_s": round(len(creates) / max(creates[-1], 1e-9), 1),
         "first_bound_s": round(binds[0], 2), "last_bound_s": round(binds[-1], 2),
         "pods_scheduled_per_s": round(len(binds) / max(binds[-1] - binds[0], 1e-9), 1),
         "api_mutating_p50_ms": round(latencies[len(latencies) // 2], 2),
         "api_mutating_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2),
         "api_mutating_max_ms": round(latencies[-1], 2), "probe_requests": len(latencies),
     }
+
+
+def cpu_seconds(home: Path) -> dict[str, float]:
+    """User + system CPU time of each component so far (which one was the bottleneck)."""
+    out = {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for pid_file in (home / "pids").glob("*.pid"):
+        try:
+            fields = Path(f"/proc/{int(pid_file.read_text())}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError):
+            continue
+        out[pid_file.stem] = round((int(fields[11]) + int(fields[12])) / ticks, 1)
+    return out
 
 
 def rss_mb(home: Path) -> dict[str, float]:
@@ -127,7 +144,10 @@ def main() -> None:
 
             server = yaml.safe_load((home / "kubeconfig").read_text())["clusters"][0]["cluster"]["server"]
             time.sleep(1.0)  # fake nodes register
+            before = cpu_seconds(home)
             result = asyncio.run(run(server, args.replicas))
+            result["cpu_s"] = {name: round(spent - before.get(name, 0.0), 1)
+                               for name, spent in cpu_seconds(home).items()}
             result["rss_mb"] = rss_mb(home)
         finally:
             mkp("down", "--name", "bench", "--purge", env=env)

@@ -25,7 +25,6 @@ from controllers.scheduler.framework import (
     Code,
     CycleState,
     Framework,
-    NormalizeScorePlugin,
     Pod,
     ScheduleResult,
     ScorePlugin,
@@ -177,8 +176,8 @@ def _score(fw: Framework, plugin: ScorePlugin, state: CycleState, pod: Pod, feas
     score = plugin.score
     raw = {info.name: score(state, pod, info) for info in feasible}
     normalized = dict(raw)
-    if isinstance(plugin, NormalizeScorePlugin):
-        plugin.normalize_score(state, pod, normalized)
+    if plugin.name in fw.normalizing_plugins:
+        plugin.normalize_score(state, pod, normalized)  # type: ignore[attr-defined]
     if normalized and not (0 <= min(normalized.values()) and max(normalized.values()) <= MAX_NODE_SCORE):
         bad = next(s for s in normalized.values() if not 0 <= s <= MAX_NODE_SCORE)
         result.error = Status.error(

@@ -342,6 +342,7 @@ class Framework:
         self.post_filter_plugins: list[PostFilterPlugin] = _plugins_of(plugins, PostFilterPlugin)
         self.pre_score_plugins: list[PreScorePlugin] = _plugins_of(plugins, PreScorePlugin)
         self.score_plugins: list[ScorePlugin] = _plugins_of(plugins, ScorePlugin)
+        self.normalizing_plugins: set[str] = {p.name for p in _plugins_of(plugins, NormalizeScorePlugin)}
 
     def weight(self, plugin: str) -> int:
         return self.weights.get(plugin, 1)

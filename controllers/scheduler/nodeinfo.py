@@ -18,7 +18,7 @@ from functools import cached_property
 from typing import Any
 
 from controllers.scheduler.matching import NOTHING, Selector, label_selector
-from controllers.scheduler.resources import Resource, pod_non_zero_requests, pod_resource
+from controllers.scheduler.resources import Resource, pod_request_summary
 
 Obj = Mapping[str, Any]
 DEFAULT_BIND_ALL_HOST_IP = "0.0.0.0"
@@ -93,8 +93,7 @@ class PodInfo:
         self.labels: Mapping[str, str] = m.get("labels") or {}
         self.terminating = m.get("deletionTimestamp") is not None
         self.priority = pod_priority(pod)
-        self.resource = pod_resource(pod)
-        self.non_zero_cpu, self.non_zero_memory = pod_non_zero_requests(pod)
+        self.resource, self.non_zero_cpu, self.non_zero_memory = pod_request_summary(pod)
         self.host_ports = _host_ports(spec)
         affinity = spec.get("affinity") or {}
         self.required_affinity_terms = self._terms(affinity, "podAffinity", required=True)

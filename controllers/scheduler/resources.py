@@ -19,6 +19,7 @@ stays zero.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,6 +170,40 @@ def pod_resource(pod: Mapping[str, Any]) -> Resource:
     for name, quantity in pod_requests(pod).items():
         result.add_quantity(name, quantity)
     return result
+
+
+def _requests_key(spec: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Everything of a pod spec its requests depend on, as a hashable key."""
+    def requests(container: Mapping[str, Any]) -> tuple[Any, ...]:
+        raw = (container.get("resources") or {}).get("requests") or {}
+        return tuple(sorted(raw.items()))
+
+    return (tuple(requests(c) for c in spec.get("containers") or []),
+            tuple((requests(c), c.get("restartPolicy")) for c in spec.get("initContainers") or []),
+            tuple(sorted((spec.get("overhead") or {}).items())))
+
+
+@functools.lru_cache(maxsize=1024)
+def _summary_by_key(key: tuple[Any, ...]) -> tuple[Resource, int, int]:
+    containers, init_containers, overhead = key
+    spec = {"containers": [{"resources": {"requests": dict(r)}} for r in containers],
+            "initContainers": [{"resources": {"requests": dict(r)}, "restartPolicy": policy}
+                               for r, policy in init_containers],
+            "overhead": dict(overhead)}
+    pod = {"spec": spec}
+    return (pod_resource(pod), *pod_non_zero_requests(pod))
+
+
+def pod_request_summary(pod: Mapping[str, Any]) -> tuple[Resource, int, int]:
+    """(pod_resource, non-zero milli cpu, non-zero memory), memoized by the requests the
+    spec states: the replicas of one workload share them, and parsing quantities is the
+    costly part of taking a pod into the scheduler's cache."""
+    spec = pod.get("spec") or {}
+    try:
+        resource, cpu, memory = _summary_by_key(_requests_key(spec))
+    except TypeError:   # an unhashable value: the API server would have rejected it
+        return (pod_resource(pod), *pod_non_zero_requests(pod))
+    return resource.clone(), cpu, memory
 
 
 def pod_non_zero_requests(pod: Mapping[str, Any]) -> tuple[int, int]:
