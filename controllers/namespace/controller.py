@@ -8,10 +8,13 @@ For a namespace with a deletionTimestamp whose spec.finalizers still holds `kube
    offers deletecollection, else each object; then list what is left, counting objects
    and the finalizers they carry;
 3. write the five status conditions (conditions.py) when they change;
-4. anything left: requeue after estimate/2 + 1 seconds (the estimate being the longest
-   terminationGracePeriodSeconds of the pods still running, as Kubernetes), through the
-   injected clock; nothing left: PUT /api/v1/namespaces/<name>/finalize without
-   `kubernetes`, and the API server removes the namespace.
+4. anything left: requeue after estimate/2 + 1 seconds, through the injected clock. As
+   in Kubernetes the estimate is the longest terminationGracePeriodSeconds of the pods
+   that were running, or 15 s for objects held by finalizers; objects left with neither
+   are an error ("unexpected items still remain in namespace: ..."), retried with
+   backoff. Nothing left: PUT /api/v1/namespaces/<name>/finalize without `kubernetes`,
+   and the API server removes the namespace. An update of the namespace (our own
+   condition writes included) also enqueues it, as in Kubernetes.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from minikube_py.client import (
 log = logging.getLogger("controllers.namespace")
 Obj = dict[str, Any]
 FINALIZER = "kubernetes"
+FINALIZER_ESTIMATE_SECONDS = 15  # finalizerEstimateSeconds
 COMPONENT = "namespace-controller"
 
 
@@ -116,11 +120,13 @@ class NamespaceController:
         return None
 
     async def _delete_content(self, namespace: str, api_resource: APIResource, sweep: Sweep) -> None:
+        """deleteAllContentForGroupVersionResource: delete, then count what is left."""
         resource = api_resource.resource
+        estimate = 0
         try:
             if resource.plural == "pods" and not resource.group:
                 pods, _ = await self.client.list_all(resource, namespace)
-                sweep.estimate = max(sweep.estimate, graceful_estimate(pods))
+                estimate = graceful_estimate(pods)
             if api_resource.supports("deletecollection"):
                 await self.client.delete_collection(resource, namespace, propagation_policy="Background")
             elif api_resource.supports("list"):
@@ -133,12 +139,20 @@ class NamespaceController:
         except ApiError as exc:
             if exc.code in (404, 405):  # gone meanwhile, or not really deletable
                 return
-            sweep.errors.append(f"{resource}: {exc.message or exc}")
+            sweep.errors.append(exc.message or str(exc))
             return
-        if items:
-            sweep.remaining[(resource.group, resource.plural)] = len(items)
-            for item in items:
-                sweep.finalizers.update((item.get("metadata") or {}).get("finalizers") or [])
+        if not items:
+            return
+        sweep.remaining[(resource.group, resource.plural)] = len(items)
+        finalizers = Counter(f for item in items for f in (item.get("metadata") or {}).get("finalizers") or [])
+        sweep.finalizers.update(finalizers)
+        if estimate == 0:
+            if not finalizers:
+                gvr = f"{resource.group}/{resource.version}, Resource={resource.plural}"
+                sweep.errors.append(f"unexpected items still remain in namespace: {namespace} for gvr: {gvr}")
+                return
+            estimate = FINALIZER_ESTIMATE_SECONDS  # time for the finalizers' owners to act
+        sweep.estimate = max(sweep.estimate, estimate)
 
     async def _delete_one(self, resource: Any, namespace: str, item: Obj) -> None:
         meta = item.get("metadata") or {}
