@@ -5,8 +5,10 @@ Informers (shared): DaemonSets, Pods, Nodes, ControllerRevisions. Keys: `namespa
     DaemonSet added / updated / deleted   -> its key (deleted: expectations forgotten)
     Pod events                            -> its controlling DaemonSet (creation/deletion
                                              observed), an orphan: every DaemonSet selecting it
-    Node added / deleted, or its labels,
-      taints or unschedulable changed     -> every DaemonSet (eligibility may have changed)
+    Node added                            -> the DaemonSets that should run a pod there
+    Node labels or taints changed         -> the DaemonSets whose eligibility answer changed
+    Node deleted                          -> every DaemonSet (Kubernetes waits for a resync)
+    Pod turned ready, minReadySeconds > 0 -> its DaemonSet again after minReadySeconds + 1s
     ControllerRevision events             -> its controlling DaemonSet
 
 `reconcile(key)` does what syncDaemonSet does in this order: constructHistory (the only
@@ -22,13 +24,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from controllers.common import objects, ownership
+from controllers.common import objects, ownership, pods
 from controllers.common.actions import Action, CreatePods, DeletePods
-from controllers.common.executor import ActionExecutor, OwnerEnqueuer, unwrap
+from controllers.common.executor import ActionExecutor, OwnerEnqueuer, resolve_controller_ref, unwrap
 from controllers.common.expectations import ExpectationsStore
 from controllers.daemonset import revisions as dsrev
 from controllers.daemonset.backoff import FailedPodsBackoff
+from controllers.daemonset.eligibility import node_should_run
 from controllers.daemonset.reconcile import BURST_REPLICAS, KIND, reconcile_daemonset
+from controllers.daemonset.status import nodes_to_daemon_pods
 from controllers.history import adopt_revision, delete_revision, list_revisions, update_revision_number
 from controllers.replicaset.controller import ORPHANS_INDEX, ensure_indexers
 from minikube_py.client import (
@@ -84,8 +88,9 @@ class DaemonSetController:
                              on_deleted=self._deletion_observed)
         self.pods.add_event_handler(pods.handler())
         self.revisions.add_event_handler(OwnerEnqueuer(self.queue, self.daemon_sets.lister, KIND).handler())
+        self.pods.add_event_handler(EventHandler(on_update=self._pod_turned_ready))
         self.nodes.add_event_handler(EventHandler(
-            on_add=self._enqueue_all, on_update=self._node_updated, on_delete=self._enqueue_all))
+            on_add=self._node_added, on_update=self._node_updated, on_delete=self._enqueue_all))
         self.controller = Controller("daemonset", self.queue, self.reconcile, workers=workers,
                                      wait_for=[self.daemon_sets, self.pods, self.nodes, self.revisions])
 
@@ -102,10 +107,32 @@ class DaemonSetController:
         for ds in self.daemon_sets.lister.list():
             self._enqueue(ds)
 
+    def _node_added(self, node: Obj) -> None:
+        """addNode: the DaemonSets that should run a pod on the new node."""
+        for ds in self.daemon_sets.lister.list():
+            if node_should_run(node, ds)[0]:
+                self._enqueue(ds)
+
     def _node_updated(self, old: Obj, cur: Obj) -> None:
-        """Only what NodeShouldRunDaemonPod reads matters: labels and spec (taints, unschedulable)."""
-        if objects.labels(old) != objects.labels(cur) or objects.spec(old) != objects.spec(cur):
-            self._enqueue_all()
+        """updateNode: only label or taint changes matter (shouldIgnoreNodeUpdate), and only
+        to the DaemonSets whose answer of NodeShouldRunDaemonPod they change."""
+        if objects.labels(old) == objects.labels(cur) and \
+                (objects.spec(old).get("taints") or []) == (objects.spec(cur).get("taints") or []):
+            return
+        for ds in self.daemon_sets.lister.list():
+            if node_should_run(old, ds) != node_should_run(cur, ds):
+                self._enqueue(ds)
+
+    def _pod_turned_ready(self, old: Obj, cur: Obj) -> None:
+        """updatePod: a pod that just turned ready becomes available after minReadySeconds;
+        sync its DaemonSet then (plus a second against clock skew)."""
+        if pods.is_ready(old) or not pods.is_ready(cur) or objects.being_deleted(cur):
+            return
+        ds = resolve_controller_ref(objects.namespace(cur), ownership.controller_of(cur), KIND,
+                                    self.daemon_sets.lister)
+        min_ready = int(objects.spec(ds).get("minReadySeconds") or 0) if ds is not None else 0
+        if ds is not None and min_ready > 0:
+            self.queue.add_after(key_of(ds), float(min_ready + 1))
 
     def _daemon_set_updated(self, old: Obj, cur: Obj) -> None:
         if objects.uid(old) != objects.uid(cur):
@@ -182,7 +209,7 @@ class DaemonSetController:
             return await self.snapshot(ds, plan.next_number), plan.old
         current = plan.current
         for duplicate in plan.duplicates:
-            await self._relabel_pods(ds, dsrev.revision_hash_label(duplicate), dsrev.revision_hash_label(current))
+            await self._relabel_pods(ds, dsrev.revision_hash_label(current))
             await delete_revision(self.client, duplicate)
         if plan.renumber:
             current = await update_revision_number(self.client, current, plan.next_number)
@@ -211,17 +238,20 @@ class DaemonSetController:
         await self.client.update_status(DAEMONSETS, fresh, namespace)
         raise clash
 
-    async def _relabel_pods(self, ds: Obj, from_hash: str, to_hash: str) -> None:
-        """dedupCurHistories: pods of a duplicate revision move to the kept one's hash."""
+    async def _relabel_pods(self, ds: Obj, to_hash: str) -> None:
+        """dedupCurHistories: before a duplicate goes, every pod of the DaemonSet whose hash
+        differs from the kept revision's gets that hash (as Kubernetes does it: all of them,
+        not only the duplicate's), by a strategic-merge patch of the label."""
         for pod in self.claimable_pods(ds):
-            if ownership.is_controlled_by(pod, ds) and objects.labels(pod).get(dsrev.HASH_LABEL) == from_hash:
+            if ownership.is_controlled_by(pod, ds) and objects.labels(pod).get(dsrev.HASH_LABEL) != to_hash:
                 patch = {"metadata": {"labels": {dsrev.HASH_LABEL: to_hash}}}
-                await self.client.patch(PODS, objects.name(pod), patch, objects.namespace(pod))
+                await self.client.patch(PODS, objects.name(pod), patch, objects.namespace(pod), patch_type="strategic")
 
     async def cleanup_history(self, ds: Obj, old: Sequence[Obj], candidates: Sequence[Obj]) -> None:
         """cleanupHistory: keep revisionHistoryLimit old revisions and any a live pod uses."""
-        live = {objects.labels(p).get(dsrev.HASH_LABEL) or "" for p in candidates
-                if ownership.is_controlled_by(p, ds)}
+        owned = [p for p in candidates if ownership.is_controlled_by(p, ds)]
+        by_node = nodes_to_daemon_pods(owned, include_deleted_terminal=True)
+        live = {objects.labels(p).get(dsrev.HASH_LABEL) or "" for node_pods in by_node.values() for p in node_pods}
         for revision in dsrev.revisions_to_delete(ds, old, live - {""}):
             await delete_revision(self.client, revision)
 

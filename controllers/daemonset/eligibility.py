@@ -118,20 +118,17 @@ def node_affinity_for(affinity: Obj | None, node_name: str) -> Obj:
 
 
 def target_node_name(pod: Obj) -> str | None:
-    """GetTargetNodeName: spec.nodeName, else the single node named by the pinning affinity."""
+    """GetTargetNodeName: spec.nodeName, else the first `metadata.name In [node]` field
+    requirement of the required node affinity (None, as Kubernetes' error, when there is
+    none or it names more than one node)."""
     spec = objects.spec(pod)
     if spec.get("nodeName"):
         return str(spec["nodeName"])
     required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
                 .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
-    terms = required.get("nodeSelectorTerms") or []
-    if len(terms) != 1:
-        return None
-    fields = terms[0].get("matchFields") or []
-    if len(fields) != 1:
-        return None
-    field = fields[0]
-    values = field.get("values") or []
-    if field.get("key") == NODE_NAME_FIELD and field.get("operator") == "In" and len(values) == 1:
-        return str(values[0])
+    for term in required.get("nodeSelectorTerms") or []:
+        for requirement in term.get("matchFields") or []:
+            if requirement.get("key") == NODE_NAME_FIELD and requirement.get("operator") == "In":
+                values = requirement.get("values") or []
+                return str(values[0]) if len(values) == 1 else None
     return None

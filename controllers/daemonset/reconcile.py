@@ -5,7 +5,7 @@
 - Claim: pods the DaemonSet controls and matching orphans (adopted), as ClaimPods does.
 - manage (podsShouldBeOnNode per node): a node that should run a pod and has none gets
   one; on a node where pods may continue running, failed pods are deleted (rate limited
-  by a per-node backoff, with a FailedDaemonPod event), succeeded pods are deleted, and
+  by a per-node backoff, with a FailedDaemonPod event), succeeded pods are deleted (SucceededDaemonPod event), and
   excess pods are pruned (oldest kept; with maxSurge, one old and one new may coexist);
   a node where the pod may not continue loses all of its pods. Pods pinned to a node that
   no longer exists and not yet bound are deleted too.
@@ -30,6 +30,7 @@ from typing import Any
 from controllers.common import expectations as exp
 from controllers.common import labels, objects, ownership, pods
 from controllers.common.actions import (
+    NORMAL,
     WARNING,
     Action,
     AdoptPod,
@@ -59,6 +60,7 @@ KIND = "DaemonSet"
 BURST_REPLICAS = 250  # daemon.BurstReplicas
 SELECTING_ALL = "SelectingAll"
 FAILED_DAEMON_POD = "FailedDaemonPod"
+SUCCEEDED_DAEMON_POD = "SucceededDaemonPod"
 
 Obj = dict[str, Any]
 
@@ -171,6 +173,9 @@ def pods_should_be_on_node(ds: Obj, node: Obj, daemon_pods: Sequence[Obj] | None
         if pods.phase(pod) == "Failed":
             _delete_failed_pod(ds, node_name, pod, now, backoff, changes)
         elif pods.phase(pod) == "Succeeded":
+            message = (f"Found succeeded daemon pod {objects.namespace(pod)}/{objects.name(pod)} on node "
+                       f"{node_name}, will try to delete it")
+            changes.events.append(Event(NORMAL, SUCCEEDED_DAEMON_POD, message))
             changes.delete.append(pod)
         else:
             running.append(pod)

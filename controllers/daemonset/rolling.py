@@ -26,7 +26,7 @@ from typing import Any
 from controllers.common import objects, pods
 from controllers.common.actions import Event
 from controllers.daemonset.eligibility import node_should_run
-from controllers.daemonset.status import is_pod_updated, template_generation
+from controllers.daemonset.status import HASH_LABEL, is_pod_updated, template_generation
 
 Obj = dict[str, Any]
 ROLLING_UPDATE = "RollingUpdate"
@@ -96,11 +96,11 @@ def surge_excess(ds: Obj, running: Sequence[Obj], hash_value: str, now: datetime
     """podsShouldBeOnNode with surge: of several running pods (oldest first) keep the oldest
     new one and the oldest old one; the old one goes too when it is not ready, or when
     the new one is available."""
-    generation = template_generation(ds)
     oldest_new = oldest_old = None
     doomed: list[Obj] = []
     for pod in running:
-        if is_pod_updated(pod, hash_value, generation):
+        # Kubernetes compares the hash label alone here (not IsPodUpdated).
+        if objects.labels(pod).get(HASH_LABEL) == hash_value:
             if oldest_new is None:
                 oldest_new = pod
                 continue

@@ -122,6 +122,8 @@ def test_failed_pod_is_deleted_with_event_then_backoff_limits_the_next_one() -> 
 def test_succeeded_pod_is_deleted_and_next_sync_recreates() -> None:
     actions = sync(daemon_set(), [node("n1")], [daemon_pod("a", "n1", phase="Succeeded", ready=False)])
     assert deleted(actions) == ["a"] and not created_nodes(actions)
+    assert Event("Normal", "SucceededDaemonPod",
+                 "Found succeeded daemon pod default/a on node n1, will try to delete it") in actions
     assert created_nodes(sync(daemon_set(), [node("n1")], [])) == ["n1"]
 
 
