@@ -19,6 +19,7 @@ again; a volume bound to another claim makes it Lost (ClaimMisbound).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from controllers.common import objects
@@ -34,9 +35,10 @@ from controllers.volume.writes import (
     ANN_SELECTED_NODE,
     VolumeWriter,
 )
-from minikube_py.client import NORMAL, WARNING, EventRecorder, Lister
+from minikube_py.client import NORMAL, WARNING, ApiError, EventRecorder, Lister
 
 Obj = dict[str, Any]
+log = logging.getLogger("controllers.volume")
 CLAIMS_BY_POD_INDEX = "volume/pods-by-claim"
 DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
                              "storageclass.beta.kubernetes.io/is-default-class")
@@ -151,7 +153,15 @@ class ClaimSync:
         chosen = default_class(self.classes.list())
         if chosen is None:
             return False
-        await self.writer.assign_storage_class(claim, objects.name(chosen))
+        try:
+            await self.writer.assign_storage_class(claim, objects.name(chosen))
+        except ApiError as exc:
+            if not exc.is_invalid():
+                raise
+            # An API server whose validation predates retroactive assignment refuses
+            # nil -> class; the claim then goes on as a class-less one.
+            log.info("cannot assign default StorageClass to %s: %s", objects.key(claim), exc)
+            return False
         return True
 
     def _event_for_unscheduled(self, claim: Obj) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from controllers.volume.sync_claims import external_provisioning_message
-from minikube_py.client import PERSISTENTVOLUMECLAIMS, PERSISTENTVOLUMES, PODS, STORAGECLASSES
+from minikube_py.client import PERSISTENTVOLUMECLAIMS, PERSISTENTVOLUMES, PODS, STORAGECLASSES, ApiError
 from tests.controllers.volume.world import NS, World, make_class, make_pv, make_pvc
 
 
@@ -216,3 +216,20 @@ async def test_stale_cache_conflicts_instead_of_double_binding() -> None:
         await world.claims.sync(claim_b)
     world.refresh()
     assert world.pv("pv1")["spec"]["claimRef"]["name"] == "a"
+
+
+async def test_refused_default_class_assignment_leaves_a_class_less_claim_pending() -> None:
+    world = World()
+    world.add(STORAGECLASSES, make_class("standard", default=True))
+    world.add(PERSISTENTVOLUMECLAIMS, make_pvc("data", cls=None))
+    original = world.api.update
+
+    async def refuse(resource, obj, namespace=None):  # an API server without the 1.28 rule
+        if resource is PERSISTENTVOLUMECLAIMS and obj["spec"].get("storageClassName") is not None:
+            raise ApiError({"code": 422, "reason": "Invalid", "message": "spec: Forbidden: spec is immutable"})
+        return await original(resource, obj, namespace)
+
+    world.api.update = refuse  # type: ignore[method-assign]
+    await world.sync_claim("data")
+    assert world.recorder.reasons() == ["FailedBinding"]
+    assert world.pvc("data")["status"]["phase"] == "Pending"
