@@ -146,3 +146,32 @@ async def test_failed_pod_create_records_failed_create() -> None:
             'create Pod web-0 in StatefulSet web failed error: pods "web-0" is forbidden: exceeded quota') \
         in c.recorder.events
     assert c.status()["replicas"] == 0 and c.status()["observedGeneration"] == 1
+
+
+async def test_a_pod_that_lost_its_identity_label_is_updated_back() -> None:
+    c = Cluster()
+    await c.api.create(STATEFULSETS, stateful_set(replicas=1))
+    await c.converge()
+    pod = c.api.get_obj(PODS, "web-0")
+    del pod["metadata"]["labels"][POD_NAME_LABEL]
+    await c.sync()
+    assert objects.labels(c.api.get_obj(PODS, "web-0"))[POD_NAME_LABEL] == "web-0"
+    assert ("Normal", "SuccessfulUpdate", "update Pod web-0 in StatefulSet web successful") in c.recorder.events
+
+
+async def test_parallel_scale_down_deletes_every_condemned_pod_at_once() -> None:
+    c = Cluster()
+    await c.api.create(STATEFULSETS, stateful_set(replicas=4, podManagementPolicy="Parallel"))
+    await c.converge()
+    c.api.set_pod_state("web-1", ready=False)  # an unhealthy pod does not hold Parallel back
+    c.api.edit_set("web", lambda s: s["spec"].update(replicas=1))
+    await c.sync()
+    assert sorted(c.deleted_pods()) == ["web-1", "web-2", "web-3"]
+
+
+async def test_a_set_being_deleted_gets_status_but_no_new_pods() -> None:
+    c = Cluster()
+    await c.api.create(STATEFULSETS, stateful_set())
+    c.api.get_obj(STATEFULSETS, "web")["metadata"]["deletionTimestamp"] = "2025-01-01T00:00:00Z"
+    await c.sync()
+    assert c.pod_names() == [] and c.status()["observedGeneration"] == 1
