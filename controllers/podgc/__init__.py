@@ -1,0 +1,1 @@
+"""The pod garbage collector: orphaned, unscheduled-terminating and excess terminated pods."""

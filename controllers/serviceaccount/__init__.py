@@ -1,0 +1,1 @@
+"""The ServiceAccount controller (default ServiceAccounts) and the kube-root-ca.crt publisher."""
