@@ -208,8 +208,9 @@ class DaemonSetController:
         if plan.current is None:
             return await self.snapshot(ds, plan.next_number), plan.old
         current = plan.current
-        for duplicate in plan.duplicates:
+        if plan.duplicates:
             await self._relabel_pods(ds, dsrev.revision_hash_label(current))
+        for duplicate in plan.duplicates:
             await delete_revision(self.client, duplicate)
         if plan.renumber:
             current = await update_revision_number(self.client, current, plan.next_number)
@@ -241,11 +242,11 @@ class DaemonSetController:
     async def _relabel_pods(self, ds: Obj, to_hash: str) -> None:
         """dedupCurHistories: before a duplicate goes, every pod of the DaemonSet whose hash
         differs from the kept revision's gets that hash (as Kubernetes does it: all of them,
-        not only the duplicate's), by a strategic-merge patch of the label."""
+        not only the duplicate's), by a merge patch of the label."""
         for pod in self.claimable_pods(ds):
             if ownership.is_controlled_by(pod, ds) and objects.labels(pod).get(dsrev.HASH_LABEL) != to_hash:
                 patch = {"metadata": {"labels": {dsrev.HASH_LABEL: to_hash}}}
-                await self.client.patch(PODS, objects.name(pod), patch, objects.namespace(pod), patch_type="strategic")
+                await self.client.patch(PODS, objects.name(pod), patch, objects.namespace(pod), patch_type="merge")
 
     async def cleanup_history(self, ds: Obj, old: Sequence[Obj], candidates: Sequence[Obj]) -> None:
         """cleanupHistory: keep revisionHistoryLimit old revisions and any a live pod uses."""

@@ -134,3 +134,16 @@ def test_image_update_rolls_through_then_history_and_undo(cluster):
     assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["2", "3"]
     events = k("get", "events", "--field-selector", "involvedObject.kind=DaemonSet").stdout
     assert "SuccessfulDelete" in events and "Deleted pod: node-agent-" in events
+
+
+def test_deleting_the_daemonset_removes_its_pods_and_revisions(cluster):
+    k = cluster.kubectl
+    k("apply", "-f", str(MANIFESTS / "daemonset.yaml"))
+    _wait(lambda: len(_pods(cluster, "node-agent")) == 3, what="the DaemonSet's pods")
+    k("delete", "ds", "node-agent")
+    _wait(lambda: not _pods(cluster, "node-agent"), what="the pods garbage collected")
+
+    def revisions_left() -> list[str]:
+        items = json.loads(k("get", "controllerrevisions", "-o", "json").stdout)["items"]
+        return [r["metadata"]["name"] for r in items if r["metadata"]["name"].startswith("node-agent-")]
+    _wait(lambda: not revisions_left(), what="the ControllerRevisions garbage collected")
