@@ -6,7 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from minikube_py.client import CONFIGMAPS, CUSTOMRESOURCEDEFINITIONS, DEPLOYMENTS, PODS, REPLICASETS, Resource
+from minikube_py.client import (
+    CONFIGMAPS,
+    CUSTOMRESOURCEDEFINITIONS,
+    DEPLOYMENTS,
+    PODS,
+    REPLICASETS,
+    Informer,
+    Resource,
+)
 from minikube_py.client.resources import CLUSTERROLES
 from tests.controllers.manager.harness import NS, ControlPlane, control_plane, deployment
 
@@ -67,9 +75,17 @@ async def test_foreground_deletion_keeps_owner_until_blocking_dependents_are_gon
         held = configmap("held", d, block=True)
         held["metadata"]["finalizers"] = ["example.com/hold"]
         await plane.client.create(CONFIGMAPS, held)
+        seen: list[list[str]] = []
+        watcher = Informer(plane.client, REPLICASETS, namespace=NS)
+        watcher.add_event_handler(on_update=lambda old, new: seen.append(new["metadata"].get("finalizers") or []))
+        watcher.start()
+        await watcher.wait_synced()
         await plane.client.delete(DEPLOYMENTS, "web", NS, propagation_policy="Foreground")
         await plane.wait_for(lambda: _count(plane, PODS, 0), message="pods gone first")
-        await plane.wait_for(lambda: _count(plane, REPLICASETS, 0), message="ReplicaSets gone")
+        await plane.wait_for(lambda: not watcher.store.items(), message="ReplicaSets gone")
+        await watcher.stop()
+        # The ReplicaSet has dependents of its own, so it too was deleted in the foreground.
+        assert ["foregroundDeletion"] in seen
         d = await plane.client.get(DEPLOYMENTS, "web", NS)
         assert d["metadata"]["deletionTimestamp"] and d["metadata"]["finalizers"] == ["foregroundDeletion"]
         cm = await plane.client.get(CONFIGMAPS, "held", NS)
