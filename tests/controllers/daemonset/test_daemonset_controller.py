@@ -10,7 +10,14 @@ from typing import Any
 from controllers.common import objects
 from controllers.common.hashing import compute_hash
 from minikube_py.client import CONTROLLERREVISIONS, DAEMONSETS, NODES, PODS
-from tests.controllers.manager.harness import NS, ControlPlane, FakeKubelet, control_plane, controlled_by
+from tests.controllers.manager.harness import (
+    NS,
+    ControlPlane,
+    FakeKubelet,
+    PodObserver,
+    control_plane,
+    controlled_by,
+)
 
 Obj = dict[str, Any]
 
@@ -124,3 +131,44 @@ async def test_rolling_update_replaces_every_pod_and_prunes_history(tmp_path: Pa
         assert revision["revision"] == 2
         deleted = await plane.events("SuccessfulDelete", kind="DaemonSet")
         assert len(deleted) == 3
+
+
+async def test_failed_pod_is_replaced_with_failed_daemon_pod_event(tmp_path: Path) -> None:
+    async with control_plane(tmp_path) as plane, FakeKubelet(plane.client):
+        await add_nodes(plane, "n1")
+        await plane.client.create(DAEMONSETS, ds_body())
+        await status_when(plane, numberAvailable=1)
+        [pod] = await daemon_pods(plane)
+        failed = {"status": {"phase": "Failed", "conditions": [{"type": "Ready", "status": "False"}]}}
+        await plane.client.patch(PODS, objects.name(pod), failed, NS, subresource="status")
+
+        async def replaced() -> list[Obj] | None:
+            pods = await daemon_pods(plane)
+            return pods if len(pods) == 1 and objects.name(pods[0]) != objects.name(pod) else None
+        [new] = await plane.wait_for(replaced, message="a new pod instead of the failed one")
+        assert pinned_node(new) == "n1"
+        [event] = await plane.events("FailedDaemonPod", kind="DaemonSet")
+        assert event["type"] == "Warning"
+        assert event["message"] == f"Found failed daemon pod {NS}/{objects.name(pod)} on node n1, will try to kill it"
+        await status_when(plane, numberAvailable=1, currentNumberScheduled=1)
+
+
+async def test_max_surge_rollout_never_drops_below_all_nodes_available(tmp_path: Path) -> None:
+    strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    async with control_plane(tmp_path) as plane, FakeKubelet(plane.client):
+        await add_nodes(plane, "n1", "n2", "n3")
+        await plane.client.create(DAEMONSETS, ds_body(updateStrategy=strategy))
+        await status_when(plane, numberAvailable=3, updatedNumberScheduled=3)
+        async with PodObserver(plane.client, "app=agent") as observer:
+            start = len(observer.states)
+            patch = {"spec": {"template": {"spec": {"containers": [{"name": "agent", "image": "busybox:1.37"}]}}}}
+            await plane.client.patch(DAEMONSETS, "agent", patch, NS, patch_type="strategic")
+            await status_when(plane, desiredNumberScheduled=3, updatedNumberScheduled=3, numberAvailable=3)
+
+            async def only_new() -> bool:
+                pods = await daemon_pods(plane)
+                return len(pods) == 3 and {p["spec"]["containers"][0]["image"] for p in pods} == {"busybox:1.37"}
+            await plane.wait_for(only_new, message="three pods of the new template")
+        during = observer.states[start:]
+        assert during and all(state.available >= 3 for state in during), during
+        assert max(state.total for state in during) == 4  # one node surged at a time
