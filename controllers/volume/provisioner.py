@@ -181,15 +181,16 @@ class LocalPathProvisioner:
         """provisionClaimOperation: directory, PV, Events."""
         node_name = objects.annotations(claim).get(ANN_SELECTED_NODE)
         node = self.nodes.lister.get(node_name) if node_name else None
-        if node is None:
-            message = (f'Failed to get target node: node "{node_name}" not found' if node_name
-                       else "configuration error, no node was specified")
+        if node_name and node is None:
+            message = f'Failed to get target node: nodes "{node_name}" not found'
             self.recorder.event(claim, WARNING, "ProvisioningFailed", message)
             raise ProvisioningError(message)
         self.recorder.event(claim, NORMAL, "Provisioning",
                             f'External provisioner is provisioning volume for claim "{key_of(claim)}"')
         path = volume_path(self.base_dir, claim)
         try:
+            if node is None:
+                raise ProvisioningError("configuration error, no node was specified")
             volume = build_volume(claim, storage_class, node, path)
             path.mkdir(parents=True, exist_ok=True)
         except (ProvisioningError, OSError) as exc:
@@ -221,7 +222,8 @@ class LocalPathProvisioner:
         try:
             self._remove_directory(path)
         except (OSError, ValueError) as exc:
-            self.recorder.event(volume, WARNING, "VolumeFailedDelete", str(exc))
+            self.recorder.event(volume, WARNING, "VolumeFailedDelete",
+                                f"failed to delete volume {objects.name(volume)}: {exc}")
             raise
         try:
             await self.client.delete(PERSISTENTVOLUMES, objects.name(volume))
