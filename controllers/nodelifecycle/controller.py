@@ -145,16 +145,20 @@ class NodeLifecycleController:
             await self.mark_pods_not_ready(name)
             self.pods_to_mark.discard(name)
         await self.update_taints(node)
-        return Result(requeue_after=self._next_check(node, record))
+        delay = self._next_check(node, record)
+        log.debug("node %s at %s: Ready %s -> %s, seen alive %s, next check in %.2fs", name,
+                  objects.format_time(now), observed_ready, current_ready, objects.format_time(record.probe_time),
+                  delay)
+        return Result(requeue_after=delay)
 
     def _next_check(self, node: Obj, record: health.NodeHealth) -> float:
         cfg = self.config
         grace = health.grace_period(node, cfg.node_monitor_grace_period, cfg.node_startup_grace_period)
         deadline = record.probe_time + timedelta(seconds=grace)
         remaining = (deadline - self.clock.now()).total_seconds()
-        if remaining <= 0:
-            return cfg.node_monitor_period
-        return max(MIN_REQUEUE, min(cfg.node_monitor_period, remaining + MIN_REQUEUE))
+        if remaining < 0:
+            return cfg.node_monitor_period  # already past: nothing changes until it shows life
+        return min(cfg.node_monitor_period, remaining + MIN_REQUEUE)  # just after the deadline
 
     async def mark_pods_not_ready(self, node_name: str) -> None:
         """MarkPodsNotReady: every pod on the node gets Ready=False (a status update each)."""
