@@ -98,9 +98,7 @@ class CronJobController:
         return missing
 
     async def execute(self, cronjob: Obj, plan: CronPlan) -> None:
-        """Events, deletes, the create, then the status; the first failure is raised."""
-        for event in plan.events:
-            self.recorder.event(cronjob, event.type, event.reason, event.message)
+        """Deletes, the create, the status, then the sync's events; the first failure is raised."""
         namespace = objects.namespace(cronjob)
         error: BaseException | None = None
         for job_name in plan.delete_jobs:
@@ -124,6 +122,10 @@ class CronJobController:
             body = deep_copy(cronjob)
             body["status"] = plan.status
             await self.client.update_status(CRONJOBS, body, namespace)
+        # After the status is stored: a sync on a stale cache fails its write with a
+        # conflict instead of reporting SawCompletedJob (and the like) a second time.
+        for event in plan.events:
+            self.recorder.event(cronjob, event.type, event.reason, event.message)
 
     async def _create_job(self, cronjob: Obj, job: Obj) -> Obj | None:
         """Create the scheduled Job. If it exists already and is ours (an earlier sync

@@ -227,8 +227,6 @@ class JobController:
     async def execute(self, job: Obj, plan: SyncPlan) -> None:
         """Carry out `plan` (see the module docstring); the first error is raised at the end."""
         key = key_of(job)
-        for event in plan.events:
-            self.recorder.event(job, event.type, event.reason, event.message)
         errors = await self._delete(job, plan.delete_active, remove_finalizer=False)
         if errors:
             raise errors[0]  # not every pod stopped: the Job cannot be declared finished yet
@@ -243,6 +241,10 @@ class JobController:
         if plan.needs_flush:
             current = await self._update_status(job, plan.status)
             self.backoff[key] = plan.backoff
+        # Suspended / Resumed only once the condition is stored: a sync on a stale cache
+        # that decides the same again fails its write with a conflict and says nothing.
+        for event in plan.events:
+            self.recorder.event(job, event.type, event.reason, event.message)
         removed, rm_error = await self._remove_finalizers(key, plan.remove_finalizers)
         status = copy.deepcopy(objects.status(current))
         changed = clean_uncounted(status, plan.uids_with_finalizer - removed)

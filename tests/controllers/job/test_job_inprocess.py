@@ -9,7 +9,7 @@ from typing import Any
 
 from controllers.common import objects
 from controllers.job.jobpods import TRACKING_FINALIZER
-from minikube_py.client import JOBS, PODS
+from minikube_py.client import JOBS, PODS, ApiError
 from tests.controllers.manager.harness import NS, ControlPlane, control_plane
 
 Obj = dict[str, Any]
@@ -121,3 +121,64 @@ async def _with_condition(plane: ControlPlane, cond_type: str, name: str = "pi")
 
 async def _has_event(plane: ControlPlane, reason: str, message: str) -> bool:
     return any(e["message"] == message for e in await plane.events(reason, kind="Job"))
+
+
+async def test_ttl_after_finished_deletes_the_job_and_its_pods(tmp_path: Path) -> None:
+    async with control_plane(tmp_path, controllers=[*CONTROLLERS, "garbage-collector-controller"]) as plane:
+        await plane.client.create(JOBS, job(ttlSecondsAfterFinished=0))
+        [pod] = await running(plane, 1)
+        await finish(plane, pod)
+
+        async def gone() -> bool:
+            try:
+                await get_job(plane)
+            except ApiError as exc:
+                return exc.is_not_found()
+            return False
+
+        await plane.wait_for(gone, timeout=15, message="the Job deleted by its TTL")
+        await plane.wait_for(lambda: _no_pods(plane), timeout=15, message="its pods collected")
+
+
+async def test_deleting_a_running_job_releases_its_pods_finalizers(tmp_path: Path) -> None:
+    async with control_plane(tmp_path, controllers=CONTROLLERS) as plane:
+        await plane.client.create(JOBS, job(parallelism=2, completions=4))
+        pods = await running(plane, 2)
+        await plane.client.delete(JOBS, "pi", NS, propagation_policy="Orphan")
+
+        async def released() -> bool:
+            current = await job_pods(plane)
+            return bool(current) and all(TRACKING_FINALIZER not in (p["metadata"].get("finalizers") or [])
+                                         for p in current)
+
+        await plane.wait_for(released, message="finalizers removed from the orphaned pods")
+        assert {p["metadata"]["name"] for p in await job_pods(plane)} == {p["metadata"]["name"] for p in pods}
+
+
+async def test_suspend_and_resume_record_one_event_each(tmp_path: Path) -> None:
+    async with control_plane(tmp_path, controllers=CONTROLLERS) as plane:
+        await plane.client.create(JOBS, job(parallelism=2, completions=2))
+        await running(plane, 2)
+        await plane.client.patch(JOBS, "pi", {"spec": {"suspend": True}}, NS)
+        suspended = await plane.wait_for(lambda: _condition_status(plane, "Suspended", "True"), message="suspended")
+        assert condition(suspended, "Suspended")["reason"] == "JobSuspended"  # type: ignore[index]
+        await plane.wait_for(lambda: _no_pods(plane), message="suspended pods deleted")
+        await plane.client.patch(JOBS, "pi", {"spec": {"suspend": False}}, NS)
+        await plane.wait_for(lambda: _condition_status(plane, "Suspended", "False"), message="resumed")
+        await running(plane, 2)
+        await plane.wait_for(lambda: _has_event(plane, "Resumed", "Job resumed"), message="Resumed event")
+        assert len(await plane.events("Suspended", kind="Job")) == 1
+        [resumed] = await plane.events("Resumed", kind="Job")
+        assert resumed["count"] == 1
+        current = await get_job(plane)
+        assert current["status"].get("failed", 0) == 0  # pods removed by suspension are not failures
+
+
+async def _condition_status(plane: ControlPlane, cond_type: str, status: str) -> Obj | None:
+    current = await get_job(plane)
+    found = condition(current, cond_type)
+    return current if found and found["status"] == status else None
+
+
+async def _no_pods(plane: ControlPlane) -> bool:
+    return not await job_pods(plane)
