@@ -32,11 +32,26 @@ API_VERSION = "apps/v1"
 KIND = "DaemonSet"
 
 
+def _sorted_keys(value: Any) -> Any:
+    """A copy with every map's keys in sorted order, as Go's json.Marshal writes a map."""
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
+
+
 def revision_data(ds: Obj) -> Obj:
-    """getPatch: the patch restoring the DaemonSet's current template."""
+    """getPatch: the patch restoring the DaemonSet's current template.
+
+    Kubernetes marshals it from a map, so its keys come out sorted (`$patch` first). The API
+    server keeps the order it is given, so the stored bytes are the ones kubectl computes
+    for the same template; kubectl compares them byte for byte (`rollout undo` says
+    "skipped rollback" when the target revision is the current template).
+    """
     template = copy.deepcopy(objects.spec(ds).get("template") or {})
     template["$patch"] = "replace"
-    return {"spec": {"template": template}}
+    return _sorted_keys({"spec": {"template": template}})
 
 
 def matches(ds: Obj, revision: Obj) -> bool:

@@ -132,6 +132,9 @@ def test_image_update_rolls_through_then_history_and_undo(cluster):
           and len(_pods(cluster, "node-agent")) == 3, what="pods back on busybox:1.36")
     history = k("rollout", "history", "ds/node-agent").stdout
     assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["2", "3"]
+    # kubectl compares the revision's data byte for byte with the patch it computes
+    out = k("rollout", "undo", "ds/node-agent", "--to-revision=3").stdout
+    assert "skipped rollback (current template already matches revision 3)" in out
     events = k("get", "events", "--field-selector", "involvedObject.kind=DaemonSet").stdout
     assert "SuccessfulDelete" in events and "Deleted pod: node-agent-" in events
 
