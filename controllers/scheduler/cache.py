@@ -35,6 +35,7 @@ from typing import Any
 
 from controllers.scheduler.framework import ClusterEvent
 from controllers.scheduler.nodeinfo import NodeInfo, PodInfo, Snapshot, object_key
+from controllers.scheduler.volumes import PodVolumes
 from minikube_py.client import (
     NAMESPACES,
     NODES,
@@ -88,6 +89,10 @@ def pod_scheduling_changed(old: Obj, new: Obj) -> bool:
     old_meta, new_meta = old.get("metadata") or {}, new.get("metadata") or {}
     return (old_meta.get("labels") != new_meta.get("labels") or old.get("spec") != new.get("spec")
             or old_meta.get("deletionTimestamp") != new_meta.get("deletionTimestamp"))
+
+
+def _rv(obj: Obj) -> str:
+    return (obj.get("metadata") or {}).get("resourceVersion") or ""
 
 
 def _node_view(node: Obj, *, images: bool) -> tuple[Any, ...]:
@@ -261,6 +266,32 @@ class SchedulerCache:
         return self._unplace(key) is not None
 
     # -- other objects -------------------------------------------------------------------------
+    def get_object(self, table: str, key: str) -> Obj | None:
+        """A PVC, PV, ... as the cache has it (assumed changes included)."""
+        return getattr(self._snapshot, table).get(key)
+
+    def get_node(self, name: str) -> Obj | None:
+        return self._nodes.get(name)
+
+    def assume_pod_volumes(self, volumes: PodVolumes) -> None:
+        """AssumePodVolumes: count the chosen PVs as taken (claimRef set) and the claims
+        as having their node selected, before the API has heard of it."""
+        for _, pv in volumes.static_bindings:
+            self._snapshot.pvs[object_key(pv)] = pv
+        for _, claim in volumes.dynamic_provisions:
+            self._snapshot.pvcs[object_key(claim)] = claim
+
+    def revert_pod_volumes(self, volumes: PodVolumes) -> None:
+        """RevertAssumedPodVolumes: put back the objects as they were, unless the
+        informer has already delivered a newer version (the assume cache's Restore)."""
+        for table, pairs in ((self._snapshot.pvs, volumes.static_bindings),
+                             (self._snapshot.pvcs, volumes.dynamic_provisions)):
+            for original, _ in pairs:
+                key = object_key(original)
+                current = table.get(key)
+                if current is not None and _rv(current) == _rv(original):
+                    table[key] = original
+
     def set_object(self, table: str, obj: Obj) -> None:
         if table == "services":
             self._services[object_key(obj)] = obj

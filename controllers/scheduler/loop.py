@@ -14,6 +14,9 @@ One `Scheduler` owns a SchedulingQueue, a SchedulerCache and the framework:
   it) and bound in a background task through `pods/<name>/binding`; when that returns,
   the Normal `Scheduled` event "Successfully assigned <ns>/<pod> to <node>" is recorded.
   A failed binding forgets the assumed pod and is handled like a failed cycle.
+  A pod with unbound WaitForFirstConsumer claims first has them bound (VolumeBinding's
+  Reserve and PreBind, see volumes.py): selected-node set or a PV chosen, then the
+  binding task waits, through the cache, until the claims are bound.
 - On failure (handleSchedulingFailure): if the pod still exists and is still unbound,
   it goes back to the queue (unschedulablePods when plugins rejected it, else backoffQ),
   a Warning `FailedScheduling` event carries the FitError message cut to 1024 bytes,
@@ -39,8 +42,11 @@ import aiohttp
 from controllers.scheduler.cache import SchedulerCache, is_terminal, node_name_of, unwrap
 from controllers.scheduler.fit_error import truncate_message
 from controllers.scheduler.framework import ClusterEvent, Framework, ScheduleResult
-from controllers.scheduler.plugins import default_framework
+from controllers.scheduler.nodeinfo import NodeInfo
+from controllers.scheduler.plugins import VolumeBinding, default_framework
+from controllers.scheduler.plugins.volumebinding import pv_node_affinity_matches
 from controllers.scheduler.queue import QueuedPodInfo, SchedulingQueue
+from controllers.scheduler.volumes import DEFAULT_BIND_TIMEOUT, PodVolumes, VolumeBinder, VolumeBindingError
 from minikube_py.client import (
     NORMAL,
     PODS,
@@ -64,6 +70,7 @@ FAILED_SCHEDULING = "FailedScheduling"
 REASON_UNSCHEDULABLE = "Unschedulable"  # v1.PodReasonUnschedulable
 REASON_SCHEDULER_ERROR = "SchedulerError"  # v1.PodReasonSchedulerError
 ASSIGNED_POD_DELETE = ClusterEvent("Pod", "Delete")
+VOLUME_RESOURCES = frozenset({"PersistentVolumeClaim", "PersistentVolume", "Node"})
 EVENT_WRITERS = 8
 
 
@@ -129,7 +136,8 @@ class Scheduler:
 
     def __init__(self, client: ApiClient, factory: SharedInformerFactory, *,
                  scheduler_name: str = DEFAULT_SCHEDULER_NAME, clock: Clock | None = None,
-                 framework: Framework | None = None, event_writers: int = EVENT_WRITERS) -> None:
+                 framework: Framework | None = None, event_writers: int = EVENT_WRITERS,
+                 bind_timeout: float = DEFAULT_BIND_TIMEOUT) -> None:
         self.client = client
         self.scheduler_name = scheduler_name
         self.clock = clock or RealClock()
@@ -144,6 +152,15 @@ class Scheduler:
                                     on_delete=self.pod_deleted)
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.volume_binding = next((p for p in self.framework.plugins if isinstance(p, VolumeBinding)), None)
+        self.binder = VolumeBinder(
+            client, self.clock, pvcs=lambda key: self.cache.get_object("pvcs", key),
+            pvs=lambda name: self.cache.get_object("pvs", name), nodes=self.cache.get_node,
+            pod_exists=self._pod_exists, node_affinity_matches=pv_node_affinity_matches, bind_timeout=bind_timeout)
+
+    def _pod_exists(self, key: str) -> bool:
+        namespace, name = split_key(key)
+        return self.pods.lister.get(name, namespace) is not None
 
     # -- informer side --------------------------------------------------------------------------
     def responsible_for(self, pod: Obj) -> bool:
@@ -177,9 +194,13 @@ class Scheduler:
         pod = unwrap(obj)
         if not node_name_of(pod):
             self.queue.delete(pod)
+            self.binder.notify()  # a binding waiting for its volumes stops for a deleted pod
 
     def on_cluster_event(self, event: ClusterEvent) -> None:
-        """Move the unschedulable pods `event` may help (MoveAllToActiveOrBackoffQueue)."""
+        """Move the unschedulable pods `event` may help (MoveAllToActiveOrBackoffQueue);
+        wake bindings waiting for their claims when claims or volumes change."""
+        if event.resource in VOLUME_RESOURCES:
+            self.binder.notify()
         if self.queue.move_all_to_active_or_backoff(event):
             self._wake.set()
 
@@ -224,24 +245,40 @@ class Scheduler:
             self.queue.done(key)  # already assumed: an update re-queued it meanwhile
             return
         cycle = self.queue.scheduling_cycle
-        result = self.framework.schedule(pod, self.cache.snapshot())
+        snapshot = self.cache.snapshot()
+        result = self.framework.schedule(pod, snapshot)
         if result.scheduled:
-            self._assume_and_bind(info, result.suggested_host or "")
+            node = result.suggested_host or ""
+            self._assume_and_bind(info, node, self._reserve_volumes(result, snapshot.get(node)))
         else:
             self._cycle_failed(info, cycle, result)
 
     # -- success: assume, then bind in the background -------------------------------------------
-    def _assume_and_bind(self, info: QueuedPodInfo, node: str) -> None:
+    def _reserve_volumes(self, result: ScheduleResult, node: NodeInfo | None) -> PodVolumes | None:
+        """VolumeBinding's Reserve: decide and assume the pod's claim bindings on `node`."""
+        if self.volume_binding is None or result.state is None or node is None:
+            return None
+        volumes = self.volume_binding.find_pod_volumes(result.state, node)
+        if volumes:
+            self.cache.assume_pod_volumes(volumes)
+        return volumes or None
+
+    def _assume_and_bind(self, info: QueuedPodInfo, node: str, volumes: PodVolumes | None = None) -> None:
         self.cache.assume_pod(info.pod, node)
         self.queue.done(info.key)
-        self._spawn(self._bind(info, node), f"bind {info.key}")
+        self._spawn(self._bind(info, node, volumes), f"bind {info.key}")
 
-    async def _bind(self, info: QueuedPodInfo, node: str) -> None:
+    async def _bind(self, info: QueuedPodInfo, node: str, volumes: PodVolumes | None = None) -> None:
+        """The binding cycle: PreBind (volumes), then Bind (pods/binding)."""
         namespace, name = split_key(info.key)
         uid = (info.pod.get("metadata") or {}).get("uid")
         try:
+            if volumes:
+                await self.binder.bind_pod_volumes(info.key, volumes)
             await self.client.bind(namespace, name, node, pod_uid=uid)
-        except (ApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except (ApiError, VolumeBindingError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            if volumes:
+                self.cache.revert_pod_volumes(volumes)
             self._binding_failed(info, node, exc)
             return
         self.cache.finish_binding(info.key)
@@ -254,7 +291,7 @@ class Scheduler:
         if self.cache.forget_pod(info.key):
             # Its requests were counted on the node: other pods may fit now.
             self.on_cluster_event(ASSIGNED_POD_DELETE)
-        message = exc.message if isinstance(exc, ApiError) else f"{type(exc).__name__}: {exc}"
+        message = exc.message if isinstance(exc, ApiError | VolumeBindingError) else f"{type(exc).__name__}: {exc}"
         self._record_failure(info, self.queue.scheduling_cycle, message, REASON_SCHEDULER_ERROR, frozenset())
 
     # -- failure ------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ Filter (per node):
 - a WaitForFirstConsumer claim needs an Available PV that fits it and the node, or a
   StorageClass that can provision there (provisioner set, allowedTopologies matching);
   otherwise "node(s) didn't find available persistent volumes to bind".
-Not modelled: CSI storage capacity, volume limits, picking the smallest matching PV.
+Reserve and PreBind (binding the claims once the node is chosen) are in volumes.py.
+Not modelled: CSI storage capacity, volume limits.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from controllers.scheduler.plugins.helper import (
     STORAGE_CLASS_UPDATE,
     pod_spec,
 )
+from controllers.scheduler.volumes import PodVolumes, find_pod_volumes
 from minikube_py.api.quantity import parse_quantity
 
 ERR_REASON_BIND_CONFLICT = "node(s) didn't find available persistent volumes to bind"
@@ -138,6 +140,10 @@ def _requested_storage(pvc: Obj) -> int:
     return parse_quantity(value).int_value()
 
 
+def _pv_capacity(pv: Obj) -> int:
+    return parse_quantity(((pv.get("spec") or {}).get("capacity") or {}).get("storage")).int_value()
+
+
 def _pv_fits(pv: Obj, pvc: Obj, node: Obj) -> bool:
     """A static PV this delayed claim could bind to on this node."""
     spec, claim_spec = pv.get("spec") or {}, pvc.get("spec") or {}
@@ -152,8 +158,7 @@ def _pv_fits(pv: Obj, pvc: Obj, node: Obj) -> bool:
         return False
     if not set(claim_spec.get("accessModes") or ()) <= set(spec.get("accessModes") or ()):
         return False
-    capacity = parse_quantity((spec.get("capacity") or {}).get("storage")).int_value()
-    return capacity >= _requested_storage(pvc) and pv_node_affinity_matches(pv, node)
+    return _pv_capacity(pv) >= _requested_storage(pvc) and pv_node_affinity_matches(pv, node)
 
 
 def _topology_allows(storage_class: Obj, labels: Mapping[str, str]) -> bool:
@@ -214,10 +219,23 @@ class VolumeBinding:
 
     @staticmethod
     def claims_to_bind(state: CycleState) -> list[str]:
-        """Keys of the WaitForFirstConsumer claims the bind step must annotate with
-        volume.kubernetes.io/selected-node (the later scheduler loop's PreBind)."""
+        """Keys of the pod's unbound WaitForFirstConsumer claims, which Reserve binds to
+        a PV or marks for provisioning (see controllers/scheduler/volumes.py)."""
         try:
             claims: _Claims = state.read(VolumeBinding.state_key)
         except KeyError:
             return []
         return [object_key(pvc) for pvc in claims.delayed]
+
+    @staticmethod
+    def find_pod_volumes(state: CycleState, node: NodeInfo) -> PodVolumes | None:
+        """Reserve's decision for the chosen node: which delayed claims bind to which
+        static PV and which are provisioned there; None when there is nothing to bind."""
+        try:
+            claims: _Claims = state.read(VolumeBinding.state_key)
+        except KeyError:
+            return None
+        if not claims.delayed:
+            return None
+        return find_pod_volumes(claims.delayed, state.snapshot.pvs, node, _pv_fits, _requested_storage,
+                                _pv_capacity)
