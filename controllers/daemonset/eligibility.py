@@ -23,6 +23,7 @@ the node back from a pod that is not bound yet (GetTargetNodeName).
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 from typing import Any
 
 from controllers.common import objects
@@ -86,13 +87,34 @@ def new_pod(ds: Obj, node_name: str) -> Obj:
     return {"metadata": copy.deepcopy(template.get("metadata") or {}), "spec": spec}
 
 
+# DaemonSet (uid, resourceVersion) -> its pod with the daemon tolerations. A sync asks about
+# every node, several times; the template only changes with the resourceVersion.
+_POD_CACHE: OrderedDict[tuple[str, str], Obj] = OrderedDict()
+_POD_CACHE_SIZE = 256
+
+
+def _daemon_pod(ds: Obj) -> Obj:
+    """NewPod without the node name (matching does not read it), cached per DaemonSet version."""
+    version = objects.metadata(ds).get("resourceVersion")
+    key = (objects.uid(ds), str(version))
+    if version and key in _POD_CACHE:
+        _POD_CACHE.move_to_end(key)
+        return _POD_CACHE[key]
+    pod = new_pod(ds, "")
+    if version:
+        _POD_CACHE[key] = pod
+        if len(_POD_CACHE) > _POD_CACHE_SIZE:
+            _POD_CACHE.popitem(last=False)
+    return pod
+
+
 def node_should_run(node: Obj, ds: Obj) -> tuple[bool, bool]:
     """NodeShouldRunDaemonPod: (should_run, should_continue_running)."""
     name = objects.name(node)
     template_node = objects.spec(objects.spec(ds).get("template")).get("nodeName") or ""
     if template_node and template_node != name:
         return False, False
-    pod = new_pod(ds, name)
+    pod = _daemon_pod(ds)
     if not required_node_affinity_matches(pod, node):
         return False, False
     taints = objects.spec(node).get("taints") or []
