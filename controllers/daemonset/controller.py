@@ -27,7 +27,7 @@ from typing import Any
 from controllers.common import objects, ownership, pods
 from controllers.common.actions import Action, CreatePods, DeletePods
 from controllers.common.executor import ActionExecutor, OwnerEnqueuer, resolve_controller_ref, unwrap
-from controllers.common.expectations import ExpectationsStore
+from controllers.common.expectations import ExpectationsStore, satisfied
 from controllers.daemonset import revisions as dsrev
 from controllers.daemonset.backoff import FailedPodsBackoff
 from controllers.daemonset.eligibility import node_should_run
@@ -171,10 +171,10 @@ class DaemonSetController:
             return await self.executor.execute(ds, actions)
         current, old = await self.construct_history(ds, selector)
         hash_value = dsrev.revision_hash_label(current) or objects.name(current)
-        satisfied_before = self.expectations.get(key)
-        acting = satisfied_before is None or satisfied_before.fulfilled() or satisfied_before.expired(now)
+        expected = self.expectations.get(key)
+        acting = satisfied(expected, now)  # the sync may create and delete (else status only)
         actions = reconcile_daemonset(ds, self.nodes.lister.list(), candidates, hash_value=hash_value, now=now,
-                                      backoff=self.backoff, expectations=satisfied_before,
+                                      backoff=self.backoff, expectations=expected,
                                       burst_replicas=self.burst_replicas)
         result = await self.executor.execute(ds, actions)
         if acting:
