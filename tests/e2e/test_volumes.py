@@ -1,9 +1,10 @@
 """PersistentVolumes on `mkp up --fake-nodes 2` with the real kubectl: the default
 `standard` class, dynamic local-path provisioning, static binding and reclaim.
 
-Until the scheduler's VolumeBinding PreBind step writes `volume.kubernetes.io/selected-node`
-on the pod's claim, the dynamic test writes it itself once the pod is bound to a node
-(exactly what PreBind would write); when the scheduler does it, the test only observes.
+The scheduler's VolumeBinding PreBind writes `volume.kubernetes.io/selected-node` on a
+WaitForFirstConsumer claim (or pre-binds a static PV to it) before it binds the pod; should
+a pod get a node without that, the dynamic test writes the annotation itself, exactly as
+PreBind would.
 """
 
 from __future__ import annotations
@@ -143,3 +144,53 @@ def test_static_volume_binds_by_selector_and_is_released_when_retained(cluster: 
     released = _wait(lambda: _phase(cluster, "pv", "archive", "Released"), what="the PV to be Released")
     assert released["spec"]["claimRef"]["name"] == "archive-claim"
     assert k("get", "pv", "archive", "--no-headers").stdout.split()[4] == "Released"
+
+
+LOCAL_STATIC = """
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: local-static}
+spec:
+  capacity: {storage: 2Gi}
+  accessModes: [ReadWriteOnce]
+  storageClassName: standard
+  persistentVolumeReclaimPolicy: Retain
+  hostPath: {path: /srv/local-static}
+  nodeAffinity:
+    required:
+      nodeSelectorTerms:
+      - matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: [fake-node-2]}]
+"""
+
+LOCAL_CONSUMER = """
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: local-claim}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: local-reader}
+spec:
+  nodeSelector: {kubernetes.io/hostname: fake-node-2}
+  containers:
+  - {name: app, image: busybox, command: [sleep, "3600"], volumeMounts: [{name: data, mountPath: /data}]}
+  volumes:
+  - {name: data, persistentVolumeClaim: {claimName: local-claim}}
+"""
+
+
+def test_wait_for_first_consumer_claim_binds_the_static_volume_on_its_pods_node(cluster: Any) -> None:
+    k = cluster.kubectl
+    k("apply", "-f", "-", input=LOCAL_STATIC)
+    _wait(lambda: _phase(cluster, "pv", "local-static", "Available"), what="the PV to be Available")
+    k("apply", "-f", "-", input=LOCAL_CONSUMER)
+    bound = _wait(lambda: _phase(cluster, "pvc", "local-claim", "Bound"), what="the claim to be Bound")
+    assert bound["spec"]["volumeName"] == "local-static"
+    pod = _wait(lambda: (p := _get(cluster, "pod", "local-reader")) and p["spec"].get("nodeName") and p,
+                what="the pod to be scheduled")
+    assert pod["spec"]["nodeName"] == "fake-node-2"
+    pv = _wait(lambda: _phase(cluster, "pv", "local-static", "Bound"), what="the PV to be Bound")
+    assert pv["spec"]["claimRef"]["uid"] == bound["metadata"]["uid"]
