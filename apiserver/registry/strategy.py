@@ -130,6 +130,31 @@ def prepare_for_update(info: ResourceInfo, new: Obj, old: Obj) -> None:
             new.pop("status", None)
     if has_generation(info) and _spec_part(new) != _spec_part(old):
         meta["generation"] = old_meta.get("generation", 0) + 1
+    if (info.group, info.kind) == ("apps", "DaemonSet"):
+        _daemonset_template_generation(new, old)
+
+
+DS_TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
+
+
+def _daemonset_template_generation(new: Obj, old: Obj) -> None:
+    """apps/v1 carries the DaemonSet's spec.templateGeneration in an annotation: it is the
+    server's, one more than before when the pod template changes, else unchanged."""
+    def template(obj: Obj) -> Any:
+        return (obj.get("spec") or {}).get("template")
+
+    old_annotations = old["metadata"].get("annotations") or {}
+    try:
+        generation = int(old_annotations.get(DS_TEMPLATE_GENERATION, "0"))
+    except ValueError:
+        generation = 0
+    if template(new) != template(old):
+        generation += 1
+    if generation:
+        annotations = new["metadata"].get("annotations")
+        if not isinstance(annotations, dict):
+            annotations = new["metadata"]["annotations"] = {}
+        annotations[DS_TEMPLATE_GENERATION] = str(generation)
 
 
 # Status strategies that only pin the spec, so a /status write may also change

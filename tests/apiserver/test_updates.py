@@ -78,3 +78,29 @@ async def test_binding_with_another_uid_conflicts_and_gated_pods_say_so(client):
     binding["metadata"]["uid"] = created["metadata"]["uid"]
     resp = await client.post(f"{pods}/g/binding", data=orjson.dumps(binding), headers={"Content-Type": "application/json"})
     assert resp.status == 201
+
+
+async def test_daemonset_template_generation_counts_template_changes_only(client):
+    """apps/v1 DaemonSets carry spec.templateGeneration in an annotation the server owns."""
+    url = "/apis/apps/v1/namespaces/default/daemonsets"
+    key = "deprecated.daemonset.template.generation"
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+          "spec": {"selector": {"matchLabels": {"app": "a"}}, "template": {
+              "metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "c", "image": "agent:1"}]}}}}
+    resp = await client.post(url, data=orjson.dumps(ds), headers={"Content-Type": "application/json"})
+    assert resp.status == 201 and (await resp.json())["metadata"]["annotations"][key] == "1"
+
+    async def patched(body: dict) -> dict:
+        resp = await client.patch(f"{url}/agent", data=orjson.dumps(body), headers=MERGE)
+        assert resp.status == 200
+        return await resp.json()
+
+    image = {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "agent:2"}]}}}}
+    got = await patched(image)
+    assert got["metadata"]["annotations"][key] == "2" and got["metadata"]["generation"] == 2
+    got = await patched({"metadata": {"labels": {"tier": "node"}}, "spec": {"minReadySeconds": 5}})
+    assert got["metadata"]["annotations"][key] == "2" and got["metadata"]["generation"] == 3
+    got = await patched({"metadata": {"annotations": {key: "9"}}})  # not the client's to set
+    assert got["metadata"]["annotations"][key] == "2"
+    got = await patched({"metadata": {"annotations": {key: None}}})
+    assert got["metadata"]["annotations"][key] == "2"

@@ -13,21 +13,25 @@ from typing import Any
 import pytest
 
 from controllers.manager import LeaderElectionLost, select_controllers
+from controllers.manager.registry import CONTROLLERS, DISABLED_BY_DEFAULT
 from minikube_py.client import DEPLOYMENTS, LEASES, PODS, REPLICASETS, ApiError
 from tests.conftest import REPO_ROOT
 from tests.controllers.manager.harness import NS, ControlPlane, control_plane, deployment, replica_set
 
 Obj = dict[str, Any]
 BOTH = ["deployment-controller", "replicaset-controller"]
+ALL = [name for name in CONTROLLERS if name not in DISABLED_BY_DEFAULT]
+ALL_BUT_RS = [name for name in ALL if name != "replicaset-controller"]
+ALL_BUT_DEPLOYMENT = [name for name in ALL if name != "deployment-controller"]
 
 
 @pytest.mark.parametrize(("spec", "expected"), [
-    pytest.param(None, BOTH, id="default-is-star"),
-    pytest.param("*", BOTH, id="star"),
-    pytest.param("*,-replicaset", ["deployment-controller"], id="star-minus-alias"),
-    pytest.param("-replicaset-controller,*", ["deployment-controller"], id="minus-then-star"),
+    pytest.param(None, ALL, id="default-is-star"),
+    pytest.param("*", ALL, id="star"),
+    pytest.param("*,-replicaset", ALL_BUT_RS, id="star-minus-alias"),
+    pytest.param("-replicaset-controller,*", ALL_BUT_RS, id="minus-then-star"),
     pytest.param("replicaset", ["replicaset-controller"], id="one-by-alias"),
-    pytest.param("-deployment,deployment,*", ["replicaset-controller"], id="first-entry-wins"),
+    pytest.param("-deployment,deployment,*", ALL_BUT_DEPLOYMENT, id="first-entry-wins"),
     pytest.param("", [], id="nothing"),
     pytest.param(["deployment-controller", "replicaset"], BOTH, id="list"),
 ])
