@@ -93,8 +93,9 @@ def finished_time(pod: Obj, now: datetime) -> datetime:
     return objects.parse_time(objects.metadata(pod).get("deletionTimestamp")) or now
 
 
-def pod_template(job: Obj, index: int = UNKNOWN_INDEX) -> tuple[Obj, str]:
-    """The template to create one pod from, and its generateName."""
+def pod_template(job: Obj, index: int = UNKNOWN_INDEX, annotations: dict[str, str] | None = None) -> tuple[Obj, str]:
+    """The template to create one pod from, and its generateName (`annotations`: the
+    per-index failure counts)."""
     template = copy.deepcopy(objects.spec(job).get("template") or {})
     meta = template.setdefault("metadata", {})
     finalizers = list(meta.get("finalizers") or [])
@@ -105,6 +106,7 @@ def pod_template(job: Obj, index: int = UNKNOWN_INDEX) -> tuple[Obj, str]:
     if index == UNKNOWN_INDEX:
         return template, f"{name}-"
     meta.setdefault("annotations", {})[INDEX_ANNOTATION] = str(index)
+    meta["annotations"].update(annotations or {})
     meta.setdefault("labels", {})[INDEX_LABEL] = str(index)
     spec = template.setdefault("spec", {})
     spec["hostname"] = f"{name}-{index}"

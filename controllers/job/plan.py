@@ -47,3 +47,5 @@ class JobCtx:
     terminating: int = 0
     prev_indexes: set[int] = field(default_factory=set)
     succeeded_indexes: set[int] = field(default_factory=set)
+    failed_indexes: set[int] | None = None  # backoffLimitPerIndex only
+    delayed: dict[int, Obj] = field(default_factory=dict)  # index -> failed pod awaiting its replacement

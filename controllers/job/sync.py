@@ -25,7 +25,7 @@ from controllers.common import objects
 from controllers.common import pods as podutil
 from controllers.common.actions import NORMAL, Event
 from controllers.job import conditions as cond
-from controllers.job import failure, indexes, jobpods
+from controllers.job import failure, indexes, jobpods, perindex
 from controllers.job.backoff import BackoffRecord, new_backoff_record, remaining_seconds
 from controllers.job.plan import JobCtx, SyncPlan
 from controllers.job.tracking import plan_tracking
@@ -65,6 +65,8 @@ def sync_job(job: Obj, pods: Sequence[Obj], *, now: datetime, backoff: BackoffRe
             jobpods.completion_index(p) for p in ctx.pods
             if jobpods.phase(p) == "Succeeded" and jobpods.valid_index(p, job) and jobpods.has_finalizer(p)}
         ctx.succeeded = len(ctx.succeeded_indexes)
+        if perindex.enabled(job):
+            finished = _per_index(ctx, finished)
     active = len(ctx.active_pods)
     suspend_changed = False
     if finished is not None:
@@ -151,6 +153,23 @@ def _finished_condition(ctx: JobCtx, plan: SyncPlan) -> Obj | None:
     return None
 
 
+def _per_index(ctx: JobCtx, finished: Obj | None) -> Obj | None:
+    """Failed indexes, the Job failures they cause, and the pods kept for their counts."""
+    job = ctx.job
+    ctx.failed_indexes = perindex.failed_indexes(job, ctx.pods)
+    failed = len(ctx.failed_indexes)
+    if finished is None:
+        max_failed = spec_int(job, "maxFailedIndexes")
+        completions = spec_int(job, "completions", 0) or 0
+        if max_failed is not None and failed > max_failed:
+            finished = cond.new_condition(cond.FAILURE_TARGET, "True", *perindex.MAX_FAILED_INDEXES_EXCEEDED, ctx.now)
+        elif failed > 0 and failed + len(ctx.succeeded_indexes) >= completions:
+            finished = cond.new_condition(cond.FAILURE_TARGET, "True", *perindex.FAILED_INDEXES, ctx.now)
+    ctx.delayed = perindex.pods_with_delayed_deletion(job, ctx.pods, ctx.active_pods, ctx.succeeded_indexes,
+                                                      ctx.failed_indexes, ctx.now)
+    return finished
+
+
 def _suspend_condition(ctx: JobCtx, plan: SyncPlan) -> bool:
     status, now = plan.status, ctx.now
     if suspended(ctx.job):
@@ -192,16 +211,36 @@ def manage_job(ctx: JobCtx, plan: SyncPlan) -> int:
     diff = wanted - blocking - active
     if diff <= 0:
         return active
-    wait = remaining_seconds(plan.backoff, ctx.now)
+    wait = 0.0 if perindex.enabled(job) else remaining_seconds(plan.backoff, ctx.now)
     if wait > 0:
         plan.requeue_after = wait if plan.requeue_after is None else min(plan.requeue_after, wait)
-        return active
+        # Kubernetes 1.32 returns 0 here, so status.active reads 0 during the backoff even
+        # while other pods of the Job run; kept for fidelity.
+        return 0
     diff = min(diff, MAX_POD_CREATE_DELETE_PER_SYNC)
-    if jobpods.is_indexed(job):
+    if perindex.enabled(job):
+        plan.create = _per_index_creations(ctx, plan, first_pending_indexes(ctx, diff))
+    elif jobpods.is_indexed(job):
         plan.create = [jobpods.pod_template(job, i) for i in first_pending_indexes(ctx, diff)]
     else:
         plan.create = [jobpods.pod_template(job) for _ in range(diff)]
     return active + len(plan.create)
+
+
+def _per_index_creations(ctx: JobCtx, plan: SyncPlan, pending: list[int]) -> list[tuple[Obj, str]]:
+    """getPodCreationInfoForIndependentIndexes: indexes whose own backoff has passed, each
+    pod carrying its index's failure counts; else a requeue for the soonest."""
+    ready, waits = [], []
+    for index in pending:
+        wait = perindex.remaining_seconds(ctx.delayed.get(index), ctx.now)
+        if wait > 0:
+            waits.append(wait)
+        else:
+            ready.append(index)
+    if not ready and waits:
+        plan.requeue_after = min(waits) if plan.requeue_after is None else min(plan.requeue_after, *waits)
+    return [jobpods.pod_template(ctx.job, i, perindex.replacement_annotations(ctx.job, ctx.delayed.get(i)))
+            for i in ready]
 
 
 def _delete_excess(ctx: JobCtx, plan: SyncPlan, doomed: list[Obj]) -> None:
@@ -244,4 +283,5 @@ def first_pending_indexes(ctx: JobCtx, count: int) -> list[int]:
     completions = spec_int(ctx.job, "completions", 0) or 0
     taken = set(ctx.succeeded_indexes)
     taken |= {jobpods.completion_index(p) for p in ctx.active_pods if jobpods.valid_index(p, ctx.job)}
+    taken |= ctx.failed_indexes or set()
     return [i for i in range(completions) if i not in taken][:count]

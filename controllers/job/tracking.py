@@ -46,8 +46,7 @@ def plan_tracking(ctx: JobCtx, plan: SyncPlan, finished: Obj | None) -> None:
         if not jobpods.has_finalizer(pod) or uid in ctx.expected_rm:
             continue  # counted in an earlier sync
         considered_failed = jobpods.is_failed(pod, job)
-        if not (objects.being_deleted(job) or finished is not None or jobpods.phase(pod) == "Succeeded"
-                or considered_failed):
+        if not can_remove_finalizer(ctx, pod, considered_failed, finished):
             continue
         plan.remove_finalizers.append(pod)
         index = jobpods.completion_index(pod)
@@ -70,7 +69,23 @@ def plan_tracking(ctx: JobCtx, plan: SyncPlan, finished: Obj | None) -> None:
     _set_uncounted(status, unc_succeeded, unc_failed)
     if indexed:
         _set_completed_indexes(ctx, plan, new_indexes)
+    if ctx.failed_indexes is not None:
+        text = indexes.format_indexes(ctx.failed_indexes)
+        if status.get("failedIndexes") != text:
+            status["failedIndexes"] = text
+            plan.needs_flush = True
     plan.finished_condition = _interim_condition(status, plan, finished, ctx.now)
+
+
+def can_remove_finalizer(ctx: JobCtx, pod: Obj, considered_failed: bool, finished: Obj | None) -> bool:
+    """canRemoveFinalizer: the Job is going away or finished, the pod succeeded, or it
+    failed and is not the pod an index's replacement still has to take its count from."""
+    if objects.being_deleted(ctx.job) or finished is not None or jobpods.phase(pod) == "Succeeded":
+        return True
+    if not considered_failed:
+        return False
+    delayed = ctx.delayed.get(jobpods.completion_index(pod))
+    return delayed is None or objects.uid(delayed) != objects.uid(pod)
 
 
 def _set_uncounted(status: Obj, succeeded: list[str], failed: list[str]) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from controllers.common import objects
-from controllers.job import indexes, jobpods
+from controllers.job import indexes, jobpods, perindex
 from controllers.job.backoff import BackoffRecord, new_backoff_record, remaining_seconds
 from controllers.job.sync import sync_job
 from controllers.job.tracking import clean_uncounted, enact_finished
@@ -145,6 +145,7 @@ def test_failure_waits_for_the_pod_failure_backoff_on_the_clock() -> None:
     job = make_job(status={"startTime": STAMP, "active": 1})
     plan = sync_job(job, [failed], now=NOW)
     assert plan.create == [] and plan.requeue_after == pytest.approx(6.0)
+    assert plan.status.get("active", 0) == 0
     assert plan.backoff == BackoffRecord(1, NOW - timedelta(seconds=4))
     later = sync_job(job, [failed], now=NOW + timedelta(seconds=6), backoff=plan.backoff,
                      expected_rm={objects.uid(failed)})
@@ -156,6 +157,12 @@ def test_failure_waits_for_the_pod_failure_backoff_on_the_clock() -> None:
     pytest.param(3, 40.0, id="again"), pytest.param(12, 600.0, id="capped-at-10-minutes")])
 def test_backoff_delay_doubles_up_to_the_cap(failures: int, delay: float) -> None:
     assert remaining_seconds(BackoffRecord(failures, NOW), NOW) == delay
+
+
+def test_status_active_reads_zero_during_the_backoff_as_in_kubernetes_1_32() -> None:
+    job = make_job(parallelism=2, completions=4, status={"startTime": STAMP, "active": 2})
+    plan = sync_job(job, [make_pod("Failed"), make_pod("Running", ready=True)], now=NOW)
+    assert plan.create == [] and plan.status.get("active", 0) == 0 and plan.status["ready"] == 1
 
 
 def test_a_success_resets_the_backoff() -> None:
@@ -326,3 +333,56 @@ def test_ttl_after_finished_counts_from_the_finish() -> None:
     assert seconds_until_expiry(job, NOW) == 60
     assert seconds_until_expiry(job, NOW + timedelta(seconds=60)) == 0
     assert seconds_until_expiry(make_job(ttlSecondsAfterFinished=1), NOW) is None
+
+
+def per_index_job(status: Obj | None = None, **spec: Any) -> Obj:
+    return make_job(status=status or {"startTime": STAMP}, completionMode="Indexed", completions=3, parallelism=3,
+                    backoffLimitPerIndex=1, backoffLimit=2**31 - 1, **spec)
+
+
+def with_failures(pod: Obj, count: int) -> Obj:
+    pod["metadata"]["annotations"][perindex.FAILURE_COUNT_ANNOTATION] = str(count)
+    return pod
+
+
+def test_per_index_backoff_replaces_a_failed_index_with_its_count() -> None:
+    failed = with_failures(make_pod("Failed", index=0), 0)
+    others = [with_failures(make_pod("Running", index=i), 0) for i in (1, 2)]
+    plan = sync_job(per_index_job(), [failed, *others], now=NOW)
+    assert plan.create == [] and plan.requeue_after == pytest.approx(10.0)
+    assert plan.remove_finalizers == []  # kept until the replacement exists
+    assert plan.status["failedIndexes"] == ""
+    plan = sync_job(per_index_job(), [failed, *others], now=NOW + timedelta(seconds=10))
+    [(template, generate_name)] = plan.create
+    assert generate_name == "pi-0-"
+    assert template["metadata"]["annotations"][perindex.FAILURE_COUNT_ANNOTATION] == "1"
+    replacement = with_failures(make_pod("Pending", index=0), 1)
+    plan = sync_job(per_index_job(), [failed, replacement, *others], now=NOW + timedelta(seconds=11))
+    assert [objects.uid(p) for p in plan.remove_finalizers] == [objects.uid(failed)]
+    assert plan.status["uncountedTerminatedPods"] == {"failed": [objects.uid(failed)]}
+
+
+def test_per_index_limit_fails_the_index_and_then_the_job() -> None:
+    failed = with_failures(make_pod("Failed", index=0), 1)
+    done = [with_failures(make_pod("Succeeded", index=i), 0) for i in (1, 2)]
+    plan = sync_job(per_index_job(), [failed, *done], now=NOW)
+    assert plan.status["failedIndexes"] == "0" and plan.status["completedIndexes"] == "1-2"
+    target = condition(plan.status, "FailureTarget")
+    assert target and (target["reason"], target["message"]) == perindex.FAILED_INDEXES
+    assert plan.create == []
+
+
+def test_max_failed_indexes_exceeded() -> None:
+    failed = with_failures(make_pod("Failed", index=2), 1)
+    plan = sync_job(per_index_job(maxFailedIndexes=0), [failed, make_pod("Running", index=0)], now=NOW)
+    target = condition(plan.status, "FailureTarget")
+    assert target and (target["reason"], target["message"]) == perindex.MAX_FAILED_INDEXES_EXCEEDED
+
+
+def test_fail_index_rule_fails_the_index_at_once() -> None:
+    policy = {"rules": [{"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [7]}}]}
+    failed = with_failures(make_pod("Failed", index=1, exit_code=7), 0)
+    plan = sync_job(per_index_job(podFailurePolicy=policy, podReplacementPolicy="Failed"),
+                    [failed, make_pod("Running", index=0)], now=NOW)
+    assert plan.status["failedIndexes"] == "1"
+    assert [t["metadata"]["annotations"][jobpods.INDEX_ANNOTATION] for t, _ in plan.create] == ["2"]
