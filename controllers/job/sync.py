@@ -25,7 +25,7 @@ from controllers.common import objects
 from controllers.common import pods as podutil
 from controllers.common.actions import NORMAL, Event
 from controllers.job import conditions as cond
-from controllers.job import failure, indexes, jobpods, perindex
+from controllers.job import failure, indexes, jobpods, perindex, successpolicy
 from controllers.job.backoff import BackoffRecord, new_backoff_record, remaining_seconds
 from controllers.job.plan import JobCtx, SyncPlan
 from controllers.job.tracking import plan_tracking
@@ -67,6 +67,10 @@ def sync_job(job: Obj, pods: Sequence[Obj], *, now: datetime, backoff: BackoffRe
         ctx.succeeded = len(ctx.succeeded_indexes)
         if perindex.enabled(job):
             finished = _per_index(ctx, finished)
+        if finished is None:
+            message = successpolicy.match(job, ctx.succeeded_indexes)
+            if message is not None:
+                finished = cond.new_condition(cond.SUCCESS_CRITERIA_MET, "True", successpolicy.REASON, message, now)
     active = len(ctx.active_pods)
     suspend_changed = False
     if finished is not None:

@@ -12,6 +12,7 @@ import pytest
 from controllers.common import objects
 from controllers.job import indexes, jobpods, perindex
 from controllers.job.backoff import BackoffRecord, new_backoff_record, remaining_seconds
+from controllers.job.successpolicy import match
 from controllers.job.sync import sync_job
 from controllers.job.tracking import clean_uncounted, enact_finished
 from controllers.job.ttl import seconds_until_expiry
@@ -386,3 +387,33 @@ def test_fail_index_rule_fails_the_index_at_once() -> None:
                     [failed, make_pod("Running", index=0)], now=NOW)
     assert plan.status["failedIndexes"] == "1"
     assert [t["metadata"]["annotations"][jobpods.INDEX_ANNOTATION] for t, _ in plan.create] == ["2"]
+
+
+def test_success_policy_completes_early_and_stops_the_rest_without_failures() -> None:
+    policy = {"rules": [{"succeededIndexes": "0", "succeededCount": 1}]}
+    done, lingering = make_pod("Succeeded", index=0), make_pod("Running", index=1, ready=True)
+    job = make_job(completionMode="Indexed", completions=3, parallelism=3, successPolicy=policy,
+                   status={"startTime": STAMP, "active": 2})
+    plan = sync_job(job, [done, lingering], now=NOW)
+    met = condition(plan.status, "SuccessCriteriaMet")
+    assert met and (met["reason"], met["message"]) == ("SuccessPolicy", "Matched rules at index 0")
+    assert plan.delete_active == [lingering]
+    assert plan.status["uncountedTerminatedPods"] == {}  # the lingering pod is released, not failed
+    status, finished = settle(plan)
+    assert not finished  # it is still terminating
+    plan2 = sync_job(make_job(completionMode="Indexed", completions=3, parallelism=3, successPolicy=policy,
+                              status=status), [], now=NOW)
+    status2, finished2 = settle(plan2)
+    complete = condition(status2, "Complete")
+    assert finished2 and complete and complete["reason"] == "SuccessPolicy"
+    assert status2.get("failed", 0) == 0 and status2["succeeded"] == 1
+
+
+@pytest.mark.parametrize(("rules", "matched"), [
+    pytest.param([{"succeededCount": 2}], False, id="count-not-reached"),
+    pytest.param([{"succeededIndexes": "3"}, {"succeededCount": 1}], True, id="second-rule"),
+    pytest.param([{"succeededIndexes": "0-1"}], False, id="indexes-missing-one"),
+])
+def test_success_policy_rules(rules: list[Obj], matched: bool) -> None:
+    job = make_job(completionMode="Indexed", completions=4, successPolicy={"rules": rules})
+    assert (match(job, {0}) is not None) == matched
