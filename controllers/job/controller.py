@@ -15,7 +15,7 @@ Informers (shared): Jobs and Pods. Two work queues:
 `sync_job`, then carries out its plan in Kubernetes' order: delete pods, create pods
 (slow-start batches), write the status with the new uncounted pods and interim
 condition, remove finalizers, write counters and the terminal condition, record events.
-The per-Job pod failure backoff and finalizer expectations live in memory, as in
+A Job whose spec.managedBy names another controller is left alone. The per-Job pod failure backoff and finalizer expectations live in memory, as in
 kube-controller-manager; a restart recomputes what it needs from the status and pods.
 """
 
@@ -66,6 +66,7 @@ Obj = dict[str, Any]
 KIND = "Job"
 API_VERSION = "batch/v1"
 SLOW_START_INITIAL_BATCH = 1
+MANAGED_BY = "kubernetes.io/job-controller"
 
 
 class JobController:
@@ -184,6 +185,8 @@ class JobController:
             return None
         if cond.is_finished(job):
             self.backoff.pop(key, None)
+            return None
+        if managed_elsewhere(job):
             return None
         pods = await self.claim_pods(job)
         now = self.clock.now()
@@ -357,7 +360,7 @@ class JobController:
         if pod is None or not jobpods.has_finalizer(pod):
             return None
         job = self._job_of(pod)
-        if job is not None and not cond.is_finished(job):
+        if job is not None and (not cond.is_finished(job) or managed_elsewhere(job)):
             return None
         if job is None and ownership.controller_of(pod) is not None \
                 and ownership.controller_of(pod).get("kind") == KIND:  # type: ignore[union-attr]
@@ -376,6 +379,12 @@ class JobController:
             if not exc.is_not_found():
                 raise
         return None
+
+
+def managed_elsewhere(job: Obj) -> bool:
+    """spec.managedBy names another controller (JobManagedBy, beta in 1.32): hands off."""
+    managed_by = objects.spec(job).get("managedBy")
+    return managed_by is not None and managed_by != MANAGED_BY
 
 
 async def _gather_errors(calls: Sequence[Awaitable[None]]) -> list[BaseException]:

@@ -36,6 +36,9 @@ class SyncPlan:
 
 @dataclass
 class JobCtx:
+    """What one sync knows and derives (syncJobCtx): the Job (with its working status),
+    its pods, the clock reading, finalizer removals under way, and the counts."""
+
     job: Obj
     pods: list[Obj]
     now: datetime

@@ -10,8 +10,10 @@ are not listed yet (or whose finalizer removal is already under way).
 Finished condition (first that applies): an existing SuccessCriteriaMet; an existing
 FailureTarget (-> Failed with its reason); a FailJob podFailurePolicy rule; more failures
 than backoffLimit (or, for OnFailure, container restarts); activeDeadlineSeconds passed
-since startTime. A Job with a finished condition has its active pods deleted (finalizers
-kept, so they are counted failed); otherwise manage_job creates or deletes pods.
+since startTime; for Indexed Jobs then failed indexes (backoffLimitPerIndex) and a
+matching successPolicy rule. A Job with a finished condition has its active pods deleted
+(finalizers kept: after a failure they are counted failed); otherwise manage_job creates
+or deletes pods, or waits out the pod failure backoff (global, or per index).
 """
 
 from __future__ import annotations
