@@ -223,6 +223,20 @@ class NodeInfo:
             else:
                 pairs.discard((protocol, port))
 
+    def count_matching(self, selector: Selector, namespace: str, key: Any = None) -> int:
+        """countPodsMatchSelector over this node's pods: an empty selector counts nothing;
+        terminating pods and other namespaces are skipped. Memoized until the node's pods
+        change, since every cycle of a Deployment's pods asks the same question of every
+        node; `key` names the question cheaply (default: selector and namespace)."""
+        if selector.empty():
+            return 0
+        if key is None:
+            key = (selector, namespace)
+        count = self.match_counts.get(key)
+        if count is None:
+            count = self.match_counts[key] = sum(1 for p in self.pods if pod_matches(p, selector, namespace))
+        return count
+
     def clone(self) -> NodeInfo:
         """A copy whose pod list and sums can change without touching this one."""
         copy = NodeInfo.__new__(NodeInfo)
@@ -238,6 +252,11 @@ class NodeInfo:
 
     def __repr__(self) -> str:
         return f"NodeInfo({self.name}, pods={len(self.pods)})"
+
+
+def pod_matches(pod: PodInfo, selector: Selector, namespace: str) -> bool:
+    """Does `pod` count for a spreading selector (countPodsMatchSelector's test)?"""
+    return not pod.terminating and pod.namespace == namespace and selector.matches(pod.labels)
 
 
 def _is_terminal(pod: Obj) -> bool:
@@ -284,6 +303,16 @@ class Snapshot:
 
     def get(self, name: str) -> NodeInfo | None:
         return self._by_name.get(name)
+
+    def domain_counts(self, key: str, selector: Selector, namespace: str, topology_key: str) -> dict[str, int]:
+        """Pods matching `selector` in `namespace`, summed per value of the nodes'
+        `topology_key` label ("" for nodes without it), over every node. `key` names
+        the selector and namespace (see NodeInfo.count_matching)."""
+        counts: dict[str, int] = {}
+        for node in self.node_infos:
+            value = node.labels.get(topology_key, "")
+            counts[value] = counts.get(value, 0) + node.count_matching(selector, namespace, key)
+        return counts
 
     def have_pods_with_affinity(self) -> list[NodeInfo]:
         return [n for n in self.node_infos if n.pods_with_affinity]

@@ -73,7 +73,7 @@ class InterPodAffinity:
 
     def pre_filter(self, state: CycleState, pod: Pod) -> tuple[PreFilterResult | None, Status]:
         snapshot = state.snapshot
-        incoming = PodInfo(pod)
+        incoming = state.pod_info(pod)
         own_ns = snapshot.namespace_labels(incoming.namespace) or {}
         existing: Counter[Pair] = Counter()
         for node in snapshot.have_pods_with_required_anti_affinity():
@@ -111,7 +111,7 @@ class InterPodAffinity:
 
     def pre_score(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> Status:
         snapshot = state.snapshot
-        incoming = PodInfo(pod)
+        incoming = state.pod_info(pod)
         own_ns = snapshot.namespace_labels(incoming.namespace) or {}
         has_preferred = bool(incoming.preferred_affinity_terms or incoming.preferred_anti_affinity_terms)
         scores: Counter[Pair] = Counter()

@@ -134,15 +134,7 @@ def count_matching(node: NodeInfo, selector: Selector, namespace: str, key: Any 
     terminating pods are skipped. Memoized on the NodeInfo until its pods change, since
     every cycle of a Deployment's pods asks the same question of every node; `key`
     (Constraint.count_key) names the question cheaply."""
-    if selector.empty():
-        return 0
-    if key is None:
-        key = (selector, namespace)
-    count = node.match_counts.get(key)
-    if count is None:
-        count = node.match_counts[key] = sum(
-            1 for p in node.pods if not p.terminating and p.namespace == namespace and selector.matches(p.labels))
-    return count
+    return node.count_matching(selector, namespace, key)
 
 
 def _has_all_keys(labels: Mapping[str, str], constraints: Sequence[Constraint]) -> bool:
@@ -264,7 +256,18 @@ class PodTopologySpread:
         """processAllNode: add every node's matching pods to its domain's count. Only
         constraints with domains to count (not the hostname one) are looked at."""
         info = state.pod_info(pod)
-        todo = [(i, c, c.includes_every_node(info), s.keys[i]) for i, c in enumerate(s.constraints) if s.counts[i]]
+        todo = []
+        for i, c in enumerate(s.constraints):
+            if not s.counts[i]:
+                continue   # the hostname constraint: counted per node in Score
+            if not require_all and c.includes_every_node(info):
+                # Every node counts, in the domain of its label value: the snapshot may
+                # keep these sums up to date as pods come and go.
+                totals = state.snapshot.domain_counts(s.keys[i], c.selector, s.namespace, c.topology_key)
+                for value in s.counts[i]:
+                    s.counts[i][value] = totals.get(value, 0)
+                continue
+            todo.append((i, c, c.includes_every_node(info), s.keys[i]))
         if not todo:
             return
         for node in state.snapshot.node_infos:
