@@ -9,7 +9,7 @@ from typing import Any
 
 from controllers.common import objects
 from controllers.job.jobpods import TRACKING_FINALIZER
-from minikube_py.client import JOBS, PODS, ApiError
+from minikube_py.client import JOBS, PODS, ApiError, FakeClock
 from tests.controllers.manager.harness import NS, ControlPlane, control_plane
 
 Obj = dict[str, Any]
@@ -182,3 +182,25 @@ async def _condition_status(plane: ControlPlane, cond_type: str, status: str) ->
 
 async def _no_pods(plane: ControlPlane) -> bool:
     return not await job_pods(plane)
+
+
+async def test_replacement_waits_for_the_backoff_on_the_injected_clock(tmp_path: Path) -> None:
+    """After a failure the next pod comes 10 s later by the controller's clock, and the
+    test never waits those seconds: it moves the clock."""
+    clock = FakeClock(datetime.now(UTC))
+    async with control_plane(tmp_path, clock=clock, controllers=CONTROLLERS) as plane:
+        await plane.client.create(JOBS, job(backoffLimit=3))
+        [first] = await running(plane, 1)
+        await finish(plane, first, exit_code=1)
+        await plane.wait_for(lambda: _failed(plane, 1), message="the failure counted")
+        await clock.wait_for_sleepers(1)  # the Job's requeue for the end of the backoff
+        assert [p["metadata"]["name"] for p in await job_pods(plane)] == [first["metadata"]["name"]]
+        clock.advance(5)  # wakes nothing: the requeue is due at 10 s
+        assert len(await job_pods(plane)) == 1
+        clock.advance(6)
+        [second] = await running(plane, 1)
+        assert second["metadata"]["name"] != first["metadata"]["name"]
+
+
+async def _failed(plane: ControlPlane, count: int) -> bool:
+    return int(objects.status(await get_job(plane)).get("failed") or 0) >= count
