@@ -240,10 +240,20 @@ def _target_options(f):  # type: ignore[no-untyped-def]
               help="The same for a node that never posted status (env MKP_NODE_STARTUP_GRACE_PERIOD).")
 @click.option("--node-monitor-period", envvar="MKP_NODE_MONITOR_PERIOD", default="5s", show_default=True,
               help="How often node health is re-checked (env MKP_NODE_MONITOR_PERIOD).")
+@click.option("--node-eviction-rate", type=float, default=0.1, show_default=True,
+              help="Nodes per second tainted NoExecute per healthy zone.")
+@click.option("--secondary-node-eviction-rate", type=float, default=0.01, show_default=True,
+              help="The same for a partially disrupted zone of a large cluster.")
+@click.option("--large-cluster-size-threshold", type=int, default=50, show_default=True,
+              help="Zones with more nodes are large (see --secondary-node-eviction-rate).")
+@click.option("--unhealthy-zone-threshold", type=float, default=0.55, show_default=True,
+              help="Share of not-Ready nodes (at least 3) that makes a zone partially disrupted.")
 @click.option("--max-endpoints-per-slice", type=click.IntRange(1, 1000), default=100, show_default=True,
               help="Endpoints per EndpointSlice at most.")
 def controller_manager(kubeconfig: str | None, server: str | None, controllers: str, leader_elect: bool,
                        node_monitor_grace_period: str, node_startup_grace_period: str, node_monitor_period: str,
+                       node_eviction_rate: float, secondary_node_eviction_rate: float,
+                       large_cluster_size_threshold: int, unhealthy_zone_threshold: float,
                        max_endpoints_per_slice: int) -> None:
     """Run the controller-manager (Deployment, ReplicaSet, ... controllers) in the foreground."""
     from controllers.manager.process import main as run
@@ -255,7 +265,9 @@ def controller_manager(kubeconfig: str | None, server: str | None, controllers: 
             "node_monitor_grace_period": parse_duration(node_monitor_grace_period),
             "node_startup_grace_period": parse_duration(node_startup_grace_period),
             "node_monitor_period": parse_duration(node_monitor_period),
-            "max_endpoints_per_slice": max_endpoints_per_slice}
+            "node_eviction_rate": node_eviction_rate, "secondary_node_eviction_rate": secondary_node_eviction_rate,
+            "large_cluster_size_threshold": large_cluster_size_threshold,
+            "unhealthy_zone_threshold": unhealthy_zone_threshold, "max_endpoints_per_slice": max_endpoints_per_slice}
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     run(kubeconfig, server, controllers, leader_elect, options)

@@ -19,9 +19,8 @@ One sync of a node (`reconcile`):
 Also as Kubernetes: RegisteredNode ("Node x event: Registered Node x in Controller") the
 first time a node is seen, RemovingNode when it is gone.
 
-Simplified: NoExecute taints are applied at once, without the per-zone rate limiter
-(--node-eviction-rate, --unhealthy-zone-threshold) and without the "full disruption" mode
-that stops tainting when every node of a zone is unhealthy.
+New NoExecute taints go through the zones' rate limit and disruption states (zones.py):
+with every zone fully disrupted nothing is tainted ("master disruption mode").
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from typing import Any
 from controllers.common import objects, pods
 from controllers.nodelifecycle import health, taints
 from controllers.nodelifecycle.config import NodeLifecycleConfig
+from controllers.nodelifecycle.zones import TaintRateLimiter, ZoneTracker, zone_of
 from minikube_py.client import (
     LEASES,
     NODES,
@@ -93,9 +93,12 @@ class NodeLifecycleController:
         self.pods = ensure_pod_node_index(informers)
         self.health: dict[str, health.NodeHealth] = {}
         self.pods_to_mark: set[str] = set()  # nodes whose MarkPodsNotReady must be retried
+        self.zones = ZoneTracker()
+        self.limiter = TaintRateLimiter(self.clock)
+        self.master_disruption = False
         self.queue: WorkQueue[str] = WorkQueue("node-lifecycle", clock=self.clock)
         self.nodes.add_event_handler(EventHandler(
-            on_add=self._enqueue, on_update=lambda old, new: self._enqueue(new), on_delete=self._enqueue))
+            on_add=self._node_seen, on_update=lambda old, new: self._node_seen(new), on_delete=self._node_gone))
         self.leases.add_event_handler(EventHandler(
             on_add=self._enqueue, on_update=lambda old, new: self._enqueue(new), on_delete=self._enqueue))
         self.controller = Controller("node-lifecycle", self.queue, self.reconcile, workers=workers,
@@ -103,6 +106,15 @@ class NodeLifecycleController:
 
     async def run(self) -> None:
         await self.controller.run()
+
+    def _node_seen(self, node: Obj) -> None:
+        self.zones.set(node)
+        self._enqueue(node)
+
+    def _node_gone(self, obj: Obj | DeletedFinalStateUnknown) -> None:
+        obj = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        self.zones.remove(objects.name(obj))
+        self._enqueue(obj)
 
     def _enqueue(self, obj: Obj | DeletedFinalStateUnknown) -> None:
         obj = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
@@ -134,6 +146,7 @@ class NodeLifecycleController:
                 body["status"] = status
                 node = await self.client.update_status(NODES, body)
                 record.ready = copy.deepcopy(health.condition(node, "Ready"))
+                self.zones.set(node)
         current_ready = health.ready_status(node)
         if current_ready != "True" and observed_ready == "True":
             self.recorder.event(node_event_ref(node), NORMAL, "NodeNotReady",
@@ -144,8 +157,9 @@ class NodeLifecycleController:
         if name in self.pods_to_mark:
             await self.mark_pods_not_ready(name)
             self.pods_to_mark.discard(name)
-        await self.update_taints(node)
         delay = self._next_check(node, record)
+        wait = await self.update_taints(node)
+        delay = min(delay, wait)
         log.debug("node %s at %s: Ready %s -> %s, seen alive %s, next check in %.2fs", name,
                   objects.format_time(now), observed_ready, current_ready, objects.format_time(record.probe_time),
                   delay)
@@ -180,12 +194,36 @@ class NodeLifecycleController:
         if errors:
             raise errors[0]
 
-    async def update_taints(self, node: Obj) -> None:
-        wanted = taints.desired_taints(node, self.clock.now())
+    def _no_execute_mode(self, node: Obj) -> tuple[str, float]:
+        """How NoExecute taints may change now ("allow" / "hold" / "lift") and, when
+        held back by the zone's rate limit, how long until the next try."""
+        zones = self.zones.zones(self.config.disruption.unhealthy_zone_threshold)
+        master = zones.master_disruption()
+        if master != self.master_disruption:
+            self.master_disruption = master
+            log.warning("Controller detected that all Nodes are not-Ready. Entering master disruption mode" if master
+                        else "Controller detected that some Nodes are Ready. Exiting master disruption mode")
+        if master:
+            return "lift", self.config.node_monitor_period
+        key = taints.no_execute_taint_key(node)
+        if key is None or taints.has_taint(node, key, "NoExecute"):
+            return "allow", self.config.node_monitor_period
+        zone = zone_of(node)
+        wait = self.limiter.try_accept(zone, zones.rate(zone, self.config.disruption))
+        if wait:
+            return "hold", min(wait, self.config.node_monitor_period)
+        return "allow", self.config.node_monitor_period
+
+    async def update_taints(self, node: Obj) -> float:
+        """Patch spec.taints when they differ from what the node's state implies; returns
+        how soon to look again for taints held back by the rate limit."""
+        mode, wait = self._no_execute_mode(node)
+        wanted = taints.desired_taints(node, self.clock.now(), mode)
         if taints.same_taints(wanted, objects.spec(node).get("taints") or []):
-            return
+            return wait
         patch = {"metadata": {"resourceVersion": objects.metadata(node).get("resourceVersion")},
                  "spec": {"taints": wanted or None}}
         await self.client.patch(NODES, objects.name(node), patch)
         log.info("node %s: taints now %s", key_of(node),
                  ", ".join(f"{t['key']}:{t['effect']}" for t in wanted) or "(none)")
+        return wait

@@ -59,12 +59,22 @@ def no_execute_taint_key(node: Obj) -> str | None:
     return CONDITION_TAINTS["Ready"].get(str(status))
 
 
-def desired_taints(node: Obj, now: datetime) -> list[Obj]:
-    """spec.taints as they should be: the user's, then ours (existing ones kept as they are)."""
+def has_taint(node: Obj, key: str, effect: str) -> bool:
+    return any(t.get("key") == key and t.get("effect") == effect for t in objects.spec(node).get("taints") or [])
+
+
+def desired_taints(node: Obj, now: datetime, no_execute: str = "allow") -> list[Obj]:
+    """spec.taints as they should be: the user's, then ours (existing ones kept as they are).
+
+    `no_execute`: "allow" sets the NoExecute taint the Ready condition implies; "hold"
+    keeps our NoExecute taints as they are (the zone's rate limit says not yet); "lift"
+    removes them (every zone fully disrupted)."""
     current = list(objects.spec(node).get("taints") or [])
     ours = no_schedule_taints(node)
     key = no_execute_taint_key(node)
-    if key:
+    if no_execute == "hold":
+        ours.extend(t for t in current if t.get("effect") == "NoExecute" and _managed(t))
+    elif key and no_execute == "allow":
         ours.append({"key": key, "effect": "NoExecute", "timeAdded": objects.format_time(now)})
     result = [t for t in current if not _managed(t)]
     for taint in ours:

@@ -85,12 +85,20 @@ async def running(tmp_path: Path) -> AsyncIterator[tuple[ApiClient, FakeClock]]:
             await factory.shutdown()
 
 
-async def advance(clock: FakeClock, seconds: float, step: float = 1.0) -> None:
-    """Move the fake clock in steps, letting the controllers run between them."""
+async def advance(clock: FakeClock, seconds: float, step: float = 1.0, client: ApiClient | None = None) -> None:
+    """Move the fake clock in steps, letting the controllers run between them; with
+    `client`, the kubelet of node "alive" renews its Lease at every step."""
     while seconds > 0:
         clock.advance(min(step, seconds))
         seconds -= step
+        if client is not None:
+            await client.patch(LEASES, "alive", {"spec": {"renewTime": micro_time(clock.now())}}, "kube-node-lease")
         await asyncio.sleep(0.01)
+
+
+async def add_node(client: ApiClient, clock: FakeClock, name: str) -> None:
+    await client.create(NODES, node_obj(name, clock))
+    await client.create(LEASES, lease_obj(name, clock), "kube-node-lease")
 
 
 async def ready(client: ApiClient, name: str) -> None:
@@ -106,17 +114,17 @@ def condition(obj: Obj, cond_type: str) -> Obj:
 
 async def test_dead_node_goes_unknown_tainted_pods_not_ready_and_evicted(tmp_path: Path) -> None:
     async with running(tmp_path) as (client, clock):
-        await client.create(NODES, node_obj("dead", clock))
-        await client.create(LEASES, lease_obj("dead", clock), "kube-node-lease")
+        await add_node(client, clock, "alive")
+        await add_node(client, clock, "dead")
         for name, tolerations in (("quick", unreachable_for(10)), ("default", None), ("forever", unreachable_for(None))):
             await client.create(PODS, pod_obj(name, "dead", tolerations), "default")
             await ready(client, name)
         events = lambda: client.list(EVENTS, "default")  # noqa: E731
         await wait_for(lambda: _reasons(events, "RegisteredNode"), message="RegisteredNode")
-        await advance(clock, GRACE - 5)
+        await advance(clock, GRACE - 5, client=client)
         assert condition(await client.get(NODES, "dead"), "Ready")["status"] == "True"
 
-        await advance(clock, 7)
+        await advance(clock, 7, client=client)
         node = await wait_for(lambda: _node_if(client, lambda n: condition(n, "Ready")["status"] == "Unknown"),
                               message="node Unknown")
         assert condition(node, "Ready")["reason"] == "NodeStatusUnknown"
@@ -129,7 +137,7 @@ async def test_dead_node_goes_unknown_tainted_pods_not_ready_and_evicted(tmp_pat
         pod = await client.get(PODS, "quick", "default")
         assert condition(pod, "Ready")["status"] == "False"
 
-        await advance(clock, 11)
+        await advance(clock, 11, client=client)
         quick = await wait_for(lambda: _pod_if(client, "quick", objects.being_deleted), message="quick evicted")
         disruption = condition(quick, "DisruptionTarget")
         assert (disruption["reason"], disruption["message"]) == (
@@ -147,10 +155,28 @@ async def test_dead_node_goes_unknown_tainted_pods_not_ready_and_evicted(tmp_pat
         await wait_for(lambda: _node_if(client, lambda n: not n["spec"].get("taints")), message="taints removed")
         cancelled = await wait_for(lambda: _reasons(events, "TaintManagerEviction", "Cancelling"), message="cancel")
         assert cancelled[0]["message"] == "Cancelling deletion of Pod default/default"
-        await advance(clock, 300)
+        await advance(clock, 300, step=10, client=client)
         await asyncio.sleep(0.2)
         for name in ("default", "forever"):
             assert not objects.being_deleted(await client.get(PODS, name, "default"))
+
+
+async def test_all_nodes_unreachable_is_master_disruption_no_eviction(tmp_path: Path) -> None:
+    async with running(tmp_path) as (client, clock):
+        await add_node(client, clock, "dead")
+        await client.create(PODS, pod_obj("stays", "dead", unreachable_for(1)), "default")
+        await wait_for(lambda: _reasons(lambda: client.list(EVENTS, "default"), "RegisteredNode"),
+                       message="RegisteredNode")
+        await advance(clock, GRACE + 2)
+        node = await wait_for(lambda: _node_if(client, lambda n: (n.get("spec") or {}).get("taints")),
+                              message="taint")
+        assert condition(node, "Ready")["status"] == "Unknown"
+        await advance(clock, 10)
+        await asyncio.sleep(0.2)
+        node = await client.get(NODES, "dead")
+        assert [(t["key"], t["effect"]) for t in node["spec"]["taints"]] == [
+            ("node.kubernetes.io/unreachable", "NoSchedule")]
+        assert not objects.being_deleted(await client.get(PODS, "stays", "default"))
 
 
 async def test_untolerated_taint_evicts_at_once(tmp_path: Path) -> None:
