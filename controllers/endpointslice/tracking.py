@@ -2,10 +2,10 @@
 concerns, and the `endpoints.kubernetes.io/last-change-trigger-time` bookkeeping.
 
 The trigger time (Kubernetes' TriggerTimeTracker) is the earliest change not yet
-published for a Service: a pod's Ready condition lastTransitionTime (or its creation
-when it has none) for every pod that is new or changed since the last sync, and the
-Service's creationTimestamp on its first sync. A sync that sees no change has none, and
-the controllers then leave the annotation alone.
+published for a Service: the Ready condition's lastTransitionTime of every pod that is
+new or changed since the last sync, and the Service's creationTimestamp on its first
+sync. A sync that saw no such change has none, and an object written then carries no
+annotation (as Kubernetes: it only ever stamps the change being published).
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ def enqueue_all(queue: WorkQueue[str], keys: Iterable[str]) -> None:
 
 
 def pod_trigger_time(pod: Obj) -> datetime | None:
+    """getPodTriggerTime: when the pod's Ready condition last changed (None without one)."""
     condition = pods.ready_condition(pod)
-    stamp = objects.parse_time((condition or {}).get("lastTransitionTime"))
-    return stamp or objects.parse_time(objects.metadata(pod).get("creationTimestamp"))
+    return objects.parse_time((condition or {}).get("lastTransitionTime"))
 
 
 @dataclass
