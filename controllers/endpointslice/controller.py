@@ -102,6 +102,13 @@ class SliceTracker:
     def forget(self, service_key: str) -> None:
         self._written.pop(service_key, None)
 
+    def observed_deletion(self, service_key: str, name: str) -> None:
+        """A slice is gone from the cache: whatever we wrote there is no longer awaited
+        (someone else may have deleted it; the next sync re-creates what is missing)."""
+        written = self._written.get(service_key)
+        if written is not None:
+            written.pop(name, None)
+
 
 class EndpointSliceController:
     """Keeps each selector Service's EndpointSlices in step with its pods."""
@@ -127,7 +134,7 @@ class EndpointSliceController:
         self.pods.add_event_handler(EventHandler(
             on_add=self._pod_changed, on_update=self._pod_changed, on_delete=self._pod_changed))
         self.slices.add_event_handler(EventHandler(
-            on_add=self._slice_changed, on_update=self._slice_changed, on_delete=self._slice_changed))
+            on_add=self._slice_changed, on_update=self._slice_changed, on_delete=self._slice_deleted))
         self.nodes.add_event_handler(EventHandler(on_add=self._node_changed, on_update=self._node_updated))
         self.controller = Controller("endpointslice", self.queue, self.reconcile, workers=workers,
                                      wait_for=[self.services, self.pods, self.nodes, self.slices])
@@ -147,6 +154,12 @@ class EndpointSliceController:
         for obj in slice_objs:
             slice_obj = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
             enqueue_all(self.queue, slice_service_index(slice_obj))
+
+    def _slice_deleted(self, obj: Obj | DeletedFinalStateUnknown) -> None:
+        slice_obj = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        for key in slice_service_index(slice_obj):
+            self.tracker.observed_deletion(key, objects.name(slice_obj))
+        self._slice_changed(obj)
 
     def _node_changed(self, node: Obj) -> None:
         enqueue_all(self.queue, (key_of(s) for s in self.services.lister.list()))

@@ -148,3 +148,22 @@ async def _gone(client: ApiClient, name: str) -> bool:
     except Exception:  # noqa: BLE001
         return True
     return False
+
+
+async def test_a_deleted_slice_is_made_again(tmp_path: Path) -> None:
+    async with control_plane(tmp_path, controllers=CONTROLLERS) as plane:
+        client = plane.client
+        await setup(plane)
+        await client.create(SERVICES, service(), NS)
+        await start_pod(client, "web-1", "10.1.0.1")
+        [first] = await plane.wait_for(lambda: _slices_with(client, ["10.1.0.1"]), message="slice")
+        await client.delete(ENDPOINTSLICES, first["metadata"]["name"], NS)
+        [again] = await plane.wait_for(lambda: _slices_with(client, ["10.1.0.1"]), message="slice re-made")
+        assert again["metadata"]["name"] != first["metadata"]["name"]
+        await start_pod(client, "web-2", "10.1.0.2")
+        await plane.wait_for(lambda: _slices_with(client, ["10.1.0.1", "10.1.0.2"]), message="still in sync")
+
+
+async def _slices_with(client: ApiClient, ips: list[str]) -> list[Obj] | None:
+    slices = await slices_of(client, "web")
+    return slices if ready_ips(slices) == ips and len(slices) == 1 else None

@@ -158,3 +158,18 @@ def test_service_label_changes_update_slice_labels() -> None:
     slices = stored(reconcile_slices(service(), [pod("a", "10.0.0.1")], [], nodes()))
     plan = reconcile_slices(service(labels={"tier": "front"}), [pod("a", "10.0.0.1")], slices, nodes())
     assert plan.update[0]["metadata"]["labels"]["tier"] == "front"
+
+
+def test_slice_tracker_waits_for_the_cache_to_show_our_writes() -> None:
+    from controllers.endpointslice.controller import SliceTracker
+
+    tracker = SliceTracker()
+    written = {"metadata": {"name": "web-abc", "resourceVersion": "12"}}
+    tracker.wrote("default/web", written)
+    assert tracker.stale("default/web", [])
+    assert tracker.stale("default/web", [{"metadata": {"name": "web-abc", "resourceVersion": "11"}}])
+    assert not tracker.stale("default/web", [written])
+    tracker.deleted("default/web", "web-abc")
+    assert tracker.stale("default/web", [written])
+    tracker.observed_deletion("default/web", "web-abc")
+    assert not tracker.stale("default/web", [])
