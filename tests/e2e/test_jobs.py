@@ -98,6 +98,25 @@ def test_failing_job_reaches_backoff_limit(cluster: Any) -> None:
     assert "BackoffLimitExceeded" in described and "Job has reached the specified backoff limit" in described
 
 
+def test_indexed_job_completes_and_its_ttl_removes_it(cluster: Any) -> None:
+    k = cluster.kubectl
+    k("apply", "-f", str(MANIFESTS / "job-indexed.yaml"))
+    k("wait", "--for=condition=complete", "job/indexed-ttl", "--timeout=60s", timeout=70)
+    job = _json(cluster, "get", "job", "indexed-ttl")
+    assert job["status"]["completedIndexes"] == "0-2" and job["status"]["succeeded"] == 3
+    pods = _json(cluster, "get", "pods", "-l", "job-name=indexed-ttl")["items"]
+    by_index = {p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]: p for p in pods}
+    assert sorted(by_index) == ["0", "1", "2"]
+    for index, pod in by_index.items():
+        assert pod["spec"]["hostname"] == f"indexed-ttl-{index}"
+        assert pod["metadata"]["name"].startswith(f"indexed-ttl-{index}-")
+        assert pod["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] == index
+    _wait(lambda: "NotFound" in k("get", "job", "indexed-ttl", check=False).stderr, timeout=30,
+          what="the Job deleted after ttlSecondsAfterFinished")
+    _wait(lambda: not _json(cluster, "get", "pods", "-l", "job-name=indexed-ttl")["items"], timeout=30,
+          what="its pods garbage-collected")
+
+
 def test_create_job_from_cronjob_and_scheduled_run(cluster: Any) -> None:
     k = cluster.kubectl
     k("create", "job", "manual-run", "--from=cronjob/every-minute")
