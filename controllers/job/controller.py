@@ -219,9 +219,13 @@ class JobController:
                 await self.client.patch(PODS, objects.name(pod), ownership.adopt_patch(pod, ref),
                                         objects.namespace(pod), patch_type="strategic")
         for pod in claim.release:
+            # Released pods also lose the tracking finalizer (the Job's PodControllerRefManager
+            # is built with it), or nobody would ever remove it.
+            patch = ownership.release_patch(pod, job)
+            if jobpods.has_finalizer(pod):
+                patch["metadata"].update(jobpods.remove_finalizer_patch()["metadata"])
             try:
-                await self.client.patch(PODS, objects.name(pod), ownership.release_patch(pod, job),
-                                        objects.namespace(pod), patch_type="strategic")
+                await self.client.patch(PODS, objects.name(pod), patch, objects.namespace(pod), patch_type="strategic")
             except ApiError as exc:
                 if not (exc.is_not_found() or exc.is_invalid()):
                     raise

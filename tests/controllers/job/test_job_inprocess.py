@@ -51,11 +51,13 @@ async def get_job(plane: ControlPlane, name: str = "pi") -> Obj:
     return await plane.client.get(JOBS, name, NS)
 
 
-async def running(plane: ControlPlane, count: int, name: str = "pi") -> list[Obj]:
+async def running(plane: ControlPlane, count: int, name: str = "pi", label_owner: str | None = None) -> list[Obj]:
     async def check() -> list[Obj] | None:
         pods = [p for p in await job_pods(plane, name)
                 if objects.status(p).get("phase") not in ("Succeeded", "Failed")
-                and not objects.being_deleted(p)]
+                and not objects.being_deleted(p)
+                and (label_owner is None
+                     or p["metadata"]["labels"].get("batch.kubernetes.io/controller-uid") == label_owner)]
         return pods if len(pods) == count else None
     return await plane.wait_for(check, message=f"{count} active pods")
 
@@ -204,3 +206,20 @@ async def test_replacement_waits_for_the_backoff_on_the_injected_clock(tmp_path:
 
 async def _failed(plane: ControlPlane, count: int) -> bool:
     return int(objects.status(await get_job(plane)).get("failed") or 0) >= count
+
+
+async def test_pod_relabelled_out_of_the_selector_is_released_without_its_finalizer(tmp_path: Path) -> None:
+    async with control_plane(tmp_path, controllers=CONTROLLERS) as plane:
+        created = await plane.client.create(JOBS, job())
+        [pod] = await running(plane, 1)
+        uid_label = "batch.kubernetes.io/controller-uid"
+        await plane.client.patch(PODS, pod["metadata"]["name"], {"metadata": {"labels": {uid_label: "other"}}}, NS)
+
+        async def released() -> Obj | None:
+            current = await plane.client.get(PODS, pod["metadata"]["name"], NS)
+            meta = current["metadata"]
+            return current if not meta.get("ownerReferences") and not meta.get("finalizers") else None
+
+        await plane.wait_for(released, message="the pod released")
+        [replacement] = await running(plane, 1, label_owner=created["metadata"]["uid"])
+        assert replacement["metadata"]["name"] != pod["metadata"]["name"]
