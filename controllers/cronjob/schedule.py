@@ -1,6 +1,8 @@
 """Schedules: spec.schedule (standard 5-field cron or @descriptors) in spec.timeZone.
 
 As the v2 controller:
+- `@every <Go duration>` is a constant delay from the previous time (whole seconds, at
+  least one), as robfig/cron's ConstantDelaySchedule; other descriptors go to croniter.
 - spec.timeZone (an IANA name) is the supported way to pick a zone; without it, times are
   in the controller-manager's zone, UTC here. A `CRON_TZ=` / `TZ=` prefix in the schedule
   still works (robfig/cron parses it) but earns an UnsupportedSchedule warning.
@@ -13,6 +15,7 @@ As the v2 controller:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,10 +38,33 @@ class ScheduleError(ValueError):
 class Schedule:
     expression: str
     zone: ZoneInfo | None  # None: UTC
+    every: float | None = None  # `@every <duration>`: whole seconds (robfig ConstantDelaySchedule)
 
     def next_after(self, moment: datetime) -> datetime:
+        if self.every is not None:
+            return moment.replace(microsecond=0) + timedelta(seconds=self.every)
         start = moment.astimezone(self.zone or UTC)
         return croniter(self.expression, start).get_next(datetime).astimezone(UTC)
+
+
+_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_go_duration(text: str) -> float:
+    """time.ParseDuration for non-negative durations, in seconds."""
+    text = text.strip()
+    if text == "0":
+        return 0.0
+    position, total = 0, 0.0
+    for match in _GO_DURATION_PART.finditer(text):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _GO_UNITS[match.group(2)]
+        position = match.end()
+    if not text or position != len(text):
+        raise ScheduleError(f"time: invalid duration \"{text}\"")
+    return total
 
 
 def load_zone(name: str) -> ZoneInfo:
@@ -64,6 +90,13 @@ def parse(cronjob: Obj) -> Schedule:
         except ScheduleError as exc:
             raise ScheduleError(f"unparseable schedule: {_quote(spec.get('schedule'))} : {exc}") from exc
         text = text.strip()
+    if text.startswith("@every "):
+        try:
+            seconds = parse_go_duration(text[len("@every "):])
+        except ScheduleError as exc:
+            raise ScheduleError(f"unparseable schedule: {_quote(spec.get('schedule'))} : "
+                                f"failed to parse duration {text}: {exc}") from exc
+        return Schedule(text, zone, every=float(max(int(seconds), 1)))
     fields = text.split()
     if not text.startswith("@") and len(fields) != 5:
         raise ScheduleError(f"unparseable schedule: {_quote(spec.get('schedule'))} : "

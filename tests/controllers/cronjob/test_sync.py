@@ -194,3 +194,18 @@ def test_tz_prefix_works_but_is_unsupported() -> None:
 def test_descriptors_parse() -> None:
     schedule = sched.parse(make_cronjob(schedule="@hourly"))
     assert schedule.next_after(at(12, 0)) == at(13, 0)
+
+
+def test_every_descriptor_is_a_constant_delay() -> None:
+    cj = make_cronjob(schedule="@every 90s")
+    assert sync_cronjob(cj, [], now=at(12, 0, 59)).create_job is None  # created 11:59:30, due 12:01:00
+    plan = sync_cronjob(cj, [], now=at(12, 1, 0))
+    assert plan.create_job is not None and plan.status["lastScheduleTime"] == "2025-01-01T12:01:00Z"
+    assert plan.requeue_after == pytest.approx(90.1)
+
+
+def test_bad_every_duration_is_unparseable() -> None:
+    plan = sync_cronjob(make_cronjob(schedule="@every 2x"), [], now=at(12, 5))
+    assert [(e.reason, e.message) for e in plan.events] == [(
+        "UnparseableSchedule",
+        'unparseable schedule: "@every 2x" : failed to parse duration @every 2x: time: invalid duration "2x"')]
