@@ -15,8 +15,11 @@ Informers (shared): Jobs and Pods. Two work queues:
 `sync_job`, then carries out its plan in Kubernetes' order: delete pods, create pods
 (slow-start batches), write the status with the new uncounted pods and interim
 condition, remove finalizers, write counters and the terminal condition, record events.
-A Job whose spec.managedBy names another controller is left alone. The per-Job pod failure backoff and finalizer expectations live in memory, as in
-kube-controller-manager; a restart recomputes what it needs from the status and pods.
+The pod writes themselves (slow-start creates, deletes, finalizer patches) are
+`podcontrol.JobPodControl`.
+A Job whose spec.managedBy names another controller is left alone. The per-Job pod
+failure backoff and finalizer expectations live in memory, as in kube-controller-manager;
+a restart recomputes what it needs from the status and pods.
 """
 
 from __future__ import annotations
@@ -24,17 +27,17 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from controllers.common import objects, ownership
-from controllers.common.actions import CreatePods, DeletePods, SetExpectations
-from controllers.common.executor import error_text, resolve_controller_ref, unwrap
+from controllers.common.actions import SetExpectations
+from controllers.common.executor import resolve_controller_ref, unwrap
 from controllers.common.expectations import ExpectationsStore, satisfied
 from controllers.job import conditions as cond
 from controllers.job import jobpods
 from controllers.job.backoff import BackoffRecord
 from controllers.job.plan import SyncPlan
+from controllers.job.podcontrol import JobPodControl
 from controllers.job.sync import sync_job
 from controllers.job.tracking import clean_uncounted, enact_finished
 from controllers.replicaset.controller import ORPHANS_INDEX, ensure_indexers
@@ -55,7 +58,6 @@ from minikube_py.client import (
     WorkQueue,
     deep_copy,
     from_label_selector,
-    is_not_found,
     key_of,
     split_key,
 )
@@ -65,7 +67,6 @@ log = logging.getLogger("controllers.job")
 Obj = dict[str, Any]
 KIND = "Job"
 API_VERSION = "batch/v1"
-SLOW_START_INITIAL_BATCH = 1
 MANAGED_BY = "kubernetes.io/job-controller"
 
 
@@ -85,9 +86,11 @@ class JobController:
         self.expectations = ExpectationsStore()
         self.finalizer_expectations: dict[str, set[str]] = {}
         self.backoff: dict[str, BackoffRecord] = {}
+        self.pod_control = JobPodControl(client, recorder, self.expectations, self.finalizer_expectations,
+                                         lambda job: ownership.controller_ref(job, api_version=API_VERSION, kind=KIND))
         self.jobs.add_event_handler(EventHandler(
             on_add=lambda job: self.queue.add(key_of(job)),
-            on_update=lambda old, cur: self.queue.add(key_of(cur)),
+            on_update=self._job_updated,
             on_delete=self._job_deleted))
         self.pods.add_event_handler(EventHandler(
             on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted))
@@ -104,6 +107,11 @@ class JobController:
 
     def _job_of(self, pod: Obj) -> Obj | None:
         return resolve_controller_ref(objects.namespace(pod), ownership.controller_of(pod), KIND, self.jobs.lister)
+
+    def _job_updated(self, old: Obj, cur: Obj) -> None:
+        if objects.uid(old) != objects.uid(cur):
+            self._job_deleted(old)  # deleted and recreated under the same name between two events
+        self.queue.add(key_of(cur))
 
     def _job_deleted(self, obj: Obj | DeletedFinalStateUnknown) -> None:
         job = unwrap(obj)
@@ -234,16 +242,16 @@ class JobController:
     async def execute(self, job: Obj, plan: SyncPlan) -> None:
         """Carry out `plan` (see the module docstring); the first error is raised at the end."""
         key = key_of(job)
-        errors = await self._delete(job, plan.delete_active, remove_finalizer=False)
+        errors = await self.pod_control.delete(job, plan.delete_active, remove_finalizer=False)
         if errors:
             raise errors[0]  # not every pod stopped: the Job cannot be declared finished yet
         if plan.delete_excess:
             keys = frozenset(key_of(p) for p in plan.delete_excess)
             self.expectations.apply(key, SetExpectations(deletes=keys), self.clock.now())
-            errors += await self._delete(job, plan.delete_excess, remove_finalizer=True)
+            errors += await self.pod_control.delete(job, plan.delete_excess, remove_finalizer=True)
         if plan.create:
             self.expectations.apply(key, SetExpectations(add=len(plan.create)), self.clock.now())
-            errors += await self._create(job, plan.create)
+            errors += await self.pod_control.create(job, plan.create)
         current = job
         if plan.needs_flush:
             current = await self._update_status(job, plan.status)
@@ -252,7 +260,7 @@ class JobController:
         # that decides the same again fails its write with a conflict and says nothing.
         for event in plan.events:
             self.recorder.event(job, event.type, event.reason, event.message)
-        removed, rm_error = await self._remove_finalizers(key, plan.remove_finalizers)
+        removed, rm_error = await self.pod_control.remove_finalizers(key, plan.remove_finalizers)
         status = copy.deepcopy(objects.status(current))
         changed = clean_uncounted(status, plan.uids_with_finalizer - removed)
         finished = rm_error is None and not plan.reached_max_uncounted \
@@ -281,80 +289,6 @@ class JobController:
         body["status"] = status
         return await self.client.update_status(JOBS, body, objects.namespace(job))
 
-    # -- pods ---------------------------------------------------------------------------
-
-    async def _delete(self, job: Obj, pods: Sequence[Obj], *, remove_finalizer: bool) -> list[BaseException]:
-        """deleteActivePods (finalizers kept) or deleteJobPods (finalizer removed first)."""
-        key = key_of(job)
-
-        async def delete(pod: Obj) -> None:
-            try:
-                if remove_finalizer and jobpods.has_finalizer(pod):
-                    await self._patch_pod(pod, jobpods.remove_finalizer_patch())
-                await self.client.delete(PODS, objects.name(pod), objects.namespace(pod))
-            except Exception as exc:
-                if remove_finalizer:
-                    self.expectations.deletion_observed(key, key_of(pod))
-                if is_not_found(exc):
-                    return
-                self.recorder.event(job, WARNING, "FailedDelete", DeletePods.failure_event(error_text(exc)).message)
-                raise
-            self.recorder.event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {objects.name(pod)}")
-
-        return await _gather_errors([delete(p) for p in pods])
-
-    async def _create(self, job: Obj, templates: list[tuple[Obj, str]]) -> list[BaseException]:
-        """Slow-start batches (1, 2, 4, ...); the first batch with an error is the last."""
-        key = key_of(job)
-        owner = ownership.controller_ref(job, api_version=API_VERSION, kind=KIND)
-        pending = list(templates)
-        batch = min(len(pending), SLOW_START_INITIAL_BATCH)
-        errors: list[BaseException] = []
-        while pending and batch > 0:
-            current, pending = pending[:batch], pending[batch:]
-            errors = await _gather_errors([self._create_pod(job, owner, t, g) for t, g in current])
-            if errors:
-                for _ in range(len(errors) + len(pending)):
-                    self.expectations.creation_observed(key)
-                break
-            batch = min(2 * batch, len(pending))
-        return errors
-
-    async def _create_pod(self, job: Obj, owner: Obj, template: Obj, generate_name: str) -> None:
-        action = CreatePods(template, 1, owner, generate_name, objects.namespace(job))
-        try:
-            pod = await self.client.create(PODS, action.pod(), objects.namespace(job))
-        except ApiError as exc:
-            event = action.failure_event(error_text(exc))
-            self.recorder.event(job, event.type, event.reason, event.message)
-            raise
-        event = action.success_event(objects.name(pod))
-        self.recorder.event(job, event.type, event.reason, event.message)
-
-    async def _remove_finalizers(self, key: str, pods: Sequence[Obj]) -> tuple[set[str], BaseException | None]:
-        """removeTrackingFinalizerFromPods: the uids whose finalizer is gone, and the first error."""
-        if not pods:
-            return set(), None
-        expected = self.finalizer_expectations.setdefault(key, set())
-        expected.update(objects.uid(p) for p in pods)
-        removed: set[str] = set()
-
-        async def remove(pod: Obj) -> None:
-            try:
-                await self._patch_pod(pod, jobpods.remove_finalizer_patch())
-            except Exception as exc:
-                expected.discard(objects.uid(pod))
-                if not is_not_found(exc):
-                    raise
-            removed.add(objects.uid(pod))
-
-        errors = await _gather_errors([remove(p) for p in pods])
-        return removed, (errors[0] if errors else None)
-
-    async def _patch_pod(self, pod: Obj, patch: Obj) -> None:
-        body = {"metadata": {**patch["metadata"], "uid": objects.uid(pod)}}
-        await self.client.patch(PODS, objects.name(pod), body, objects.namespace(pod), patch_type="strategic")
-
     # -- orphan pods --------------------------------------------------------------------
 
     async def reconcile_orphan_pod(self, key: str) -> Result | None:
@@ -378,7 +312,7 @@ class JobController:
                 if not exc.is_not_found():
                     raise
         try:
-            await self._patch_pod(pod, jobpods.remove_finalizer_patch())
+            await self.pod_control.patch(pod, jobpods.remove_finalizer_patch())
         except ApiError as exc:
             if not exc.is_not_found():
                 raise
@@ -389,13 +323,3 @@ def managed_elsewhere(job: Obj) -> bool:
     """spec.managedBy names another controller (JobManagedBy, beta in 1.32): hands off."""
     managed_by = objects.spec(job).get("managedBy")
     return managed_by is not None and managed_by != MANAGED_BY
-
-
-async def _gather_errors(calls: Sequence[Awaitable[None]]) -> list[BaseException]:
-    results = await asyncio.gather(*calls, return_exceptions=True)
-    errors = [r for r in results if isinstance(r, BaseException)]
-    for error in errors:
-        if isinstance(error, asyncio.CancelledError):
-            raise error
-    return errors
-
