@@ -173,8 +173,12 @@ def _score(fw: Framework, plugin: ScorePlugin, state: CycleState, pod: Pod, feas
            result: ScheduleResult, totals: dict[str, int]) -> bool:
     """One plugin's Score over all feasible nodes, then NormalizeScore, added to `totals`
     with the plugin's weight; False on error."""
-    score = plugin.score
-    raw = {info.name: score(state, pod, info) for info in feasible}
+    batch = getattr(plugin, "score_nodes", None)   # a plugin may score all nodes in one call
+    if batch is not None:
+        raw = dict(zip((info.name for info in feasible), batch(state, pod, feasible), strict=True))
+    else:
+        score = plugin.score
+        raw = {info.name: score(state, pod, info) for info in feasible}
     normalized = dict(raw)
     if plugin.name in fw.normalizing_plugins:
         plugin.normalize_score(state, pod, normalized)  # type: ignore[attr-defined]

@@ -32,6 +32,10 @@ class ImageLocality:
     name = "ImageLocality"
     events = NODE_CHANGES
 
+    def score_nodes(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> list[int]:
+        """`score` for each node; nodes reporting no images score 0 without a call."""
+        return [self.score(state, pod, node) if node.image_states else 0 for node in nodes]
+
     def score(self, state: CycleState, pod: Pod, node: NodeInfo) -> int:
         if not node.image_states:
             return 0   # calculate_priority(0, n) is 0: nothing below the minimum threshold counts

@@ -180,6 +180,17 @@ class NodeResourcesFit:
             requests = _pod_requests(state, pod, self.resources, with_defaults=True)
         if self.resources is DEFAULT_RESOURCES:
             return _least_allocated_cpu_memory(node, requests[0], requests[1])
+        return self._least_allocated(node, requests)
+
+    def score_nodes(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> list[int]:
+        """`score` for each node (one state read, no per-node dispatch)."""
+        requests = state.read(self.score_key)
+        if self.resources is DEFAULT_RESOURCES:
+            cpu, memory = requests
+            return [_least_allocated_cpu_memory(node, cpu, memory) for node in nodes]
+        return [self._least_allocated(node, requests) for node in nodes]
+
+    def _least_allocated(self, node: NodeInfo, requests: list[int]) -> int:
         total = weights = 0
         for (name, weight), pod_request in zip(self.resources, requests, strict=True):
             allocatable, requested = _allocatable_and_requested(node, name, pod_request, use_requested=False)
@@ -233,6 +244,17 @@ class NodeResourcesBalancedAllocation:
             requests = _pod_requests(state, pod, self.resources, with_defaults=False)
         if self.resources is DEFAULT_RESOURCES:
             return _balanced_cpu_memory(node, requests[0], requests[1])
+        return self._balanced(node, requests)
+
+    def score_nodes(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> list[int]:
+        """`score` for each node (one state read, no per-node dispatch)."""
+        requests = state.read(self.score_key)
+        if self.resources is DEFAULT_RESOURCES:
+            cpu, memory = requests
+            return [_balanced_cpu_memory(node, cpu, memory) for node in nodes]
+        return [self._balanced(node, requests) for node in nodes]
+
+    def _balanced(self, node: NodeInfo, requests: list[int]) -> int:
         allocs, reqs = [], []
         for (name, _), pod_request in zip(self.resources, requests, strict=True):
             allocatable, requested = _allocatable_and_requested(node, name, pod_request, use_requested=True)

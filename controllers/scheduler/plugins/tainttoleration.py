@@ -45,5 +45,9 @@ class TaintToleration:
         return sum(1 for taint in node.taints
                    if taint.get("effect") == "PreferNoSchedule" and not tolerations_tolerate(tolerations, taint))
 
+    def score_nodes(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> list[int]:
+        """`score` for each node; nodes without taints score 0 without a call."""
+        return [self.score(state, pod, node) if node.taints else 0 for node in nodes]
+
     def normalize_score(self, state: CycleState, pod: Pod, scores: dict[str, int]) -> None:
         default_normalize_score(scores, reverse=True)
