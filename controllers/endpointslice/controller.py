@@ -18,6 +18,7 @@ FailedToUpdateEndpointSlices when a write fails.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from controllers.common import objects
@@ -44,6 +45,7 @@ from minikube_py.client import (
     DeletedFinalStateUnknown,
     EventHandler,
     EventRecorder,
+    Lister,
     RealClock,
     Result,
     SharedInformerFactory,
@@ -71,6 +73,25 @@ def _revision(obj: Obj) -> int:
         return int(objects.metadata(obj).get("resourceVersion") or 0)
     except ValueError:
         return 0
+
+
+class NodesByName(Mapping[str, Obj]):
+    """The node cache as the read-only name -> Node mapping the reconciler asks (no copy)."""
+
+    def __init__(self, lister: Lister) -> None:
+        self._lister = lister
+
+    def __getitem__(self, name: str) -> Obj:
+        node = self._lister.get(name)
+        if node is None:
+            raise KeyError(name)
+        return node
+
+    def __iter__(self) -> Iterator[str]:
+        return (objects.name(n) for n in self._lister.list())
+
+    def __len__(self) -> int:
+        return len(self._lister)
 
 
 class SliceTracker:
@@ -188,7 +209,7 @@ class EndpointSliceController:
         if self.tracker.stale(key, cached):
             return Result(requeue=True)
         pod_objs = self.pods.lister.list(namespace, selector)
-        nodes = {objects.name(n): n for n in self.nodes.lister.list()}
+        nodes = NodesByName(self.nodes.lister)
         trigger = self.triggers.compute(key, service, pod_objs)
         plan = reconcile_slices(service, pod_objs, cached, nodes, max_per_slice=self.max_endpoints_per_slice,
                                 trigger_time=trigger)
