@@ -90,12 +90,15 @@ class ControllerContext:
 ControllerConstructor = Callable[[ControllerContext], RunnableController]
 
 CONTROLLERS: dict[str, ControllerConstructor] = {
+    # Event sources as Kubernetes names them: endpoint-slice-controller, endpoint-controller, node-controller.
     "endpointslice-controller": lambda ctx: EndpointSliceController(
-        **ctx.standard("endpointslice-controller"),
+        **{**ctx.standard("endpointslice-controller"), "recorder": ctx.recorder("endpoint-slice-controller")},
         max_endpoints_per_slice=int(ctx.options.get("max_endpoints_per_slice") or 100)),
-    "endpoints-controller": lambda ctx: EndpointsController(**ctx.standard("endpoints-controller")),
+    "endpoints-controller": lambda ctx: EndpointsController(
+        **{**ctx.standard("endpoints-controller"), "recorder": ctx.recorder("endpoint-controller")}),
     "node-lifecycle-controller": lambda ctx: NodeLifecycleController(
-        **ctx.standard("node-lifecycle-controller"), config=NodeLifecycleConfig.from_options(ctx.options)),
+        **{**ctx.standard("node-lifecycle-controller"), "recorder": ctx.recorder("node-controller")},
+        config=NodeLifecycleConfig.from_options(ctx.options)),
     "taint-eviction-controller": lambda ctx: TaintEvictionController(**ctx.standard("taint-eviction-controller")),
     "daemonset-controller": lambda ctx: DaemonSetController(**ctx.standard("daemonset-controller")),
     "deployment-controller": lambda ctx: DeploymentController(**ctx.standard("deployment-controller")),

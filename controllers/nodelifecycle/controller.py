@@ -39,6 +39,7 @@ from minikube_py.client import (
     NODES,
     NORMAL,
     PODS,
+    WARNING,
     ApiClient,
     ApiError,
     Clock,
@@ -175,7 +176,8 @@ class NodeLifecycleController:
         return min(cfg.node_monitor_period, remaining + MIN_REQUEUE)  # just after the deadline
 
     async def mark_pods_not_ready(self, node_name: str) -> None:
-        """MarkPodsNotReady: every pod on the node gets Ready=False (a status update each)."""
+        """MarkPodsNotReady: every pod on the node gets Ready=False (a status update each) and
+    a Warning NodeNotReady "Node is not ready" event."""
         errors: list[Exception] = []
         stamp = objects.format_time(self.clock.now())
         for pod in self.pods.lister.by_index(PODS_BY_NODE, node_name):
@@ -191,6 +193,9 @@ class NodeLifecycleController:
             except ApiError as exc:
                 if not exc.is_not_found():
                     errors.append(exc)
+                continue
+            # After the update, as Kubernetes: the pod still exists.
+            self.recorder.event(pod, WARNING, "NodeNotReady", "Node is not ready")
         if errors:
             raise errors[0]
 
