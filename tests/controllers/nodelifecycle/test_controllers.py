@@ -136,6 +136,9 @@ async def test_dead_node_goes_unknown_tainted_pods_not_ready_and_evicted(tmp_pat
         assert any(e["message"] == "Node dead status is now: NodeNotReady" for e in await _reasons(events, "NodeNotReady"))
         pod = await client.get(PODS, "quick", "default")
         assert condition(pod, "Ready")["status"] == "False"
+        pod_events = await wait_for(lambda: _reasons(events, "NodeNotReady", "Node is not ready"), message="pod event")
+        assert {e["involvedObject"]["name"] for e in pod_events} == {"quick", "default", "forever"}
+        assert {e["type"] for e in pod_events} == {"Warning"}
 
         await advance(clock, 11, client=client)
         quick = await wait_for(lambda: _pod_if(client, "quick", objects.being_deleted), message="quick evicted")
