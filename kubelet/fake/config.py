@@ -68,7 +68,11 @@ class FakeNodeConfig:
                               mkp.dev/fake-run-seconds overrides per pod)
     record_events             write Pulled/Created/Started/Killing Events (turn off for
                               scale runs: three Events per container triple the writes)
-    pod_workers, node_workers concurrent reconciles
+    pod_workers, node_workers concurrent reconciles. A real kubelet syncs each pod in
+                              its own goroutine; one fake process stands in for many
+                              nodes, and each pod sync waits for a status write, so
+                              with 16 workers 500 nodes started pods ~20 s behind the
+                              scheduler at 10,000 pods (64 keeps up).
     """
 
     capacity: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CAPACITY))
@@ -76,7 +80,7 @@ class FakeNodeConfig:
     status_report_frequency: float = 60.0
     run_seconds: float = 1.0
     record_events: bool = True
-    pod_workers: int = 16
+    pod_workers: int = 64
     node_workers: int = 4
     architecture: str = field(default_factory=host_architecture)
     kubelet_version: str = KUBELET_VERSION
