@@ -54,9 +54,11 @@ def no_schedule_taints(node: Obj) -> list[Obj]:
 
 
 def no_execute_taint_key(node: Obj) -> str | None:
+    """not-ready / unreachable for Ready False / Unknown; None for Ready True and for a node
+    that has not posted a Ready condition yet (it gets one, Unknown, once its startup grace
+    period is over)."""
     ready = condition(node, "Ready")
-    status = ready.get("status") if ready else "Unknown"
-    return CONDITION_TAINTS["Ready"].get(str(status))
+    return CONDITION_TAINTS["Ready"].get(str(ready.get("status"))) if ready else None
 
 
 def has_taint(node: Obj, key: str, effect: str) -> bool:

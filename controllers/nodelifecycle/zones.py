@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 
 from controllers.common import objects
-from controllers.nodelifecycle.health import ready_status
+from controllers.nodelifecycle.health import condition, ready_status
 from minikube_py.client import Clock
 
 Obj = dict[str, object]
@@ -64,7 +64,11 @@ class ZoneTracker:
         self._ready: dict[str, int] = {}
 
     def set(self, node: Obj) -> None:
+        """Count `node` (in its current zone and state); a node without a Ready condition
+        does not count anywhere yet, as in Kubernetes."""
         self.remove(objects.name(node))
+        if condition(node, "Ready") is None:
+            return
         zone, ready = zone_of(node), ready_status(node) == "True"
         self._nodes[objects.name(node)] = (zone, ready)
         self._total[zone] = self._total.get(zone, 0) + 1

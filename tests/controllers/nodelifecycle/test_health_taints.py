@@ -92,6 +92,10 @@ def test_taints_follow_conditions(ready: str, unschedulable: bool, expected: set
             assert t["timeAdded"] == "2026-01-01T00:00:00Z"
 
 
+def test_a_node_without_ready_condition_gets_no_taint_yet() -> None:
+    assert taints.desired_taints(node(ready=None), at(0)) == []
+
+
 def test_memory_pressure_taint() -> None:
     n = node()
     n["status"]["conditions"][0]["status"] = "True"

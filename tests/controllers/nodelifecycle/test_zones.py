@@ -48,6 +48,8 @@ def test_tracker_follows_nodes_and_detects_master_disruption() -> None:
     tracker.remove("a")
     tracker.remove("b")
     assert not tracker.zones(0.55).master_disruption()
+    tracker.set({"metadata": {"name": "new"}, "status": {}})
+    assert tracker.zones(0.55).states == {}
 
 
 def test_partial_disruption_rate_depends_on_cluster_size() -> None:
