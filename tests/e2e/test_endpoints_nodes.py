@@ -125,6 +125,7 @@ def _register_dead_node(k) -> None:
 def test_dead_node_goes_not_ready_and_its_pods_are_replaced(cluster):
     k = cluster.kubectl
     _register_dead_node(k)
+    registered = time.monotonic()
     quick = [{"key": f"node.kubernetes.io/{key}", "operator": "Exists", "effect": "NoExecute",
               "tolerationSeconds": 2} for key in ("unreachable", "not-ready")]
     k("apply", "-f", "-", input=deployment("victims", 6, quick))
@@ -140,6 +141,8 @@ def test_dead_node_goes_not_ready_and_its_pods_are_replaced(cluster):
         return line if line[1] == "NotReady" else None
 
     _wait(not_ready, timeout=90, what="the dead node NotReady")
+    # The 20 s grace period reached the controller-manager (its default is 50 s).
+    assert time.monotonic() - registered < 45
     node = json.loads(k("get", "node", DEAD, "-o", "json").stdout)
     ready_condition = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
     assert (ready_condition["status"], ready_condition["reason"], ready_condition["message"]) == (
