@@ -38,6 +38,7 @@ from controllers.replicaset.controller import ReplicaSetController
 from controllers.serviceaccount.controller import ServiceAccountController
 from controllers.statefulset.controller import StatefulSetController
 from controllers.volume.binder import PersistentVolumeBinderController
+from controllers.volume.protection import PVCProtectionController, PVProtectionController
 from controllers.volume.provisioner import LocalPathProvisioner
 from minikube_py.client import ApiClient, Clock, EventRecorder, SharedInformerFactory
 
@@ -113,8 +114,12 @@ CONTROLLERS: dict[str, ControllerConstructor] = {
     "pod-garbage-collector-controller": lambda ctx: PodGCController(**ctx.standard("pod-garbage-collector-controller")),
     "persistentvolume-binder-controller": PersistentVolumeBinderController.from_context,
     "local-path-provisioner": LocalPathProvisioner.from_context,
+    "persistentvolumeclaim-protection-controller": lambda ctx: PVCProtectionController(
+        **ctx.standard("persistentvolumeclaim-protection-controller")),
+    "persistentvolume-protection-controller": lambda ctx: PVProtectionController(
+        **ctx.standard("persistentvolume-protection-controller")),
 }
-ALIASES: dict[str, str] = {"persistentvolume-binder": "persistentvolume-binder-controller", "endpointslice": "endpointslice-controller", "endpoint": "endpoints-controller", "nodelifecycle": "node-lifecycle-controller", "statefulset": "statefulset-controller", "daemonset": "daemonset-controller", "job": "job-controller", "ttl-after-finished": "ttl-after-finished-controller", "cronjob": "cronjob-controller", "deployment": "deployment-controller", "replicaset": "replicaset-controller", "garbagecollector": "garbage-collector-controller", "namespace": "namespace-controller", "serviceaccount": "serviceaccount-controller", "podgc": "pod-garbage-collector-controller"}
+ALIASES: dict[str, str] = {"pvc-protection": "persistentvolumeclaim-protection-controller", "pv-protection": "persistentvolume-protection-controller", "persistentvolume-binder": "persistentvolume-binder-controller", "endpointslice": "endpointslice-controller", "endpoint": "endpoints-controller", "nodelifecycle": "node-lifecycle-controller", "statefulset": "statefulset-controller", "daemonset": "daemonset-controller", "job": "job-controller", "ttl-after-finished": "ttl-after-finished-controller", "cronjob": "cronjob-controller", "deployment": "deployment-controller", "replicaset": "replicaset-controller", "garbagecollector": "garbage-collector-controller", "namespace": "namespace-controller", "serviceaccount": "serviceaccount-controller", "podgc": "pod-garbage-collector-controller"}
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
 
 

@@ -98,6 +98,12 @@ def test_statefulset_lifecycle_with_kubectl(cluster: Any) -> None:
     claims = _get(cluster, "pvc")["items"]
     assert sorted(c["metadata"]["name"] for c in claims) == ["www-web-0", "www-web-1", "www-web-2"]
     assert all(c["metadata"]["labels"] == {"app": "nginx"} for c in claims)
+    # Each claim was provisioned by local-path on its pod's node and bound.
+    assert {c["metadata"]["name"]: c["status"]["phase"] for c in claims} == {f"www-{n}": "Bound" for n in NAMES}
+    nodes = {name: pod["spec"]["nodeName"] for name, pod in pods.items()}
+    for claim in claims:
+        owner = claim["metadata"]["name"].removeprefix("www-")
+        assert claim["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == nodes[owner]
 
     # An image update replaces web-2, then web-1, then web-0.
     k("set", "image", "statefulset/web", "nginx=nginx:1.25")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from controllers.volume.binder import PersistentVolumeBinderController
+from controllers.volume.protection import PVCProtectionController, PVProtectionController
 from controllers.volume.provisioner import LocalPathProvisioner
 from minikube_py.client import (
     NODES,
@@ -39,8 +40,11 @@ async def volume_controllers(plane: ControlPlane, base: Path) -> AsyncIterator[N
                      EventRecorder(client, "rancher.io/local-path_test")]
         binder = PersistentVolumeBinderController(client, factory, recorders[0], sync_period=0.5)
         provisioner = LocalPathProvisioner(client, factory, recorders[1], base_dir=base)
+        # The protection finalizers (admission) need their controllers, as in the manager.
+        protection = [PVCProtectionController(client, factory, recorders[0]),
+                      PVProtectionController(client, factory, recorders[0])]
         factory.start()
-        tasks = [asyncio.create_task(binder.run()), asyncio.create_task(provisioner.run())]
+        tasks = [asyncio.create_task(c.run()) for c in (binder, provisioner, *protection)]
         try:
             yield
         finally:
@@ -144,6 +148,12 @@ async def test_claim_whose_volume_is_deleted_is_lost(tmp_path: Path) -> None:
         await plane.wait_for(lambda: _phase(plane, PERSISTENTVOLUMECLAIMS, "data", "Bound", NS), timeout=15,
                              message="claim Bound")
         await plane.client.delete(PERSISTENTVOLUMES, "pv1")
+        # pv-protection holds a Bound volume; the claim stays Bound until an admin
+        # strips the finalizer (kubectl patch pv pv1 -p '{"metadata":{"finalizers":null}}').
+        held = await plane.client.get(PERSISTENTVOLUMES, "pv1")
+        assert held["metadata"]["deletionTimestamp"] and held["metadata"]["finalizers"] == ["kubernetes.io/pv-protection"]
+        assert await _phase(plane, PERSISTENTVOLUMECLAIMS, "data", "Bound", NS)
+        await plane.client.patch(PERSISTENTVOLUMES, "pv1", {"metadata": {"finalizers": None}})
         await plane.wait_for(lambda: _phase(plane, PERSISTENTVOLUMECLAIMS, "data", "Lost", NS), timeout=15,
                              message="claim Lost")
         lost = await plane.wait_for(lambda: plane.events("ClaimLost"), message="ClaimLost event")
