@@ -122,3 +122,45 @@ def test_single_process_mode_runs_every_component_in_one_process(tmp_path):
         c.mkp("up", "--single-process", "--fake-nodes", "3", "--no-merge")
         _wait(lambda: len(c.kubectl("get", "nodes", "-o", "name").stdout.split()) == 3, what="3 nodes")
         assert c.kubectl("get", "deployment", "web", "-o", "jsonpath={.status.readyReplicas}").stdout == "3"
+
+
+def test_stopped_node_goes_not_ready_and_its_pods_are_replaced(tmp_path):
+    """`mkp node stop` is a dead kubelet: after the grace period the node lifecycle
+    controller marks the node NotReady and taints it, and its pods are evicted and
+    replaced on the live node."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MKP_NODE_MONITOR_GRACE_PERIOD", "20s")  # fake nodes renew every 10 s
+        with start_mkp_cluster(tmp_path, None, "--fake-nodes", "1") as c:
+            k = c.kubectl
+            c.mkp("node", "add", "--fake")
+            k("cordon", "fake-node-1")  # the first pods all land on fake-node-2
+            tolerate = [{"key": f"node.kubernetes.io/{key}", "operator": "Exists", "effect": "NoExecute",
+                         "tolerationSeconds": 2} for key in ("unreachable", "not-ready")]
+            k("apply", "-f", "-", input=json.dumps({
+                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                         "template": {"metadata": {"labels": {"app": "web"}},
+                                      "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}],
+                                               "tolerations": tolerate}}}}))
+
+            def placed(node: str):
+                items = json.loads(k("get", "pods", "-l", "app=web", "-o", "json").stdout)["items"]
+                live = [p for p in items if not p["metadata"].get("deletionTimestamp")]
+                on = [p for p in live if p["spec"].get("nodeName") == node and p["status"].get("phase") == "Running"]
+                return on if len(on) == 2 else None
+
+            _wait(lambda: placed("fake-node-2"), what="2 pods on fake-node-2")
+            k("uncordon", "fake-node-1")
+            c.mkp("node", "stop", "fake-node-2")
+
+            def not_ready():
+                line = next(line for line in k("get", "nodes").stdout.splitlines() if line.startswith("fake-node-2"))
+                return "NotReady" in line
+
+            _wait(not_ready, timeout=60, what="fake-node-2 NotReady")
+            taints = json.loads(k("get", "node", "fake-node-2", "-o", "json").stdout)["spec"].get("taints") or []
+            assert {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"} in [
+                {"key": t["key"], "effect": t["effect"]} for t in taints]
+            _wait(lambda: placed("fake-node-1"), timeout=60, what="2 replacement pods on fake-node-1")
+            events = k("get", "events", "--field-selector", "reason=TaintManagerEviction", "-o", "name").stdout
+            assert len(events.split()) >= 2
