@@ -74,9 +74,10 @@ class ControllerContext:
     def workers(self, name: str) -> int:
         return int(self.concurrency.get(name, DEFAULT_WORKERS))
 
-    def standard(self, name: str) -> dict[str, Any]:
-        """The keyword arguments every controller takes."""
-        return {"client": self.client, "informers": self.informers, "recorder": self.recorder(name),
+    def standard(self, name: str, *, source: str | None = None) -> dict[str, Any]:
+        """The keyword arguments every controller takes; its Events say `source`
+        (default: the controller's name)."""
+        return {"client": self.client, "informers": self.informers, "recorder": self.recorder(source or name),
                 "workers": self.workers(name), "clock": self.clock}
 
     async def close(self) -> None:
@@ -91,27 +92,32 @@ class ControllerContext:
 ControllerConstructor = Callable[[ControllerContext], RunnableController]
 
 CONTROLLERS: dict[str, ControllerConstructor] = {
-    # Event sources as Kubernetes names them: endpoint-slice-controller, endpoint-controller, node-controller.
-    "endpointslice-controller": lambda ctx: EndpointSliceController(
-        **{**ctx.standard("endpointslice-controller"), "recorder": ctx.recorder("endpoint-slice-controller")},
-        max_endpoints_per_slice=int(ctx.options.get("max_endpoints_per_slice") or 100)),
-    "endpoints-controller": lambda ctx: EndpointsController(
-        **{**ctx.standard("endpoints-controller"), "recorder": ctx.recorder("endpoint-controller")}),
-    "node-lifecycle-controller": lambda ctx: NodeLifecycleController(
-        **{**ctx.standard("node-lifecycle-controller"), "recorder": ctx.recorder("node-controller")},
-        config=NodeLifecycleConfig.from_options(ctx.options)),
-    "taint-eviction-controller": lambda ctx: TaintEvictionController(**ctx.standard("taint-eviction-controller")),
-    "daemonset-controller": lambda ctx: DaemonSetController(**ctx.standard("daemonset-controller")),
+    # workloads
     "deployment-controller": lambda ctx: DeploymentController(**ctx.standard("deployment-controller")),
     "replicaset-controller": lambda ctx: ReplicaSetController(**ctx.standard("replicaset-controller")),
+    "statefulset-controller": lambda ctx: StatefulSetController(**ctx.standard("statefulset-controller")),
+    "daemonset-controller": lambda ctx: DaemonSetController(**ctx.standard("daemonset-controller")),
     "job-controller": lambda ctx: JobController(**ctx.standard("job-controller")),
-    "ttl-after-finished-controller": lambda ctx: TTLAfterFinishedController(**ctx.standard("ttl-after-finished-controller")),
+    "ttl-after-finished-controller": lambda ctx: TTLAfterFinishedController(
+        **ctx.standard("ttl-after-finished-controller")),
     "cronjob-controller": lambda ctx: CronJobController(**ctx.standard("cronjob-controller")),
+    # clean-up
     "garbage-collector-controller": lambda ctx: GarbageCollector(**ctx.standard("garbage-collector-controller")),
     "namespace-controller": lambda ctx: NamespaceController(**ctx.standard("namespace-controller")),
     "serviceaccount-controller": lambda ctx: ServiceAccountController(**ctx.standard("serviceaccount-controller")),
-    "statefulset-controller": lambda ctx: StatefulSetController(**ctx.standard("statefulset-controller")),
-    "pod-garbage-collector-controller": lambda ctx: PodGCController(**ctx.standard("pod-garbage-collector-controller")),
+    "pod-garbage-collector-controller": lambda ctx: PodGCController(
+        **ctx.standard("pod-garbage-collector-controller")),
+    # services and nodes (Event sources as Kubernetes names them)
+    "endpointslice-controller": lambda ctx: EndpointSliceController(
+        **ctx.standard("endpointslice-controller", source="endpoint-slice-controller"),
+        max_endpoints_per_slice=int(ctx.options.get("max_endpoints_per_slice") or 100)),
+    "endpoints-controller": lambda ctx: EndpointsController(
+        **ctx.standard("endpoints-controller", source="endpoint-controller")),
+    "node-lifecycle-controller": lambda ctx: NodeLifecycleController(
+        **ctx.standard("node-lifecycle-controller", source="node-controller"),
+        config=NodeLifecycleConfig.from_options(ctx.options)),
+    "taint-eviction-controller": lambda ctx: TaintEvictionController(**ctx.standard("taint-eviction-controller")),
+    # storage
     "persistentvolume-binder-controller": PersistentVolumeBinderController.from_context,
     "local-path-provisioner": LocalPathProvisioner.from_context,
     "persistentvolumeclaim-protection-controller": lambda ctx: PVCProtectionController(
@@ -119,7 +125,17 @@ CONTROLLERS: dict[str, ControllerConstructor] = {
     "persistentvolume-protection-controller": lambda ctx: PVProtectionController(
         **ctx.standard("persistentvolume-protection-controller")),
 }
-ALIASES: dict[str, str] = {"pvc-protection": "persistentvolumeclaim-protection-controller", "pv-protection": "persistentvolume-protection-controller", "persistentvolume-binder": "persistentvolume-binder-controller", "endpointslice": "endpointslice-controller", "endpoint": "endpoints-controller", "nodelifecycle": "node-lifecycle-controller", "statefulset": "statefulset-controller", "daemonset": "daemonset-controller", "job": "job-controller", "ttl-after-finished": "ttl-after-finished-controller", "cronjob": "cronjob-controller", "deployment": "deployment-controller", "replicaset": "replicaset-controller", "garbagecollector": "garbage-collector-controller", "namespace": "namespace-controller", "serviceaccount": "serviceaccount-controller", "podgc": "pod-garbage-collector-controller"}
+ALIASES: dict[str, str] = {
+    "deployment": "deployment-controller", "replicaset": "replicaset-controller",
+    "statefulset": "statefulset-controller", "daemonset": "daemonset-controller", "job": "job-controller",
+    "ttl-after-finished": "ttl-after-finished-controller", "cronjob": "cronjob-controller",
+    "garbagecollector": "garbage-collector-controller", "namespace": "namespace-controller",
+    "serviceaccount": "serviceaccount-controller", "podgc": "pod-garbage-collector-controller",
+    "endpointslice": "endpointslice-controller", "endpoint": "endpoints-controller",
+    "nodelifecycle": "node-lifecycle-controller", "persistentvolume-binder": "persistentvolume-binder-controller",
+    "pvc-protection": "persistentvolumeclaim-protection-controller",
+    "pv-protection": "persistentvolume-protection-controller",
+}
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
 
 
