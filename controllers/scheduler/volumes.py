@@ -136,6 +136,11 @@ class VolumeBinder:
         self._changed = asyncio.Event()
         self._waiting = 0
 
+    @property
+    def waiting(self) -> int:
+        """Bindings waiting for their claims now."""
+        return self._waiting
+
     def notify(self) -> None:
         """Something a waiting binding may depend on changed (claims, volumes, pods)."""
         if self._waiting:

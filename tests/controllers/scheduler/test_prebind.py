@@ -209,8 +209,8 @@ async def test_claim_gets_selected_node_and_pod_is_bound_only_after_the_claim(
     async with running_scheduler(apiserver.url) as scheduler:
         await client.create(PODS, claimed_pod())
         assert await wait_for(lambda: selected_node(client), message="selected-node") == "n1"
-        await asyncio.sleep(0.2)
-        assert await node_of(client, "web") is None  # PreBind is still waiting for the claim
+        await wait_for(lambda: scheduler.binder.waiting == 1, message="PreBind waiting")
+        assert await node_of(client, "web") is None  # the binding comes only after the claim is bound
         assert scheduler.cache.is_assumed("default/web")
         await provision(client, "n1")
         await wait_for(lambda: node_of(client, "web"), message="web bound")
@@ -227,7 +227,7 @@ async def test_claim_not_bound_in_time_sends_the_pod_back_with_scheduler_error(
     async with running_scheduler(apiserver.url, clock=clock, bind_timeout=30) as scheduler:
         await client.create(PODS, claimed_pod())
         await wait_for(lambda: selected_node(client), message="selected-node")
-        await wait_for(lambda: scheduler.binder._waiting == 1, message="PreBind waiting")
+        await wait_for(lambda: scheduler.binder.waiting == 1, message="PreBind waiting")
         clock.advance(31)
         [failed] = await wait_for(lambda: events_for(client, "web", "FailedScheduling"), message="FailedScheduling")
 
