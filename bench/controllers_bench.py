@@ -108,6 +108,24 @@ async def run(server: str, replicas: int) -> dict:
     }
 
 
+async def wait_for_nodes(server: str, nodes: int, timeout: float = 300.0) -> float:
+    """Until `nodes` nodes are Ready (fake nodes register one by one after `mkp up`
+    returns: a run started earlier would schedule onto a growing cluster, with the
+    registrations' CPU inside the measurement). Returns the seconds waited."""
+    began = time.perf_counter()
+    async with aiohttp.ClientSession() as session:
+        while True:
+            async with session.get(f"{server}/api/v1/nodes") as resp:
+                items = (await resp.json())["items"]
+            ready = sum(1 for n in items for c in (n.get("status") or {}).get("conditions") or ()
+                        if c.get("type") == "Ready" and c.get("status") == "True")
+            if ready >= nodes:
+                return time.perf_counter() - began
+            if time.perf_counter() - began > timeout:
+                raise TimeoutError(f"only {ready} of {nodes} nodes Ready after {timeout} s")
+            await asyncio.sleep(0.5)
+
+
 def cpu_seconds(home: Path) -> dict[str, float]:
     """User + system CPU time of each component so far (which one was the bottleneck)."""
     out = {}
@@ -147,12 +165,14 @@ def main() -> None:
             import yaml
 
             server = yaml.safe_load((home / "kubeconfig").read_text())["clusters"][0]["cluster"]["server"]
-            time.sleep(1.0)  # fake nodes register
+            registered_s = asyncio.run(wait_for_nodes(server, args.nodes))
+            time.sleep(1.0)  # let the components settle after the registrations
             before = cpu_seconds(home)
             result = asyncio.run(run(server, args.replicas))
             result["cpu_s"] = {name: round(spent - before.get(name, 0.0), 1)
                                for name, spent in cpu_seconds(home).items()}
             result["rss_mb"] = rss_mb(home)
+            result["nodes_ready_after_up_s"] = round(registered_s, 1)
         finally:
             mkp("down", "--name", "bench", "--purge", env=env)
     result["nodes"] = args.nodes

@@ -15,6 +15,7 @@ the addresses its running pods already have before it hands out new ones.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -37,8 +38,11 @@ def cidr_for_index(index: int) -> str:
     return f"{_CLUSTER.network_address + index * size}/{NODE_CIDR_PREFIX}"
 
 
+@functools.lru_cache(maxsize=65536)
 def index_of_cidr(cidr: str) -> int | None:
-    """Which /24 of the cluster CIDR `cidr` is (None if it is not one of them)."""
+    """Which /24 of the cluster CIDR `cidr` is (None if it is not one of them).
+    Memoized: registering node i looks at the CIDRs of all i nodes before it, and
+    parsing them again each time made registering 500 nodes take seconds of CPU."""
     try:
         network = ipaddress.ip_network(cidr, strict=False)
     except ValueError:
