@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -118,4 +119,7 @@ def main(*, names: Sequence[str], kubeconfig: str | None = None, server: str | N
 
     logging.basicConfig(level=os.environ.get("MKP_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Fewer cyclic GC passes over the pod cache (see controllers/scheduler/process.py
+    # GC_THRESHOLDS): at 10,000 pods on 500 nodes they were a third of this process's CPU.
+    gc.set_threshold(50_000, 20, 100)
     uvloop.run(serve(names=names, kubeconfig=kubeconfig, server=server, config=config))
