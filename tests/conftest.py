@@ -26,10 +26,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -159,3 +161,17 @@ def _no_mkp_process_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Ite
         details = {pid: " ".join(process.cmdline(pid)) for pid in leaked}
         process.stop(leaked, grace=2.0)
         pytest.fail(f"processes of test clusters were left running (now killed): {details}")
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 90.0, what: str = "condition",
+               interval: float = 0.25) -> Any:
+    """Poll `check()` until it returns something truthy (returned), or fail after
+    `timeout` seconds: how e2e tests wait for a cluster to converge."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)

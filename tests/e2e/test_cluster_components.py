@@ -11,20 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import start_mkp_cluster
+from tests.conftest import wait_until as _wait
 
 pytestmark = pytest.mark.e2e
 MANIFESTS = Path(__file__).parent / "manifests"
 
 
-def _wait(check, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

@@ -5,27 +5,18 @@ image update followed by `kubectl rollout status|history|undo`."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import start_mkp_cluster
+from tests.conftest import wait_until as _wait
 
 pytestmark = pytest.mark.e2e
 MANIFESTS = Path(__file__).parent / "manifests"
 NODES = ("fake-node-1", "fake-node-2", "fake-node-3")
 
 
-def _wait(check, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")

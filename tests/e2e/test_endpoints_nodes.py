@@ -12,26 +12,17 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
 from tests.conftest import start_mkp_cluster
+from tests.conftest import wait_until as _wait
 
 pytestmark = pytest.mark.e2e
 GRACE = "20s"
 DEAD = "dead-node"
 
 
-def _wait(check: Any, timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")

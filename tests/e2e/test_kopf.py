@@ -7,25 +7,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import wait_until as _wait
 
 pytestmark = pytest.mark.e2e
 pytest.importorskip("kopf")
 HERE = Path(__file__).parent
 
 
-def _wait_for(check, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.2)
 
 
 def test_kopf_operator_handles_create_and_update(mkp_cluster):
@@ -43,13 +35,13 @@ def test_kopf_operator_handles_create_and_update(mkp_cluster):
             obj = json.loads(k("get", "greeting", "g", "-o", "json").stdout)
             return (obj.get("status") or {}).get("message", "")
 
-        assert _wait_for(lambda: status_message() == "hello, mkp")
+        assert _wait(lambda: status_message() == "hello, mkp")
         obj = json.loads(k("get", "greeting", "g", "-o", "json").stdout)
         assert "kopf.zalando.org/last-handled-configuration" in obj["metadata"]["annotations"]
         events = json.loads(k("get", "events", "--field-selector", "involvedObject.name=g", "-o", "json").stdout)
         assert any(e["reason"] == "Greeted" for e in events["items"])
         k("patch", "greeting", "g", "--type=merge", "-p", '{"spec":{"name":"again"}}')
-        assert _wait_for(lambda: status_message() == "hello again, again")
+        assert _wait(lambda: status_message() == "hello again, again")
     finally:
         operator.terminate()
         try:

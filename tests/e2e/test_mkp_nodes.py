@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 from tests.conftest import start_mkp_cluster
+from tests.conftest import wait_until as _wait
 
 pytestmark = pytest.mark.e2e
 
 
-def _wait(check, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

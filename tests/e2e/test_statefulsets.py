@@ -10,7 +10,6 @@ scheduler places the pods and the claims stay Pending: no PV provisioner is invo
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,21 +17,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import start_mkp_cluster
+from tests.conftest import wait_until as _wait
 
 pytestmark = pytest.mark.e2e
 MANIFEST = Path(__file__).parent / "manifests" / "statefulset.yaml"
 NAMES = ["web-0", "web-1", "web-2"]
 
 
-def _wait(check: Any, timeout: float = 90.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.3)
 
 
 def _time(value: str) -> datetime:

@@ -10,13 +10,13 @@ PreBind would.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import start_mkp_cluster
+from tests.conftest import wait_until as _wait
 
 pytestmark = pytest.mark.e2e
 SELECTED_NODE = "volume.kubernetes.io/selected-node"
@@ -60,15 +60,6 @@ spec:
 """
 
 
-def _wait(check: Any, timeout: float = 45.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
