@@ -6,33 +6,21 @@ scheduler choosing a local PV (static)."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import MkpCluster, start_mkp_cluster
+from tests.conftest import MkpCluster, start_mkp_cluster, wait_until
 
 pytestmark = pytest.mark.e2e
 SELECTED_NODE = "volume.kubernetes.io/selected-node"
 
 
-def _wait(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MkpCluster]:
     with start_mkp_cluster(tmp_path_factory.mktemp("mkp"), None, "--fake-nodes", "2") as c:
-        _wait(lambda: c.kubectl("get", "nodes").stdout.count(" Ready ") == 2, what="2 Ready nodes")
+        wait_until(lambda: c.kubectl("get", "nodes").stdout.count(" Ready ") == 2, what="2 Ready nodes")
         yield c
 
 
@@ -65,7 +53,7 @@ def running_on(cluster: MkpCluster, name: str) -> str | None:
 
 def test_dynamic_claim_is_provisioned_on_the_pods_node(cluster: MkpCluster) -> None:
     apply(cluster, claim("dyn"), pod("dyn-user", "dyn"))   # the default class: standard, WaitForFirstConsumer
-    node = _wait(lambda: running_on(cluster, "dyn-user"), what="dyn-user Running")
+    node = wait_until(lambda: running_on(cluster, "dyn-user"), what="dyn-user Running")
     pvc = get(cluster, "pvc", "dyn")
     assert pvc["status"]["phase"] == "Bound"
     assert pvc["metadata"]["annotations"][SELECTED_NODE] == node
@@ -86,7 +74,7 @@ def test_static_local_pv_pulls_the_pod_to_its_node(cluster: MkpCluster) -> None:
                    "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
                        {"key": "kubernetes.io/hostname", "operator": "In", "values": ["fake-node-2"]}]}]}}}}
     apply(cluster, sc, pv, claim("static", "local-static"), pod("static-user", "static"))
-    assert _wait(lambda: running_on(cluster, "static-user"), what="static-user Running") == "fake-node-2"
+    assert wait_until(lambda: running_on(cluster, "static-user"), what="static-user Running") == "fake-node-2"
     pvc = get(cluster, "pvc", "static")
     assert (pvc["status"]["phase"], pvc["spec"]["volumeName"]) == ("Bound", "local-on-2")
     assert SELECTED_NODE not in (pvc["metadata"].get("annotations") or {})   # bound, not provisioned
