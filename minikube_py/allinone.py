@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from minikube_py.client import ApiClient
+from minikube_py.client import ApiClient, setup_process
 
 log = logging.getLogger("minikube_py.allinone")
 
@@ -95,11 +95,8 @@ async def serve_all(data_dir: Path, host: str, port: int, port_file: Path | None
 
 
 def main(data_dir: str, host: str, port: int, port_file: str | None, service_cidr: str, fake_nodes: int) -> None:
-    import os
-
     import uvloop
 
-    logging.basicConfig(level=os.environ.get("MKP_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_process()
     uvloop.run(serve_all(Path(data_dir), host, port, Path(port_file) if port_file else None, service_cidr,
                          fake_nodes))

@@ -10,12 +10,11 @@ restarts it, as with kube-controller-manager) or the configuration is unusable.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 from controllers.manager.registry import select_controllers
 from controllers.manager.run import FIELD_MANAGER, LeaderElectionLost, run_controller_manager
-from minikube_py.client import ApiClient, client_for, run_until_signalled
+from minikube_py.client import ApiClient, client_for, run_until_signalled, setup_process
 
 log = logging.getLogger("controllers.manager")
 
@@ -42,8 +41,7 @@ def main(kubeconfig: str | None, server: str | None, controllers: str, leader_el
     other flags by name (node_monitor_grace_period=50.0, ...), see ControllerContext."""
     import uvloop
 
-    logging.basicConfig(level=os.environ.get("MKP_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_process()
     try:
         names = select_controllers(controllers)
         client = make_client(kubeconfig, server)

@@ -17,9 +17,7 @@ read from the API, independent of any running scheduler.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
-import os
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -39,16 +37,11 @@ from minikube_py.client import (
     SharedInformerFactory,
     client_for,
     run_until_signalled,
+    setup_process,
 )
 
 log = logging.getLogger("controllers.scheduler")
 
-# Cyclic GC thresholds for the process (default 700, 10, 10). The scheduler holds every
-# pod and node in its caches, millions of objects, and the default thresholds make the
-# collector walk them again and again while watch events are decoded: at 10,000 pods on
-# 500 fake nodes it cost about a fifth of the process's CPU. Reference counting frees
-# almost all of our garbage; cycles are still collected, less often.
-GC_THRESHOLDS = (50_000, 20, 100)
 FIELD_MANAGER = "kube-scheduler"
 USER_AGENT = "kube-scheduler/minikube_py"
 LEASE_NAME = "kube-scheduler"
@@ -167,9 +160,7 @@ def main(kubeconfig: str | None, server: str | None, leader_elect: bool) -> None
     """Entry point of `mkp scheduler` (blocks until stopped; exit 1 on a lost Lease)."""
     import uvloop
 
-    logging.basicConfig(level=os.environ.get("MKP_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    gc.set_threshold(*GC_THRESHOLDS)
+    setup_process()
     try:
         client = make_client(kubeconfig, server)
     except (ValueError, OSError) as exc:

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,6 +30,7 @@ from minikube_py.client import (
     SharedInformerFactory,
     client_for,
     run_until_signalled,
+    setup_process,
 )
 
 log = logging.getLogger("kubelet.fake")
@@ -117,9 +116,5 @@ def main(*, names: Sequence[str], kubeconfig: str | None = None, server: str | N
     """Process entry point (`mkp kubelet --fake ...`): logging, uvloop, serve()."""
     import uvloop
 
-    logging.basicConfig(level=os.environ.get("MKP_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Fewer cyclic GC passes over the pod cache (see controllers/scheduler/process.py
-    # GC_THRESHOLDS): at 10,000 pods on 500 nodes they were a third of this process's CPU.
-    gc.set_threshold(50_000, 20, 100)
+    setup_process()
     uvloop.run(serve(names=names, kubeconfig=kubeconfig, server=server, config=config))

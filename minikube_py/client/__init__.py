@@ -21,7 +21,7 @@ Typical controller wiring:
 """
 
 from minikube_py.client.clock import Clock, FakeClock, RealClock, settle
-from minikube_py.client.component import client_for, run_until_signalled
+from minikube_py.client.component import client_for, run_until_signalled, setup_process
 from minikube_py.client.controller import (
     Controller,
     Reconcile,
@@ -85,6 +85,7 @@ from minikube_py.client.workqueue import ItemExponentialFailureRateLimiter, Rate
 __all__ = [
     "client_for",
     "run_until_signalled",
+    "setup_process",
     "ApiClient", "ApiError", "Clock", "Controller", "DeletedFinalStateUnknown", "EventHandler", "EventRecorder",
     "FakeClock", "Informer", "ItemExponentialFailureRateLimiter", "LeaderElector", "Lister", "NORMAL",
     "NAMESPACE_INDEX", "OWNER_UID_INDEX", "RateLimiter", "RealClock", "Reconcile", "Resource", "Result",

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
+import os
 import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -15,6 +17,21 @@ from typing import Any
 from minikube_py.client.rest import ApiClient
 
 log = logging.getLogger(__name__)
+
+# Component processes hold large caches of long-lived dicts (informers, the scheduler's
+# snapshot); with Python's default thresholds the cyclic collector walks them again and
+# again while watch events are decoded: at 10,000 pods on 500 fake nodes that was a fifth
+# to a third of a process's CPU. Reference counting frees almost all our garbage; cycles
+# are still collected, less often.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def setup_process() -> None:
+    """What every component process does first: logging (level from MKP_LOG_LEVEL) and
+    the collector thresholds above."""
+    logging.basicConfig(level=os.environ.get("MKP_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def client_for(kubeconfig: str | None, server: str | None, **options: Any) -> ApiClient:
