@@ -285,5 +285,6 @@ class PodDriver:
         name = container["name"]
         self._event(handle, pod, NORMAL, "Pulled",
                     f'Container image "{container.get("image", "")}" already present on machine', field_path=path)
-        self._event(handle, pod, NORMAL, "Created", f"Created container {name}", field_path=path)
+        # kubelet 1.32 says "Created container: x" but still "Started container x".
+        self._event(handle, pod, NORMAL, "Created", f"Created container: {name}", field_path=path)
         self._event(handle, pod, NORMAL, "Started", f"Started container {name}", field_path=path)

@@ -74,10 +74,10 @@ async def test_pod_goes_running_and_ready_with_a_kubelets_status(client: ApiClie
     assert ("kubelet", "status") in managers
     assert events == [
         ("Pulled", 'Container image "busybox:1.36" already present on machine', "spec.initContainers{init}"),
-        ("Created", "Created container init", "spec.initContainers{init}"),
+        ("Created", "Created container: init", "spec.initContainers{init}"),
         ("Started", "Started container init", "spec.initContainers{init}"),
         ("Pulled", 'Container image "nginx" already present on machine', "spec.containers{web}"),
-        ("Created", "Created container web", "spec.containers{web}"),
+        ("Created", "Created container: web", "spec.containers{web}"),
         ("Started", "Started container web", "spec.containers{web}"),
     ]
     assert uid
