@@ -22,3 +22,14 @@ k set image deployment/order-service order-service=walmart/order-service:2.2.0
 k rollout status deployment/order-service --timeout=60s
 k rollout history deployment/order-service
 k get deployments,replicasets,pods -o wide
+
+# A Job runs to completion; a StatefulSet gets ordered pods, each with its own volume
+# from the default StorageClass (local-path, like kind's `standard`).
+k create job hello --image=busybox -- echo hello
+k wait --for=condition=complete job/hello --timeout=60s
+k get jobs
+k apply -f "$here/../tests/e2e/manifests/statefulset.yaml"
+k rollout status statefulset/web --timeout=90s
+k get statefulset web
+k get pods,pvc -l app=nginx
+k get pv
