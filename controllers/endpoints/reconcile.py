@@ -114,7 +114,11 @@ def desired_endpoints(service: Obj, pod_objs: list[Obj], current: Obj | None, *,
         annotations[OVER_CAPACITY_ANNOTATION] = "truncated"
     else:
         annotations.pop(OVER_CAPACITY_ANNOTATION, None)
-    metadata["annotations"] = annotations
+    # Go's omitempty: an Endpoints with no annotations has no `annotations` key at all.
+    if annotations:
+        metadata["annotations"] = annotations
+    else:
+        metadata.pop("annotations", None)
     metadata["labels"] = labels
     body["subsets"] = subsets
     return body

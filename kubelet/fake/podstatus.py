@@ -12,7 +12,9 @@ A pod's life on a fake node, decided once from its spec when it starts (`PodPlan
   Error) — except that with restartPolicy OnFailure a failing container is restarted
   in place as the kubelet does (first restart at once, then after a back-off of 10 s
   doubling to 5 min, state waiting CrashLoopBackOff meanwhile, restartCount and
-  lastState kept), so the pod stays Running; other pods run until deleted.
+  lastState kept), so the pod stays Running; other pods run until deleted, unless
+  mkp.dev/fake-exit-code is non-zero: then their containers fail after `run_seconds`
+  and are restarted the same way (the CrashLoopBackOff of a restartPolicy Always pod).
 
 Conditions follow the kubelet's status generator (pkg/kubelet/status/generate.go):
 conditions owned by others first and kept, then PodReadyToStartContainers, Initialized,
@@ -44,7 +46,7 @@ KILLED_EXIT_CODE = 143  # 128 + SIGTERM: how a fake container ends when its pod 
 
 @dataclass(frozen=True)
 class Attempt:
-    """One run of a restarting pod's containers (restartPolicy OnFailure, failing)."""
+    """One run of a restarting pod's containers (restartPolicy OnFailure or Always, failing)."""
 
     index: int  # 0 for the first run: also the container's restartCount while it runs
     start: datetime
@@ -68,7 +70,7 @@ class PodPlan:
     finish_at: datetime | None  # None: runs until deleted (or restarts forever)
     exit_code: int = 0
     run_seconds: float = 0.0
-    restarts: bool = False  # OnFailure with a failing exit code: containers restart in place
+    restarts: bool = False  # OnFailure/Always with a failing exit code: containers restart in place
 
     def ready(self, now: datetime) -> dict[str, bool]:
         if self.restarts:
@@ -145,7 +147,9 @@ def plan(pod: Obj, started: datetime, *, default_run_seconds: float) -> PodPlan:
     finish_at = None
     seconds = run_seconds(pod, default_run_seconds)
     code = exit_code(pod)
-    restarts = spec.get("restartPolicy") == "OnFailure" and code != 0
+    # A failing container of an OnFailure or Always pod is restarted in place (CrashLoopBackOff);
+    # Always pods without an exit code run until deleted.
+    restarts = code != 0 and spec.get("restartPolicy", "Always") in ("OnFailure", "Always")
     if runs_to_completion(pod) and not restarts:
         finish_at = started + timedelta(seconds=seconds)
     return PodPlan(started, ready_at, finish_at, code, seconds, restarts)
@@ -258,7 +262,7 @@ def desired_status(pod: Obj, pod_plan: PodPlan, now: datetime, *, host_ip: str, 
 
 
 def _restarting_statuses(pod: Obj, pod_plan: PodPlan, now: datetime, ready: dict[str, bool]) -> list[Obj]:
-    """Containers of an OnFailure pod whose runs fail: each run ends with the exit code,
+    """Containers of an OnFailure or Always pod whose runs fail: each run ends with the exit code,
     the kubelet restarts it in place after its back-off (state waiting CrashLoopBackOff
     meanwhile), restartCount counts the restarts and lastState shows the run before."""
     meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}

@@ -102,6 +102,28 @@ def test_which_pods_run_to_completion(pod: dict, completes: bool) -> None:
     assert podstatus.runs_to_completion(pod) is completes
 
 
+@pytest.mark.parametrize(("policy", "code", "restarts"), [
+    pytest.param("Always", "1", True, id="always-failing-crash-loops"),
+    pytest.param("Always", None, False, id="always-runs-until-deleted"),
+    pytest.param("OnFailure", "2", True, id="on-failure-failing"),
+    pytest.param("Never", "1", False, id="never-fails-once"),
+])
+def test_failing_containers_restart_unless_restart_policy_never(policy: str, code: str | None,
+                                                                restarts: bool) -> None:
+    pod = _pod(restartPolicy=policy)
+    if code is not None:
+        pod["metadata"]["annotations"] = {"mkp.dev/fake-exit-code": code, "mkp.dev/fake-run-seconds": "5"}
+    plan = podstatus.plan(pod, T0, default_run_seconds=2)
+    assert plan.restarts is restarts
+    later = podstatus.desired_status(pod, plan, T0 + timedelta(seconds=12), host_ip="127.1.0.1", pod_ip="10.244.0.2")
+    web = later["containerStatuses"][0]
+    if restarts:  # run 0 ends at 5 s, run 1 at 10 s, then a 10 s back-off
+        assert later["phase"] == "Running" and web["restartCount"] == 1
+        assert web["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    else:
+        assert "waiting" not in web["state"] and web["restartCount"] == 0
+
+
 def test_bad_annotations_fall_back_to_defaults() -> None:
     pod = _pod(restartPolicy="Never")
     pod["metadata"]["annotations"] = {"mkp.dev/fake-run-seconds": "soon", "mkp.dev/fake-exit-code": "x"}

@@ -76,7 +76,12 @@ def test_over_capacity_annotation_and_thousand_addresses() -> None:
     assert body["metadata"]["annotations"] == {"endpoints.kubernetes.io/over-capacity": "truncated"}
     assert sum(len(s["addresses"]) for s in body["subsets"]) == 1000
     smaller = desired_endpoints(service(), pods[:10], body)
-    assert smaller is not None and "endpoints.kubernetes.io/over-capacity" not in smaller["metadata"]["annotations"]
+    assert smaller is not None and "annotations" not in smaller["metadata"]
+
+
+def test_endpoints_without_annotations_carry_no_empty_annotations_map() -> None:
+    body = desired_endpoints(service(cluster_ip="None"), [pod("a", "10.0.0.1")], None)
+    assert body is not None and "annotations" not in body["metadata"]
 
 
 def test_endpoints_object_labels_trigger_time_and_no_op() -> None:
