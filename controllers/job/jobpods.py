@@ -120,8 +120,9 @@ def _add_index_env(container: Obj) -> None:
     env = container.setdefault("env", [])
     if any(e.get("name") == INDEX_ENV for e in env):
         return
+    # PodIndexLabel (GA in 1.32): the env var reads the index label, not the annotation.
     env.append({"name": INDEX_ENV, "valueFrom": {"fieldRef": {
-        "fieldPath": f"metadata.annotations['{INDEX_ANNOTATION}']"}}})
+        "fieldPath": f"metadata.labels['{INDEX_LABEL}']"}}})
 
 
 def remove_finalizer_patch() -> Obj:

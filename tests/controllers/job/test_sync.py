@@ -254,7 +254,7 @@ def test_indexed_job_creates_pods_per_index_with_hostname_and_env() -> None:
     template = plan.create[0][0]
     assert template["metadata"]["labels"][jobpods.INDEX_LABEL] == "3"
     assert template["spec"]["containers"][0]["env"] == [{"name": "JOB_COMPLETION_INDEX", "valueFrom": {
-        "fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}}]
+        "fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-completion-index']"}}}]
 
 
 def test_indexed_job_records_completed_indexes() -> None:
