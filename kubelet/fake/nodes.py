@@ -73,6 +73,7 @@ class NodeHandle:
     lease: Obj | None = None
     lease_due: float | None = None  # clock.monotonic() of the next renewal (None: at once)
     status_due: float | None = None  # ... of the next periodic status report (None: not set)
+    last_unschedulable: bool = False  # spec.unschedulable last seen (the kubelet starts from False)
 
     @property
     def ready(self) -> bool:
@@ -166,6 +167,7 @@ class NodeAgent:
         mono = self.clock.monotonic()
         await self._heartbeat(handle, mono)
         await self._report(handle, newest(node, handle.node) or node, mono)
+        self._record_schedulable(handle, newest(node, handle.node) or node)
         assert handle.lease_due is not None and handle.status_due is not None
         return Result(requeue_after=max(min(handle.lease_due, handle.status_due) - mono, 0.001))
 
@@ -189,6 +191,15 @@ class NodeAgent:
                 self._event(handle, reason, f"Node {handle.name} status is now: {reason}")
         if patch is not None or first:
             handle.status_due = mono + self._interval(self.config.status_report_frequency, first=first)
+
+    def _record_schedulable(self, handle: NodeHandle, node: Obj) -> None:
+        """recordNodeSchedulableEvent: `kubectl cordon`/`uncordon` show up on the Node as
+        NodeNotSchedulable / NodeSchedulable from the kubelet."""
+        unschedulable = bool((node.get("spec") or {}).get("unschedulable"))
+        if unschedulable != handle.last_unschedulable:
+            reason = "NodeNotSchedulable" if unschedulable else "NodeSchedulable"
+            self._event(handle, reason, f"Node {handle.name} status is now: {reason}")
+            handle.last_unschedulable = unschedulable
 
     def _event(self, handle: NodeHandle, reason: str, message: str) -> None:
         """An Event about the Node, referenced as the kubelet does (uid = node name)."""

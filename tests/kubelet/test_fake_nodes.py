@@ -212,3 +212,30 @@ async def test_lease_renewal_survives_conflicts_and_failed_calls(client: ApiClie
 
 async def _no_failures_left(failures: list[int]) -> bool:
     return not failures
+
+
+async def test_cordon_and_uncordon_are_told_as_kubelet_events(client: ApiClient, clock: FakeClock) -> None:
+    """kubectl cordon / uncordon: the kubelet records NodeNotSchedulable, then NodeSchedulable."""
+
+    async def reasons() -> list[str] | None:
+        items = (await client.list(EVENTS, "default", field_selector="involvedObject.name=fake-1"))["items"]
+        found = [e["reason"] for e in items if e["reason"].endswith("Schedulable")]
+        return found if len(found) == 2 else None
+
+    async with running_fake_nodes(client, ["fake-1"], clock=clock) as fake:
+        await client.patch(NODES, "fake-1", {"spec": {"unschedulable": True}}, field_manager="kubectl-cordon")
+        await eventually(lambda: _flushed_with(fake, lambda: _has_reason(client, "NodeNotSchedulable")))
+        await client.patch(NODES, "fake-1", {"spec": {"unschedulable": None}}, field_manager="kubectl-cordon")
+        found = await eventually(lambda: _flushed_with(fake, reasons))
+    assert sorted(found) == ["NodeNotSchedulable", "NodeSchedulable"]
+    items = (await client.list(EVENTS, "default", field_selector="reason=NodeNotSchedulable"))["items"]
+    assert items[0]["message"] == "Node fake-1 status is now: NodeNotSchedulable"
+
+
+async def _has_reason(client: ApiClient, reason: str) -> bool:
+    return bool((await client.list(EVENTS, "default", field_selector=f"reason={reason}"))["items"])
+
+
+async def _flushed_with(fake, check):  # type: ignore[no-untyped-def]
+    await fake.nodes.handles["fake-1"].recorder.flush()
+    return await check()
