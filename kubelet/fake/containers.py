@@ -48,6 +48,25 @@ def image_id(image: str) -> str:
     return f"{_repository(normalized)}@sha256:{hashlib.sha256(normalized.encode()).hexdigest()}"
 
 
+def image_size(image: str) -> int:
+    """The bytes a pull of `image` reports: made up from its digest (5 to 100 MB) so that
+    one image always has one size."""
+    digest = image_id(image).rpartition(":")[2]
+    return 5_000_000 + int(digest[:8], 16) % 95_000_000 if len(digest) >= 8 else 5_000_000
+
+
+def pull_events(container: Obj) -> list[tuple[str, str]]:
+    """(reason, message) of the kubelet's image manager for one container start: policy
+    Always pulls (Pulling, then Pulled with the pull time and size; fake pulls take no
+    time), IfNotPresent and Never find the image already present (a fake node has them all)."""
+    image = container.get("image", "")
+    if container.get("imagePullPolicy") != "Always":
+        return [("Pulled", f'Container image "{image}" already present on machine')]
+    return [("Pulling", f'Pulling image "{image}"'),
+            ("Pulled", f'Successfully pulled image "{image}" in 0s (0s including waiting). '
+                       f"Image size: {image_size(image)} bytes.")]
+
+
 def container_id(pod_uid: str, name: str) -> str:
     return "fake://" + hashlib.sha256(f"{pod_uid}/{name}".encode()).hexdigest()
 

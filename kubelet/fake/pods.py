@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kubelet.fake import podstatus
+from kubelet.fake import containers, podstatus
 from kubelet.fake.config import FIELD_MANAGER, FakeNodeConfig, parse_time
 from kubelet.fake.ipam import AddressesExhausted
 from kubelet.fake.nodes import NodeHandle, revision
@@ -283,8 +283,8 @@ class PodDriver:
 
     def _container_started(self, pod: Obj, handle: NodeHandle, container: Obj, path: str) -> None:
         name = container["name"]
-        self._event(handle, pod, NORMAL, "Pulled",
-                    f'Container image "{container.get("image", "")}" already present on machine', field_path=path)
+        for reason, message in containers.pull_events(container):
+            self._event(handle, pod, NORMAL, reason, message, field_path=path)
         # kubelet 1.32 says "Created container: x" but still "Started container x".
         self._event(handle, pod, NORMAL, "Created", f"Created container: {name}", field_path=path)
         self._event(handle, pod, NORMAL, "Started", f"Started container {name}", field_path=path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubelet.fake import containers
 from minikube_py.client import EVENTS, NODES, PODS, ApiClient, FakeClock
 from tests.kubelet.support import create_bound_pod, eventually, pod_manifest, running_fake_nodes
 
@@ -48,7 +49,7 @@ async def test_pod_goes_running_and_ready_with_a_kubelets_status(client: ApiClie
     async with running_fake_nodes(client, ["fake-1"], clock=clock) as fake:
         created = await create_bound_pod(client, manifest, "fake-1")
         pod = await eventually(_phase(client, "web", "Running"))
-        events = await eventually(lambda: _events_when(client, "web", 6))
+        events = await eventually(lambda: _events_when(client, "web", 7))
         await fake.nodes.handles["fake-1"].recorder.flush()
     status, uid = pod["status"], created["metadata"]["uid"]
     assert (status["hostIP"], status["hostIPs"]) == ("127.1.0.1", [{"ip": "127.1.0.1"}])
@@ -72,11 +73,15 @@ async def test_pod_goes_running_and_ready_with_a_kubelets_status(client: ApiClie
                                            "reason": "Completed", "startedAt": T0}
     managers = {(m["manager"], m.get("subresource")) for m in pod["metadata"]["managedFields"]}
     assert ("kubelet", "status") in managers
+    size = containers.image_size("nginx")
+    assert 5_000_000 <= size < 100_000_000
     assert events == [
         ("Pulled", 'Container image "busybox:1.36" already present on machine', "spec.initContainers{init}"),
         ("Created", "Created container: init", "spec.initContainers{init}"),
         ("Started", "Started container init", "spec.initContainers{init}"),
-        ("Pulled", 'Container image "nginx" already present on machine', "spec.containers{web}"),
+        ("Pulling", 'Pulling image "nginx"', "spec.containers{web}"),  # nginx (:latest) defaults to Always
+        ("Pulled", f'Successfully pulled image "nginx" in 0s (0s including waiting). Image size: {size} bytes.',
+         "spec.containers{web}"),
         ("Created", "Created container: web", "spec.containers{web}"),
         ("Started", "Started container web", "spec.containers{web}"),
     ]
@@ -197,7 +202,7 @@ async def test_on_failure_pod_restarts_its_container_with_crash_loop_backoff(cli
             return counts if counts.get("Started") == 3 else None
 
         counts = await eventually(started_three_times)
-    assert counts == {"Pulled": 3, "Created": 3, "Started": 3, "BackOff": 1}
+    assert counts == {"Pulling": 3, "Pulled": 3, "Created": 3, "Started": 3, "BackOff": 1}  # Always pulls each time
 
 
 async def _rv_settled(client: ApiClient, name: str) -> bool:
