@@ -240,9 +240,12 @@ def reconcile_slices(service: Obj, pod_objs: Iterable[Obj], slices: Iterable[Obj
         else:
             plan.create.append(new_slice(service, [], []))
     for slice_obj in [*plan.create, *plan.update]:
-        annotations = slice_obj["metadata"].setdefault("annotations", {})
+        meta = slice_obj["metadata"]
+        annotations = meta.setdefault("annotations", {})
         if trigger_time is not None:
             annotations[TRIGGER_TIME_ANNOTATION] = format_trigger_time(trigger_time)
         else:
             annotations.pop(TRIGGER_TIME_ANNOTATION, None)
+        if not annotations:  # Go's omitempty: no empty `annotations: {}` on the slice
+            del meta["annotations"]
     return plan

@@ -52,6 +52,8 @@ def test_slice_has_kubernetes_metadata_ports_and_endpoint_fields() -> None:
     assert meta["annotations"] == {"endpoints.kubernetes.io/last-change-trigger-time": "2026-01-01T00:00:05Z"}
     assert created["addressType"] == "IPv4"
     assert created["ports"] == [{"name": "http", "port": 8080, "protocol": "TCP"}]
+    [untimed] = reconcile_slices(svc, [pod("web-1", "10.0.0.1")], [], nodes(zone="zone-a")).create
+    assert "annotations" not in untimed["metadata"]  # no empty map, as Go's omitempty
     assert created["endpoints"] == [{
         "addresses": ["10.0.0.1"], "conditions": {"ready": True, "serving": True, "terminating": False},
         "targetRef": {"kind": "Pod", "namespace": "default", "name": "web-1", "uid": "uid-web-1"},
