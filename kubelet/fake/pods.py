@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kubelet.fake import containers, podstatus
+from kubelet.fake import blocked, containers, podstatus
 from kubelet.fake.config import FIELD_MANAGER, FakeNodeConfig, parse_time
 from kubelet.fake.ipam import AddressesExhausted
 from kubelet.fake.nodes import NodeHandle, revision
@@ -81,6 +81,7 @@ class PodRecord:
     ip: str | None = None
     written_rv: int = 0  # resourceVersion our last status write produced
     deleted: bool = False
+    warned_at: float | None = None  # clock.monotonic() of the last "cannot start" Warning
 
 
 class PodDriver:
@@ -185,7 +186,11 @@ class PodDriver:
         if revision(pod) < record.written_rv:
             return None  # the cache has not seen our last write yet; its watch event brings the key back
         status = pod.get("status") or {}
-        first = not podstatus.is_started(pod)
+        first = not podstatus.is_started(pod) or blocked.is_blocked(pod)
+        if first:
+            stuck = await blocked.find(self.client, pod)
+            if stuck is not None:
+                return await self._hold(pod, record, handle, stuck)
         started = record.started or (None if first else parse_time(status.get("startTime"))) or self.clock.now()
         try:
             host_ip, pod_ip = self._addresses(pod, record, handle)
@@ -209,6 +214,27 @@ class PodDriver:
             return None
         return self._after(plan, now)
 
+    async def _hold(self, pod: Obj, record: PodRecord, handle: NodeHandle, stuck: blocked.Blocked) -> Result:
+        """A ConfigMap or Secret the pod needs is missing: show it Pending, say why (again
+        every RETRY_SECONDS, as the kubelet's retries do), and look again then."""
+        assert handle.internal_ip is not None
+        pod_ip = None
+        if stuck.reason == blocked.CONFIG_ERROR:  # the sandbox (and its IP) exists
+            pod_ip = self._addresses(pod, record, handle)[1]
+            record.ip = pod_ip
+        desired = blocked.pending_status(pod, stuck, self.clock.now(), host_ip=handle.internal_ip, pod_ip=pod_ip)
+        if podstatus.state_key(desired) != podstatus.state_key(pod.get("status")):
+            await self._write(pod, record, desired)
+        mono = self.clock.monotonic()
+        if record.warned_at is None or mono - record.warned_at >= blocked.RETRY_SECONDS * 0.99:
+            path = f"spec.containers{{{stuck.container}}}" if stuck.container else None
+            if stuck.container and any(c.get("name") == stuck.container
+                                       for c in (pod.get("spec") or {}).get("initContainers") or []):
+                path = f"spec.initContainers{{{stuck.container}}}"
+            self._event(handle, pod, WARNING, stuck.event_reason, stuck.event_message, field_path=path)
+            record.warned_at = mono
+        return Result(requeue_after=blocked.RETRY_SECONDS)
+
     @staticmethod
     def _after(plan: podstatus.PodPlan, now: datetime) -> Result | None:
         due = plan.next_due(now)
@@ -229,7 +255,7 @@ class PodDriver:
         if record.deleted:
             return
         meta = pod.get("metadata") or {}
-        running = podstatus.is_started(pod) and not podstatus.is_terminal(pod)
+        running = podstatus.is_started(pod) and not podstatus.is_terminal(pod) and not blocked.is_blocked(pod)
         if running:
             for container in (pod.get("spec") or {}).get("containers") or []:
                 self._event(handle, pod, NORMAL, "Killing", f"Stopping container {container['name']}",

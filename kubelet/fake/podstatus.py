@@ -306,7 +306,7 @@ def _container_key(statuses: list[Obj] | None) -> tuple[Any, ...]:
         state = s.get("state") or {}
         kind = next(iter(state), "")
         keys.append((s.get("name"), bool(s.get("ready")), kind, (state.get("terminated") or {}).get("exitCode"),
-                     s.get("restartCount", 0)))
+                     s.get("restartCount", 0), tuple(sorted((state.get("waiting") or {}).items()))))
     return tuple(keys)
 
 
