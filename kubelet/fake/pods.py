@@ -231,6 +231,12 @@ class PodDriver:
             if stuck.container and any(c.get("name") == stuck.container
                                        for c in (pod.get("spec") or {}).get("initContainers") or []):
                 path = f"spec.initContainers{{{stuck.container}}}"
+            if stuck.reason == blocked.CONFIG_ERROR:  # the image is pulled before the config is made
+                spec = pod.get("spec") or {}
+                container = next(c for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+                                 if c.get("name") == stuck.container)
+                for reason, message in containers.pull_events(container):
+                    self._event(handle, pod, NORMAL, reason, message, field_path=path)
             self._event(handle, pod, WARNING, stuck.event_reason, stuck.event_message, field_path=path)
             record.warned_at = mono
         return Result(requeue_after=blocked.RETRY_SECONDS)

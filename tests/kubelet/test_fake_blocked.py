@@ -46,6 +46,9 @@ async def test_missing_secret_in_env_is_create_container_config_error(client: Ap
         assert ready["PodReadyToStartContainers"] == ("True", None)
         assert await _warnings(client, fake, "app") == [
             ("Failed", 'Error: secret "db-credentials" not found', "spec.containers{app}")]
+        items = (await client.list(EVENTS, "default", field_selector="involvedObject.name=app"))["items"]
+        assert ("Pulled", 'Container image "nginx:1.25" already present on machine') in {
+            (e["reason"], e["message"]) for e in items}  # pulled before the config fails
 
         await client.create(SECRETS, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db-credentials"},
                                       "stringData": {"user": "app"}}, "default")
