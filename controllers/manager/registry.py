@@ -33,6 +33,7 @@ from controllers.namespace.controller import NamespaceController
 from controllers.nodelifecycle.config import NodeLifecycleConfig
 from controllers.nodelifecycle.controller import NodeLifecycleController
 from controllers.nodelifecycle.tainteviction import TaintEvictionController
+from controllers.podautoscaler.controller import HorizontalPodAutoscalerController
 from controllers.podgc.controller import PodGCController
 from controllers.replicaset.controller import ReplicaSetController
 from controllers.serviceaccount.controller import ServiceAccountController
@@ -101,6 +102,8 @@ CONTROLLERS: dict[str, ControllerConstructor] = {
     "ttl-after-finished-controller": lambda ctx: TTLAfterFinishedController(
         **ctx.standard("ttl-after-finished-controller")),
     "cronjob-controller": lambda ctx: CronJobController(**ctx.standard("cronjob-controller")),
+    "horizontal-pod-autoscaler-controller": lambda ctx: HorizontalPodAutoscalerController(
+        **ctx.standard("horizontal-pod-autoscaler-controller", source="horizontal-pod-autoscaler")),
     # clean-up
     "garbage-collector-controller": lambda ctx: GarbageCollector(**ctx.standard("garbage-collector-controller")),
     "namespace-controller": lambda ctx: NamespaceController(**ctx.standard("namespace-controller")),
@@ -135,6 +138,7 @@ ALIASES: dict[str, str] = {
     "nodelifecycle": "node-lifecycle-controller", "persistentvolume-binder": "persistentvolume-binder-controller",
     "pvc-protection": "persistentvolumeclaim-protection-controller",
     "pv-protection": "persistentvolume-protection-controller",
+    "horizontalpodautoscaling": "horizontal-pod-autoscaler-controller",
 }
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
 
