@@ -1,5 +1,5 @@
 """The HorizontalPodAutoscaler controller: one sync per HPA every 15 s (the
-horizontal-pod-autoscaler-sync-period), level-triggered from the HPA informer.
+horizontal-pod-autoscaler-sync-period), the first 15 s after the HPA appears.
 
 A sync reads the target's Scale through the API (`<resource>/<name>/scale`), lets
 `replicas.decide` say what Kubernetes would do without metrics, writes the new size
@@ -24,13 +24,14 @@ from minikube_py.client import (
     ApiError,
     Clock,
     Controller,
+    EventHandler,
     EventRecorder,
     RealClock,
     Resource,
     Result,
     SharedInformerFactory,
     WorkQueue,
-    enqueue_object,
+    key_of,
     split_key,
 )
 from minikube_py.client.resources import REPLICATIONCONTROLLERS
@@ -57,9 +58,16 @@ class HorizontalPodAutoscalerController:
         self.sync_period = sync_period
         self.hpas = informers.informer(HORIZONTALPODAUTOSCALERS)
         self.queue: WorkQueue[str] = WorkQueue("horizontalpodautoscaler", clock=self.clock)
-        self.hpas.add_event_handler(enqueue_object(self.queue))
+        # enqueueHPA: every request waits one sync period in the queue (AddRateLimited with
+        # a fixed interval) and duplicates fold into it, so an HPA syncs every 15 s, its
+        # first sync included, whatever its status writes and edits.
+        self.hpas.add_event_handler(EventHandler(on_add=self._enqueue, on_update=lambda old, new: self._enqueue(new),
+                                                 on_delete=lambda obj: None))
         self.controller = Controller("horizontal-pod-autoscaler", self.queue, self.reconcile, workers=workers,
                                      wait_for=[self.hpas])
+
+    def _enqueue(self, hpa: Obj) -> None:
+        self.queue.add_after(key_of(hpa), self.sync_period)
 
     async def run(self) -> None:
         await self.controller.run()

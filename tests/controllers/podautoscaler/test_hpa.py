@@ -136,3 +136,14 @@ async def test_missing_target_is_failed_get_scale(tmp_path: Path) -> None:
         assert (able["type"], able["status"], able["reason"]) == ("AbleToScale", "False", "FailedGetScale")
         assert able["message"].startswith("the HPA controller was unable to get the target's current scale: ")
         assert 'deployments.apps "ghost" not found' in able["message"]
+
+
+async def test_a_new_hpa_is_first_synced_one_period_later(tmp_path: Path) -> None:
+    async with autoscaler(tmp_path) as (client, controller):
+        clock = controller.clock
+        assert isinstance(clock, FakeClock)
+        await client.create(HORIZONTALPODAUTOSCALERS, hpa())
+        await wait_for(lambda: controller.hpas.lister.get("web", NS) is not None, message="hpa cached")
+        assert len(controller.queue) == 0
+        clock.advance(15)
+        await wait_for(lambda: len(controller.queue) == 1, message="queued after 15 s")
