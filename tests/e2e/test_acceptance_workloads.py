@@ -4,8 +4,9 @@ Each test plays a kubernetes.io example with the real kubectl against
 `mkp up --fake-nodes 2` and checks the output Kubernetes 1.32 gives: the kubelet's
 event wording (`Created container: x`, Pulling/Pulled for imagePullPolicy Always),
 CrashLoopBackOff for a failing restartPolicy Always pod, the NodeNotSchedulable event
-on cordon, Indexed Job pods reading their index from the label, and controller-written
-objects without empty `annotations: {}`.
+on cordon, Indexed Job pods reading their index from the label, controller-written
+objects without empty `annotations: {}`, pods waiting for a missing Secret
+(CreateContainerConfigError), and `kubectl autoscale` without a metrics API.
 """
 
 from __future__ import annotations
@@ -50,6 +51,29 @@ spec:
       - name: worker
         image: busybox:1.36
         command: ["sh", "-c", "echo $JOB_COMPLETION_INDEX"]
+"""
+
+
+SECRET_ENV_DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: order-service
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: order-service}
+  template:
+    metadata:
+      labels: {app: order-service}
+    spec:
+      containers:
+      - name: order-service
+        image: walmart/order-service:2.1.0
+        env:
+        - name: DB_PASSWORD
+          valueFrom:
+            secretKeyRef: {name: db-credentials, key: password}
 """
 
 
@@ -146,3 +170,31 @@ def test_endpoints_updated_without_a_trigger_time_carry_no_empty_annotations(clu
     assert ep["metadata"].get("annotations") != {}
     slices = _json(cluster, "get", "endpointslices", "-l", "kubernetes.io/service-name=web")["items"]
     assert slices and all(s["metadata"].get("annotations") != {} for s in slices)
+
+
+def test_missing_secret_holds_pods_in_create_container_config_error(cluster: Any) -> None:
+    k = cluster.kubectl
+    k("apply", "-f", "-", input=SECRET_ENV_DEPLOYMENT)
+
+    def status_column() -> list[str] | None:
+        rows = [r.split() for r in k("get", "pods", "-l", "app=order-service", "--no-headers").stdout.splitlines()]
+        return rows[0] if rows and rows[0][2] == "CreateContainerConfigError" else None
+
+    row = _wait(status_column, 30, "CreateContainerConfigError")
+    assert row[1] == "0/1"
+    failed = _wait(lambda: [m for r, m in _events(cluster, row[0]) if r == "Failed"], 20, "Failed event")
+    assert failed[0] == 'Error: secret "db-credentials" not found'
+    k("create", "secret", "generic", "db-credentials", "--from-literal=password=s3cret")
+    k("rollout", "status", "deployment/order-service", "--timeout=40s", timeout=50)
+
+
+def test_autoscale_without_metrics_keeps_min_replicas_and_says_why(cluster: Any) -> None:
+    k = cluster.kubectl
+    k("create", "deployment", "php-apache", "--image=registry.k8s.io/hpa-example", "--replicas=1")
+    k("autoscale", "deployment", "php-apache", "--cpu-percent=50", "--min=2", "--max=10")
+    _wait(lambda: _json(cluster, "get", "deployment", "php-apache")["spec"]["replicas"] == 2, 40, "min replicas")
+    rescale = _wait(lambda: [m for r, m in _events(cluster, "php-apache") if r == "SuccessfulRescale"], 20,
+                    "SuccessfulRescale")
+    assert rescale == ["New size: 2; reason: Current number of replicas below Spec.MinReplicas"]
+    row = k("get", "hpa", "php-apache", "--no-headers").stdout.split()
+    assert row[:4] == ["php-apache", "Deployment/php-apache", "cpu:", "<unknown>/50%"]
