@@ -36,6 +36,7 @@ from controllers.nodelifecycle.tainteviction import TaintEvictionController
 from controllers.podautoscaler.controller import HorizontalPodAutoscalerController
 from controllers.podgc.controller import PodGCController
 from controllers.replicaset.controller import ReplicaSetController
+from controllers.replicaset.replicationcontroller import ReplicationManager
 from controllers.serviceaccount.controller import ServiceAccountController
 from controllers.statefulset.controller import StatefulSetController
 from controllers.volume.binder import PersistentVolumeBinderController
@@ -96,6 +97,8 @@ CONTROLLERS: dict[str, ControllerConstructor] = {
     # workloads
     "deployment-controller": lambda ctx: DeploymentController(**ctx.standard("deployment-controller")),
     "replicaset-controller": lambda ctx: ReplicaSetController(**ctx.standard("replicaset-controller")),
+    "replicationcontroller-controller": lambda ctx: ReplicationManager(
+        **ctx.standard("replicationcontroller-controller", source="replication-controller")),
     "statefulset-controller": lambda ctx: StatefulSetController(**ctx.standard("statefulset-controller")),
     "daemonset-controller": lambda ctx: DaemonSetController(**ctx.standard("daemonset-controller")),
     "job-controller": lambda ctx: JobController(**ctx.standard("job-controller")),
@@ -139,6 +142,7 @@ ALIASES: dict[str, str] = {
     "pvc-protection": "persistentvolumeclaim-protection-controller",
     "pv-protection": "persistentvolume-protection-controller",
     "horizontalpodautoscaling": "horizontal-pod-autoscaler-controller",
+    "replicationcontroller": "replicationcontroller-controller",
 }
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
 

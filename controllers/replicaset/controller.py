@@ -27,7 +27,7 @@ from controllers.common import conditions, objects, ownership
 from controllers.common.actions import Action, CreatePods, DeletePods, UpdateStatus
 from controllers.common.executor import ActionExecutor, OwnerEnqueuer, error_text, unwrap
 from controllers.common.expectations import ExpectationsStore
-from controllers.replicaset.reconcile import BURST_REPLICAS, KIND, reconcile_replicaset
+from controllers.replicaset.reconcile import BURST_REPLICAS, reconcile_replicaset
 from controllers.replicaset.status import REPLICA_FAILURE, needs_update, with_replica_failure
 from minikube_py.client import (
     OWNER_UID_INDEX,
@@ -41,6 +41,7 @@ from minikube_py.client import (
     EventRecorder,
     Informer,
     RealClock,
+    Resource,
     Result,
     SharedInformerFactory,
     WorkQueue,
@@ -72,26 +73,33 @@ def ensure_indexers(informer: Informer) -> None:
 class ReplicaSetController:
     """Keeps each ReplicaSet's pods at spec.replicas (see the module docstring)."""
 
+    RESOURCE: Resource = REPLICASETS  # the ReplicationController manager reuses all of this
+    QUEUE = "replicaset"
+
     def __init__(self, client: ApiClient, informers: SharedInformerFactory, recorder: EventRecorder, *,
                  workers: int = 5, clock: Clock | None = None, burst_replicas: int = BURST_REPLICAS) -> None:
         self.clock = clock or RealClock()
         self.burst_replicas = burst_replicas
-        self.replica_sets = informers.informer(REPLICASETS)
+        self.replica_sets = informers.informer(self.RESOURCE)
         self.pods = informers.informer(PODS)
         ensure_indexers(self.pods)
         if not self.replica_sets.store.has_indexer(OWNER_UID_INDEX):
             self.replica_sets.add_indexer(OWNER_UID_INDEX, owner_uid_index)
-        self.queue: WorkQueue[str] = WorkQueue("replicaset", clock=self.clock)
+        self.queue: WorkQueue[str] = WorkQueue(self.QUEUE, clock=self.clock)
         self.expectations = ExpectationsStore()
-        self.executor = ActionExecutor(client, recorder, REPLICASETS, expectations=self.expectations,
+        self.executor = ActionExecutor(client, recorder, self.RESOURCE, expectations=self.expectations,
                                        clock=self.clock, on_failure=self._on_failure)
         self.replica_sets.add_event_handler(EventHandler(
             on_add=self._enqueue, on_update=self._replica_set_updated, on_delete=self._replica_set_deleted))
-        pods = OwnerEnqueuer(self.queue, self.replica_sets.lister, KIND, on_created=self._creation_observed,
+        pods = OwnerEnqueuer(self.queue, self.owners(), self.RESOURCE.kind, on_created=self._creation_observed,
                              on_deleted=self._deletion_observed)
         self.pods.add_event_handler(pods.handler())
-        self.controller = Controller("replicaset", self.queue, self.reconcile, workers=workers,
+        self.controller = Controller(self.QUEUE, self.queue, self.reconcile, workers=workers,
                                      wait_for=[self.replica_sets, self.pods])
+
+    def owners(self) -> Any:
+        """The lister the pod handler resolves owners and selectors with."""
+        return self.replica_sets.lister
 
     async def run(self) -> None:
         """Work until cancelled (after the caches have synced)."""

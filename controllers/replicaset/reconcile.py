@@ -48,6 +48,7 @@ def reconcile_replicaset(
     expectations: exp.ControlleeExpectations | None = None,
     related_pods: Sequence[Obj] | None = None,
     burst_replicas: int = BURST_REPLICAS,
+    owner_kind: tuple[str, str] = (API_VERSION, KIND),
 ) -> list[Action]:
     """The actions of one sync of `rs`.
 
@@ -55,17 +56,18 @@ def reconcile_replicaset(
     them, so pods that stopped matching can be released). `expectations`: this
     ReplicaSet's record from the runtime's ExpectationsStore. `related_pods`: pods of the
     ReplicaSets sharing this one's controller (used to prefer deleting doubled-up pods);
-    defaults to the pods this ReplicaSet owns.
+    defaults to the pods this ReplicaSet owns. `owner_kind`: the (apiVersion, kind) of the
+    controller references it writes (a ReplicationController seen as a ReplicaSet).
     """
     selector = labels.parse_selector(objects.spec(rs).get("selector"))
     if selector is None:
         return []
     active = [p for p in pods_in_namespace if pods.is_active(p)]
     claimed = ownership.claim(rs, active, lambda p: selector.matches(objects.labels(p)))
-    actions: list[Action] = claim_actions(rs, claimed)
+    actions: list[Action] = claim_actions(rs, claimed, owner_kind)
     if exp.satisfied(expectations, now) and not objects.being_deleted(rs):
         related = related_pods if related_pods is not None else claimed.owned
-        actions += manage_replicas(rs, claimed.owned, related, now, burst_replicas)
+        actions += manage_replicas(rs, claimed.owned, related, now, burst_replicas, owner_kind)
     new_status = calculate_status(rs, claimed.owned, now)
     if needs_update(rs, new_status):
         actions.append(UpdateStatus(new_status))
@@ -75,25 +77,25 @@ def reconcile_replicaset(
     return actions
 
 
-def owner_reference(rs: Obj) -> dict[str, Any]:
-    return ownership.controller_ref(rs, api_version=API_VERSION, kind=KIND)
+def owner_reference(rs: Obj, owner_kind: tuple[str, str] = (API_VERSION, KIND)) -> dict[str, Any]:
+    return ownership.controller_ref(rs, api_version=owner_kind[0], kind=owner_kind[1])
 
 
-def claim_actions(rs: Obj, claimed: ownership.Claim) -> list[Action]:
-    ref = owner_reference(rs)
+def claim_actions(rs: Obj, claimed: ownership.Claim, owner_kind: tuple[str, str] = (API_VERSION, KIND)) -> list[Action]:
+    ref = owner_reference(rs, owner_kind)
     adopt: list[Action] = [AdoptPod(objects.name(p), ownership.adopt_patch(p, ref)) for p in claimed.adopt]
     release: list[Action] = [ReleasePod(objects.name(p), ownership.release_patch(p, rs)) for p in claimed.release]
     return adopt + release
 
 
 def manage_replicas(rs: Obj, owned: Sequence[Obj], related: Sequence[Obj], now: datetime,
-                    burst_replicas: int) -> list[Action]:
+                    burst_replicas: int, owner_kind: tuple[str, str] = (API_VERSION, KIND)) -> list[Action]:
     """manageReplicas: expectations first, then the creates or deletes."""
     diff = len(owned) - objects.spec_replicas(rs)
     if diff < 0:
         count = min(-diff, burst_replicas)
         return [SetExpectations(add=count),
-                CreatePods(objects.spec(rs).get("template") or {}, count, owner_reference(rs),
+                CreatePods(objects.spec(rs).get("template") or {}, count, owner_reference(rs, owner_kind),
                            f"{objects.name(rs)}-", objects.namespace(rs))]
     if diff > 0:
         count = min(diff, burst_replicas)
