@@ -6,7 +6,8 @@ event wording (`Created container: x`, Pulling/Pulled for imagePullPolicy Always
 CrashLoopBackOff for a failing restartPolicy Always pod, the NodeNotSchedulable event
 on cordon, Indexed Job pods reading their index from the label, controller-written
 objects without empty `annotations: {}`, pods waiting for a missing Secret
-(CreateContainerConfigError), and `kubectl autoscale` without a metrics API.
+(CreateContainerConfigError), `kubectl autoscale` without a metrics API, and the
+ReplicationController example of kubernetes.io.
 """
 
 from __future__ import annotations
@@ -198,3 +199,43 @@ def test_autoscale_without_metrics_keeps_min_replicas_and_says_why(cluster: Any)
     assert rescale == ["New size: 2; reason: Current number of replicas below Spec.MinReplicas"]
     row = k("get", "hpa", "php-apache", "--no-headers").stdout.split()
     assert row[:4] == ["php-apache", "Deployment/php-apache", "cpu:", "<unknown>/50%"]
+
+
+REPLICATION_CONTROLLER = """
+apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: nginx-rc
+spec:
+  replicas: 3
+  selector:
+    app: nginx-rc
+  template:
+    metadata:
+      labels:
+        app: nginx-rc
+    spec:
+      containers:
+      - name: nginx
+        image: nginx
+        ports:
+        - containerPort: 80
+"""
+
+
+def test_replication_controller_runs_its_pods(cluster: Any) -> None:
+    k = cluster.kubectl
+    k("apply", "-f", "-", input=REPLICATION_CONTROLLER)
+
+    def ready() -> list[str] | None:
+        row = k("get", "rc", "nginx-rc", "--no-headers").stdout.split()
+        return row if row[1:4] == ["3", "3", "3"] else None
+
+    _wait(ready, 30, "rc ready")
+    pods = _json(cluster, "get", "pods", "-l", "app=nginx-rc")["items"]
+    assert {(r["kind"], r["name"]) for p in pods for r in p["metadata"]["ownerReferences"]} == {
+        ("ReplicationController", "nginx-rc")}
+    created = [m for r, m in _events(cluster, "nginx-rc") if r == "SuccessfulCreate"]
+    assert sorted(created) == sorted(f"Created pod: {p['metadata']['name']}" for p in pods)
+    k("delete", "rc", "nginx-rc")
+    _wait(lambda: not _json(cluster, "get", "pods", "-l", "app=nginx-rc")["items"], 30, "pods collected")
