@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from controllers.cronjob.controller import CronJobController
 from controllers.daemonset.controller import DaemonSetController
 from controllers.deployment.controller import DeploymentController
+from controllers.disruption.controller import DisruptionController
 from controllers.endpoints.controller import EndpointsController
 from controllers.endpointslice.controller import EndpointSliceController
 from controllers.garbagecollector.controller import GarbageCollector
@@ -105,6 +106,8 @@ CONTROLLERS: dict[str, ControllerConstructor] = {
     "ttl-after-finished-controller": lambda ctx: TTLAfterFinishedController(
         **ctx.standard("ttl-after-finished-controller")),
     "cronjob-controller": lambda ctx: CronJobController(**ctx.standard("cronjob-controller")),
+    "disruption-controller": lambda ctx: DisruptionController(
+        **ctx.standard("disruption-controller", source="controllermanager")),
     "horizontal-pod-autoscaler-controller": lambda ctx: HorizontalPodAutoscalerController(
         **ctx.standard("horizontal-pod-autoscaler-controller", source="horizontal-pod-autoscaler")),
     # clean-up
@@ -143,6 +146,7 @@ ALIASES: dict[str, str] = {
     "pv-protection": "persistentvolume-protection-controller",
     "horizontalpodautoscaling": "horizontal-pod-autoscaler-controller",
     "replicationcontroller": "replicationcontroller-controller",
+    "disruption": "disruption-controller",
 }
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
 

@@ -1,0 +1,1 @@
+"""The disruption controller (pkg/controller/disruption): PodDisruptionBudget status."""
