@@ -20,6 +20,8 @@ import orjson
 
 KUBERNETES_SCHEMA_VERSION = "v1.32.0"
 _REF_PREFIX = "#/$defs/"
+# Keys of SchemaNode._children for the non-field children (no field name has spaces).
+_ITEMS, _MAP_VALUES = " items", " map values"
 
 
 @functools.cache
@@ -68,12 +70,16 @@ class SchemaNode:
     openAPIV3Schema). `defs` resolves `$ref`s; CRD schemas have none.
     """
 
-    __slots__ = ("raw", "_defs", "ref_name")
+    __slots__ = ("raw", "_defs", "ref_name", "_children")
 
     def __init__(self, raw: dict[str, Any], defs: dict[str, dict[str, Any]] | None = None,
                  ref_name: str | None = None) -> None:
         self._defs = defs
         self.ref_name = ref_name
+        # Child nodes made so far (field name, or a marker for items/map values): a node
+        # and its raw schema never change, and resolving a $ref copies the definition, so
+        # each child is built once per node rather than once per value walked.
+        self._children: dict[str, SchemaNode | None] = {}
         while "$ref" in raw and defs is not None:
             ref_name = raw["$ref"].removeprefix(_REF_PREFIX)
             # Keep the field's own description/extension keys, take the type from the ref.
@@ -94,8 +100,9 @@ class SchemaNode:
 
     @classmethod
     def named(cls, definition: str) -> SchemaNode:
-        defs = definitions()
-        return cls(defs[definition], defs, definition)
+        """The node of a built-in definition; one shared tree per definition (see
+        `_children`), so later walks reuse the children earlier ones resolved."""
+        return _named(definition)
 
     @classmethod
     def from_openapi(cls, raw: dict[str, Any]) -> SchemaNode:
@@ -152,19 +159,29 @@ class SchemaNode:
     def field(self, name: str) -> SchemaNode | None:
         """The schema of field `name` of this object (or of a map value when the object
         is a map); None when the field is unknown here."""
+        try:
+            return self._children[name]
+        except KeyError:
+            pass
         props = self.properties
-        if name in props:
-            return self._wrap(props[name])
-        return self.map_values()
+        child = self._wrap(props[name]) if name in props else self.map_values()
+        self._children[name] = child
+        return child
 
     def map_values(self) -> SchemaNode | None:
         """For a map (`additionalProperties`), the schema of its values."""
+        try:
+            return self._children[_MAP_VALUES]
+        except KeyError:
+            pass
         extra = self.raw.get("additionalProperties")
+        child = None
         if isinstance(extra, dict):
-            return self._wrap(extra)
-        if extra is True:
-            return SchemaNode({"x-kubernetes-preserve-unknown-fields": True})
-        return None
+            child = self._wrap(extra)
+        elif extra is True:
+            child = SchemaNode({"x-kubernetes-preserve-unknown-fields": True})
+        self._children[_MAP_VALUES] = child
+        return child
 
     @property
     def is_map(self) -> bool:
@@ -177,8 +194,14 @@ class SchemaNode:
 
     # --- lists ----------------------------------------------------------------------
     def items(self) -> SchemaNode | None:
+        try:
+            return self._children[_ITEMS]
+        except KeyError:
+            pass
         items = self.raw.get("items")
-        return self._wrap(items) if isinstance(items, dict) else None
+        child = self._wrap(items) if isinstance(items, dict) else None
+        self._children[_ITEMS] = child
+        return child
 
     @property
     def list_type(self) -> str:
@@ -210,3 +233,9 @@ class SchemaNode:
 
     def __repr__(self) -> str:
         return f"SchemaNode({self.ref_name or self.type})"
+
+
+@functools.cache
+def _named(definition: str) -> SchemaNode:
+    defs = definitions()
+    return SchemaNode(defs[definition], defs, definition)

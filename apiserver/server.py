@@ -71,8 +71,15 @@ async def serve(data_dir: Path, host: str, port: int, port_file: Path | None,
 
 def main(data_dir: str, host: str = "127.0.0.1", port: int = 6443, port_file: str | None = None,
          service_cidr: str = "10.96.0.0/12") -> None:
+    import gc
+
     import uvloop
 
+    # Every request allocates thousands of short-lived dicts and lists (decoded bodies,
+    # copies, field sets); with the default threshold (700) the young generation is
+    # collected every few requests, and full collections walk the whole heap often.
+    # Fewer, larger collections cost less CPU; reference cycles are still collected.
+    gc.set_threshold(50_000, 20, 100)
     logging.basicConfig(level=os.environ.get("MKP_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvloop.run(serve(Path(data_dir), host, port, Path(port_file) if port_file else None, service_cidr))

@@ -26,6 +26,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import orjson
+
 from apiserver.patch.fieldsets import (
     ABSENT,
     ASSOC,
@@ -112,7 +114,22 @@ def compare(old: Any, new: Any, schema: SchemaNode | None) -> Comparison:
     return result
 
 
+def _same_tree(old: Any, new: Any) -> bool:
+    """Whether two maps or lists are certainly the same JSON value, decided in C: `==`
+    first (it cannot tell true from 1, so never alone), then identical serialisations
+    (which imply JSON equality; a false "no", e.g. for reordered keys, only costs the
+    full walk). Unchanged subtrees (a status write's spec) then cost no Python walk."""
+    if old is new:
+        return True
+    try:
+        return old == new and orjson.dumps(old) == orjson.dumps(new)
+    except (orjson.JSONEncodeError, TypeError):
+        return False  # e.g. an integer beyond 64 bits: walk it
+
+
 def _compare(result: Comparison, path: Path, node: SchemaNode | None, old: Any, new: Any) -> None:
+    if type(old) is type(new) and isinstance(old, dict | list) and _same_tree(old, new):
+        return  # nothing below changed: no path is added, modified or removed
     shape = pair_shape(node, old, new)
     if shape == ATOMIC or (is_empty(old) and is_empty(new)):
         if old is ABSENT:

@@ -182,6 +182,36 @@ def test_compare_adds_new_maps_and_modifies_leaves():
     assert diff.added == FieldSet.from_paths([("f:metadata", "f:labels"), ("f:metadata", "f:labels", "f:x")])
 
 
+# The fast path skips subtrees that are the same JSON value; these pin that it never
+# skips one that is not (Python's == cannot tell true from 1, nor {"a": [1]} from {"a": [True]}).
+@pytest.mark.parametrize("old_value, new_value, modified", [
+    pytest.param({"k": True}, {"k": 1}, True, id="bool-vs-int"),
+    pytest.param({"k": [1, 0]}, {"k": [True, False]}, True, id="bool-vs-int-in-list"),
+    pytest.param({"k": 1}, {"k": 1.0}, False, id="int-vs-float-is-equal"),
+    pytest.param({"b": "2", "a": "1"}, {"a": "1", "b": "2"}, False, id="reordered-keys"),
+    pytest.param({"k": 2**70}, {"k": 2**70}, False, id="big-int"),
+])
+def test_compare_tells_json_values_apart_inside_equal_looking_subtrees(old_value, new_value, modified):
+    old = {"metadata": {"name": "x", "annotations": {"keep": "1"}}, "spec": {"v": old_value}}
+    new = {"metadata": {"name": "x", "annotations": {"keep": "1"}}, "spec": {"v": new_value}}
+    diff = compare(old, new, None)
+    assert diff.added.empty() and diff.removed.empty()
+    assert diff.modified == (FieldSet.from_paths([("f:spec", "f:v", "f:k")]) if modified else FieldSet())
+
+
+def test_compare_of_a_status_write_skips_the_unchanged_spec_but_finds_every_status_change():
+    old = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]},
+           "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]}}
+    new = copy.deepcopy(old)
+    new["status"]["phase"] = "Running"
+    new["status"]["conditions"].append({"type": "Ready", "status": "True"})
+    diff = compare(old, new, POD)
+    assert diff.modified == FieldSet.from_paths([("f:status", "f:phase")])
+    ready = ("f:status", "f:conditions", 'k:{"type":"Ready"}')
+    assert diff.added == FieldSet.from_paths([ready, (*ready, "f:type"), (*ready, "f:status")])
+    assert diff.removed.empty()
+
+
 # --- managedFields entries ------------------------------------------------------------------
 
 @pytest.mark.parametrize("entries, message", [
