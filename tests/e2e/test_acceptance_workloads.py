@@ -7,7 +7,7 @@ CrashLoopBackOff for a failing restartPolicy Always pod, the NodeNotSchedulable 
 on cordon, Indexed Job pods reading their index from the label, controller-written
 objects without empty `annotations: {}`, pods waiting for a missing Secret
 (CreateContainerConfigError), `kubectl autoscale` without a metrics API, and the
-ReplicationController example of kubernetes.io.
+ReplicationController example of kubernetes.io, and PodDisruptionBudget status.
 """
 
 from __future__ import annotations
@@ -239,3 +239,21 @@ def test_replication_controller_runs_its_pods(cluster: Any) -> None:
     assert sorted(created) == sorted(f"Created pod: {p['metadata']['name']}" for p in pods)
     k("delete", "rc", "nginx-rc")
     _wait(lambda: not _json(cluster, "get", "pods", "-l", "app=nginx-rc")["items"], 30, "pods collected")
+
+
+def test_pod_disruption_budget_counts_allowed_disruptions(cluster: Any) -> None:
+    k = cluster.kubectl
+    k("create", "deployment", "zk", "--image=nginx:1.25", "--replicas=3")
+    k("rollout", "status", "deployment/zk", "--timeout=40s", timeout=50)
+    k("create", "pdb", "zk-pdb", "--selector=app=zk", "--max-unavailable=1")
+
+    def allowed() -> list[str] | None:
+        row = k("get", "pdb", "zk-pdb", "--no-headers").stdout.split()
+        return row if row[3] == "1" else None
+
+    row = _wait(allowed, 20, "allowed disruptions")
+    assert row[1:3] == ["N/A", "1"]
+    st = _json(cluster, "get", "pdb", "zk-pdb")["status"]
+    assert (st["currentHealthy"], st["desiredHealthy"], st["expectedPods"]) == (3, 2, 3)
+    assert [(c["type"], c["status"], c["reason"]) for c in st["conditions"]] == [
+        ("DisruptionAllowed", "True", "SufficientPods")]
