@@ -70,7 +70,7 @@ class SchemaNode:
     openAPIV3Schema). `defs` resolves `$ref`s; CRD schemas have none.
     """
 
-    __slots__ = ("raw", "_defs", "ref_name", "_children")
+    __slots__ = ("raw", "_defs", "ref_name", "_children", "memo")
 
     def __init__(self, raw: dict[str, Any], defs: dict[str, dict[str, Any]] | None = None,
                  ref_name: str | None = None) -> None:
@@ -80,6 +80,8 @@ class SchemaNode:
         # and its raw schema never change, and resolving a $ref copies the definition, so
         # each child is built once per node rather than once per value walked.
         self._children: dict[str, SchemaNode | None] = {}
+        # Facts other modules derive from this node alone, cached under their own keys.
+        self.memo: dict[str, Any] = {}
         while "$ref" in raw and defs is not None:
             ref_name = raw["$ref"].removeprefix(_REF_PREFIX)
             # Keep the field's own description/extension keys, take the type from the ref.

@@ -36,23 +36,40 @@ def _free_form(node: SchemaNode) -> bool:
     return node.type == "object" and not node.properties and "additionalProperties" not in node.raw
 
 
-def _walk(value: Any, node: SchemaNode, path: str, found: list[str]) -> None:
-    if _free_form(node):
+def _walk_as(node: SchemaNode) -> str:
+    """How the walk treats values at `node`: 'free', 'object', 'array' or 'leaf'. Kept on
+    the node (built-in schema nodes are shared, see SchemaNode._children)."""
+    walk = node.memo.get("fields.walk")
+    if walk is None:
+        walk = "free" if _free_form(node) else node.type if node.type in ("object", "array") else "leaf"
+        node.memo["fields.walk"] = walk
+    return walk
+
+
+def _walk(value: Any, node: SchemaNode, parts: list[str], found: list[str]) -> None:
+    """`parts` is the path so far as segments (`spec`, `.template`, `[0]`); it is joined
+    only for the fields reported."""
+    walk = _walk_as(node)
+    if walk == "free":
         return
     if isinstance(value, dict):
-        if node.type != "object":
+        if walk != "object":
             return  # a type mismatch is a decoding error, not an unknown field
         for key, child in value.items():
+            parts.append(f".{key}" if parts else key)
             child_node = node.field(key)
             if child_node is None:
-                found.append(_join(path, key))
+                found.append("".join(parts))
             else:
-                _walk(child, child_node, _join(path, key), found)
-    elif isinstance(value, list) and node.type == "array":
+                _walk(child, child_node, parts, found)
+            parts.pop()
+    elif isinstance(value, list) and walk == "array":
         items = node.items()
         if items is not None:
             for index, child in enumerate(value):
-                _walk(child, items, f"{path}[{index}]", found)
+                parts.append(f"[{index}]")
+                _walk(child, items, parts, found)
+                parts.pop()
 
 
 def unknown_fields(obj: dict[str, Any], schema: SchemaNode) -> list[str]:
@@ -61,7 +78,7 @@ def unknown_fields(obj: dict[str, Any], schema: SchemaNode) -> list[str]:
     `spec.template.spec.containers[0].imagez`, `metadata.labelz`. The walk does not
     descend into an unknown field."""
     found: list[str] = []
-    _walk(obj, schema, "", found)
+    _walk(obj, schema, [], found)
     return found
 
 

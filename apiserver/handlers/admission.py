@@ -9,11 +9,11 @@ validating admission. Create, update, patch and apply all go through `admit_crea
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from apiserver import errors
 from apiserver.context import Ctx
+from apiserver.objcopy import deep_copy
 from apiserver.pipeline import Attributes
 from apiserver.registry import strategy
 
@@ -230,4 +230,4 @@ async def admit_update(ctx: Ctx, new: Obj, old: Obj, *, manager: str | None, sub
 
 
 def copy_obj(obj: Obj) -> Obj:
-    return copy.deepcopy(obj)
+    return deep_copy(obj)

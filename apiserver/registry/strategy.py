@@ -15,6 +15,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from apiserver.objcopy import deep_copy
 from apiserver.registry.resource import ResourceInfo
 
 Obj = dict[str, Any]
@@ -172,7 +173,7 @@ _SERVER_OWNED_META = ("name", "namespace", "uid", "creationTimestamp", "deletion
 def prepare_for_status_update(info: ResourceInfo, new: Obj, old: Obj) -> Obj:
     """A write to /status: status comes from the request, the rest from the stored
     object, except metadata where the kind's status strategy lets it through."""
-    result = copy.deepcopy(old)
+    result = deep_copy(old)
     if "status" in new:
         result["status"] = new["status"]
     else:
