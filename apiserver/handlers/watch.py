@@ -24,7 +24,7 @@ from apiserver import errors
 from apiserver.context import Ctx
 from apiserver.handlers import reads
 from apiserver.registry import conversion, keys
-from apiserver.storage.interface import CompactedError, Event, WatchDroppedError
+from apiserver.storage.interface import CompactedError, Event, KeyValue, WatchDroppedError
 
 Obj = dict[str, Any]
 MIN_REQUEST_TIMEOUT = 1800
@@ -43,6 +43,38 @@ def _timeout(ctx: Ctx) -> float:
     return seconds or MIN_REQUEST_TIMEOUT * (1 + random.random())
 
 
+class _Recent:
+    """The last few values computed per stored revision, for all watchers at once.
+
+    Every watcher of a resource gets the same storage events, each in its own task, one
+    shortly after another: the first decodes the stored JSON (and, for a plain stream,
+    encodes the frame) and the others reuse it. Keys hold the KeyValue itself, so a key
+    cannot match another value. Values are shared: never change one."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: dict[Any, Any] = {}
+
+    def get(self, key: Any) -> Any:
+        return self.items.get(key)
+
+    def put(self, key: Any, value: Any) -> Any:
+        if len(self.items) >= self.size:
+            del self.items[next(iter(self.items))]  # the oldest
+        self.items[key] = value
+        return value
+
+
+_OBJECTS = _Recent(512)
+_FRAMES = _Recent(512)
+
+
+def _decoded(kv: KeyValue) -> Obj:
+    """The stored object of `kv`, decoded once for every watcher (read-only)."""
+    obj = _OBJECTS.get(kv)
+    return obj if obj is not None else _OBJECTS.put(kv, orjson.loads(kv.value))
+
+
 class WatchStream:
     def __init__(self, ctx: Ctx, response: web.StreamResponse, shape: reads.Shape) -> None:
         self.ctx = ctx
@@ -55,6 +87,12 @@ class WatchStream:
 
     def _convert(self, obj: Obj) -> Obj:
         return conversion.from_storage(self.ctx.info, obj, self.ctx.version)
+
+    def _plain(self) -> bool:
+        """Whether this stream's frames are the stored objects as they are (no version
+        conversion, no Table or metadata-only view): then they are shared by watchers."""
+        return not (self.shape.table or self.shape.partial
+                    or conversion.needs_conversion(self.ctx.info, self.ctx.version))
 
     def _frame(self, event_type: str, obj: Obj) -> bytes:
         if event_type not in ("BOOKMARK", "ERROR"):
@@ -71,6 +109,18 @@ class WatchStream:
     async def send(self, event_type: str, obj: Obj) -> None:
         await self.response.write(self._frame(event_type, obj))
 
+    async def send_change(self, event: Event, event_type: str, obj: Obj) -> None:
+        """Send a translated storage event; a plain stream's frame is encoded once for
+        every watcher of the event."""
+        if not self._plain():
+            await self.send(event_type, obj)
+            return
+        key = (event.kv, event_type)
+        frame = _FRAMES.get(key)
+        if frame is None:
+            frame = _FRAMES.put(key, self._frame(event_type, obj))
+        await self.response.write(frame)
+
     async def bookmark(self, initial_end: bool = False) -> None:
         meta: Obj = {"resourceVersion": str(self.revision)}
         if initial_end:
@@ -84,11 +134,12 @@ class WatchStream:
 
     def translate(self, event: Event) -> tuple[str, Obj] | None:
         """Storage event -> (watch event type, object), seen through the selector."""
-        new = orjson.loads(event.kv.value)
+        new = _decoded(event.kv)
         if event.type == "DELETE":
-            new["metadata"]["resourceVersion"] = str(event.revision)
+            # The decoded object is shared by watchers: change a copy.
+            new = {**new, "metadata": {**new["metadata"], "resourceVersion": str(event.revision)}}
             return ("DELETED", new) if self._matches(new) else None
-        old = orjson.loads(event.prev.value) if event.prev is not None else None
+        old = _decoded(event.prev) if event.prev is not None else None
         now_in, was_in = self._matches(new), self._matches(old) if old is not None else False
         if now_in and was_in:
             return "MODIFIED", new
@@ -180,7 +231,7 @@ async def _pump(stream: WatchStream, watcher: Any) -> None:
         stream.revision = event.revision
         translated = stream.translate(event)
         if translated is not None:
-            await stream.send(*translated)
+            await stream.send_change(event, *translated)
             last_sent = loop.time()
         elif stream.bookmarks and loop.time() - last_sent >= BOOKMARK_INTERVAL:
             await stream.bookmark()

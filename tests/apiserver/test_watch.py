@@ -85,3 +85,48 @@ async def test_watch_from_compacted_revision_is_expired(client):
                                           "resourceVersionMatch": "Exact"})
     assert listed.status == 410
 
+
+
+async def test_watchers_sharing_decoded_events_each_get_their_own_view(client):
+    """Watchers of one event share its decoded object and, for plain streams, its frame:
+    a selector view, a Table view, another API version and a deletion's resourceVersion
+    must still come out as each watcher alone would see them."""
+    await _create(client, "shared", {"team": "x"})
+    rv = (await (await client.get(CM)).json())["metadata"]["resourceVersion"]
+    params = {"watch": "true", "resourceVersion": rv}
+    plain = [await client.get(CM, params=params) for _ in range(2)]
+    selected = await client.get(CM, params={**params, "labelSelector": "team=y"})
+    table = await client.get(CM, params=params, headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"})
+    await client.patch(f"{CM}/shared", data=b'{"metadata":{"labels":{"team":"y"}}}',
+                       headers={"Content-Type": "application/merge-patch+json"})
+    deleted = await client.delete(f"{CM}/shared")
+    assert deleted.status == 200
+    first, second = [await _events(resp, 2) for resp in plain]
+    assert first == second
+    assert [e["type"] for e in first] == ["MODIFIED", "DELETED"]
+    assert first[0]["object"]["metadata"]["labels"] == {"team": "y"}
+    assert int(first[1]["object"]["metadata"]["resourceVersion"]) > int(first[0]["object"]["metadata"]["resourceVersion"])
+    assert [e["type"] for e in await _events(selected, 2)] == ["ADDED", "DELETED"]
+    tabled = await _events(table, 2)
+    assert [e["object"]["kind"] for e in tabled] == ["Table", "Table"]
+    assert tabled[1]["object"]["rows"][0]["object"]["metadata"]["resourceVersion"] == \
+        first[1]["object"]["metadata"]["resourceVersion"]
+    for resp in (*plain, selected, table):
+        resp.close()
+
+
+async def test_core_and_events_api_watchers_of_one_event_get_their_versions(client):
+    ns = "/api/v1/namespaces/default/events"
+    rv = (await (await client.get(ns)).json())["metadata"]["resourceVersion"]
+    core = await client.get(ns, params={"watch": "true", "resourceVersion": rv})
+    new = await client.get("/apis/events.k8s.io/v1/namespaces/default/events",
+                           params={"watch": "true", "resourceVersion": rv})
+    body = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1"}, "reason": "Started",
+            "message": "m", "type": "Normal", "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"}}
+    resp = await client.post(ns, data=orjson.dumps(body), headers={"Content-Type": "application/json"})
+    assert resp.status == 201, await resp.text()
+    [core_event], [new_event] = await _events(core, 1), await _events(new, 1)
+    assert core_event["object"]["apiVersion"] == "v1" and core_event["object"]["message"] == "m"
+    assert new_event["object"]["apiVersion"] == "events.k8s.io/v1" and new_event["object"]["note"] == "m"
+    core.close()
+    new.close()
