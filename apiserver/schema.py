@@ -70,7 +70,7 @@ class SchemaNode:
     openAPIV3Schema). `defs` resolves `$ref`s; CRD schemas have none.
     """
 
-    __slots__ = ("raw", "_defs", "ref_name", "_children", "memo")
+    __slots__ = ("raw", "_defs", "ref_name", "_children", "memo", "_type")
 
     def __init__(self, raw: dict[str, Any], defs: dict[str, dict[str, Any]] | None = None,
                  ref_name: str | None = None) -> None:
@@ -92,6 +92,7 @@ class SchemaNode:
             raw = merged
             self.ref_name = ref_name
         self.raw = raw
+        self._type = _primary_type(raw.get("type"))
 
     @classmethod
     def builtin(cls, group: str, version: str, kind: str) -> SchemaNode | None:
@@ -119,7 +120,7 @@ class SchemaNode:
     def type(self) -> str | None:
         """'object', 'array', 'string', 'integer', 'number', 'boolean', or None when the
         node accepts several (int-or-string, quantity) or anything."""
-        return _primary_type(self.raw.get("type"))
+        return self._type
 
     @property
     def description(self) -> str:

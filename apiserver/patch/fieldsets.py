@@ -319,10 +319,21 @@ def _list_type(node: SchemaNode) -> str:
     return declared
 
 
+_UNSET: Any = object()
+
+
 def declared_shape(node: SchemaNode | None) -> str | None:
-    """What the schema says lives here; None when it does not say (deduced)."""
+    """What the schema says lives here; None when it does not say (deduced). Kept on
+    the node: every field-set walk asks it for every value."""
     if node is None:
         return None
+    shape = node.memo.get("fieldsets.shape", _UNSET)
+    if shape is _UNSET:
+        shape = node.memo["fieldsets.shape"] = _declared_shape(node)
+    return shape
+
+
+def _declared_shape(node: SchemaNode) -> str | None:
     kind = node.type
     if kind == "object":
         if node.map_type == "atomic":
@@ -357,10 +368,16 @@ def shape_of(node: SchemaNode | None, value: Any) -> str:
 def pair_shape(node: SchemaNode | None, left: Any, right: Any) -> str:
     """The shape two versions of one value are compared or merged with; ATOMIC (a leaf)
     when both are null/absent or their shapes disagree."""
-    shapes = {shape_of(node, v) for v in (left, right) if v is not None and v is not ABSENT}
-    if len(shapes) != 1:
+    has_left = left is not None and left is not ABSENT
+    has_right = right is not None and right is not ABSENT
+    if has_left and has_right:
+        shape = shape_of(node, left)
+        if shape_of(node, right) != shape:
+            return ATOMIC
+    elif has_left or has_right:
+        shape = shape_of(node, left if has_left else right)
+    else:
         return ATOMIC
-    shape = shapes.pop()
     return ATOMIC if shape == SCALAR else shape
 
 
