@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import copy
 import secrets
+import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from apiserver.objcopy import deep_copy
@@ -52,8 +52,17 @@ CRD_CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
+_last_second: tuple[int, str] = (-1, "")
+
+
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current UTC time to the second (metav1.Time): formatted once per second, as
+    every write stamps one or more of these."""
+    global _last_second
+    second = int(time.time())
+    if second != _last_second[0]:
+        _last_second = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return _last_second[1]
 
 
 def generate_name(prefix: str) -> str:
