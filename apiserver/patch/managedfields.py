@@ -365,11 +365,11 @@ def record_update(managed: Managed, old: Obj, new: Obj, *, schema: SchemaNode | 
 def cap_update_managers(managed: Managed, limit: int = MAX_UPDATE_MANAGERS) -> Managed:
     """capManagersManager: merge the oldest Update entries into one `ancient-changes`
     entry per apiVersion until at most `limit` Update entries remain."""
+    count = sum(1 for e in managed.values() if e.operation == UPDATE)
+    if count <= limit:
+        return managed  # the usual case: no need to parse times and sort
     updaters = sorted((e for e in managed.values() if e.operation == UPDATE),
                       key=lambda e: (_seconds(e.time), e.identifier))
-    count = len(updaters)
-    if count <= limit:
-        return managed
     managed = dict(managed)
     first_of_version: dict[str, Entry] = {}
     for entry in updaters:

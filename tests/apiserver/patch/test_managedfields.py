@@ -340,3 +340,18 @@ def test_untracked_object_stays_untracked_on_update():
     obj = configmap({"a": "1"})
     new = updated(obj, lambda o: o["data"].update(a="2"), "edit")
     assert "managedFields" not in new["metadata"]
+
+
+@pytest.mark.parametrize("value", [
+    pytest.param({"name": "c", "containerPort": 80, "protocol": "TCP"}, id="map-list-keys"),
+    pytest.param({"b": True, "a": None, "c": False}, id="bool-null"),
+    pytest.param({"k": "<a&b>\u2028\u2029é\"\\\n"}, id="escapes"),
+    pytest.param({"k": 1.0, "z": 2}, id="float-falls-back"),
+    pytest.param({"k": {"nested": 1}}, id="nested-falls-back"),
+    pytest.param("<x>&ü", id="string"),
+    pytest.param([1, "a"], id="list"),
+])
+def test_go_json_fast_paths_write_what_the_general_encoder_writes(value):
+    from apiserver.patch.fieldsets import _go_json, go_json
+
+    assert go_json(value) == _go_json(value, True)
