@@ -16,7 +16,7 @@ from aiohttp import web
 from apiserver import errors
 from apiserver.codec import body as codec
 from apiserver.context import Ctx, Server
-from apiserver.handlers import deletes, reads, subresources, watch, writes
+from apiserver.handlers import deletes, eviction, reads, subresources, watch, writes
 from apiserver.registry import conversion
 from apiserver.registry.builtin import VIRTUAL_KINDS
 from apiserver.request import RequestInfo
@@ -112,6 +112,8 @@ async def _write(ctx: Ctx, verb: str, raw: bytes) -> web.StreamResponse:
             return respond(ctx, await subresources.review(ctx, body), 201)
         if sub == "binding":
             return respond(ctx, await subresources.bind_pod(ctx, body), 201)
+        if sub == "eviction" and (ctx.info.group, ctx.info.kind) == ("", "Pod"):
+            return respond(ctx, await eviction.evict_pod(ctx, body), 201)
         if ctx.name or sub:
             raise errors.method_not_allowed()
         return respond(ctx, await writes.create(ctx, body), 201)

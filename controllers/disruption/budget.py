@@ -8,13 +8,16 @@ countHealthyPods / updatePdbStatus).
   ReplicaSet, ReplicationController or StatefulSet), the percentage rounds up;
 - currentHealthy: matching pods that are Ready and not being deleted;
 - disruptionsAllowed: currentHealthy - desiredHealthy, never below 0 (0 without
-  expected pods); condition DisruptionAllowed True SufficientPods / False InsufficientPods.
+  expected pods); condition DisruptionAllowed True SufficientPods / False InsufficientPods;
+- disruptedPods: pods the eviction API charged to the budget; they count as unhealthy
+  until they are seen being deleted (then dropped) or 2 minutes pass (NotDeleted).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from controllers.common import objects, ownership, pods
@@ -29,12 +32,17 @@ UNMANAGED = ("Pods selected by this PodDisruptionBudget (selector: {selector}) w
              "integer value.")
 
 
+DELETION_TIMEOUT = timedelta(minutes=2)  # how long an eviction may take to show as a deletion
+
+
 @dataclass
 class Budget:
     expected: int = 0
     desired_healthy: int = 0
     current_healthy: int = 0
     events: list[tuple[str, str, str]] = field(default_factory=list)
+    disrupted: dict[str, str] = field(default_factory=dict)  # evicted pods not yet seen deleted
+    recheck_at: datetime | None = None  # when the oldest of them times out
 
     @property
     def disruptions_allowed(self) -> int:
@@ -75,11 +83,40 @@ def _go_selector(selector: Obj | None) -> str:
     return f"&LabelSelector{{MatchLabels:map[string]string{{{labels}}},MatchExpressions:[]LabelSelectorRequirement{{}},}}"
 
 
-def compute(pdb: Obj, matching: Sequence[Obj], scale_of: ScaleOf) -> Budget:
+def _parse_time(value: str) -> datetime | None:
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def _disrupted(pdb: Obj, matching: Sequence[Obj], now: datetime, budget: Budget) -> None:
+    """buildDisruptedPodMap: pods the eviction API took a disruption for stay counted as
+    gone until they are seen deleted, or until DELETION_TIMEOUT passes (then NotDeleted)."""
+    by_name = {objects.name(p): p for p in matching}
+    for name, when in (objects.status(pdb).get("disruptedPods") or {}).items():
+        pod = by_name.get(name)
+        if pod is None or objects.being_deleted(pod):
+            continue
+        at = _parse_time(when)
+        if at is None:
+            continue
+        expected = at + DELETION_TIMEOUT
+        if expected < now:
+            budget.events.append(("Warning", "NotDeleted", f"Pod {objects.namespace(pod)}/{name} was expected to "
+                                  f"be deleted at {expected.strftime('%Y-%m-%d %H:%M:%S +0000 UTC')} but it wasn't, "
+                                  "updating pdb"))
+            continue
+        budget.disrupted[name] = when
+        budget.recheck_at = min(filter(None, (budget.recheck_at, expected)))
+
+
+def compute(pdb: Obj, matching: Sequence[Obj], scale_of: ScaleOf, now: datetime | None = None) -> Budget:
     """The budget for `matching` pods; when the expected count cannot be known,
     Kubernetes fails safe: everything 0, so no disruption is allowed."""
     spec = objects.spec(pdb)
     budget = Budget()
+    _disrupted(pdb, matching, now or datetime.now(UTC), budget)
     if not matching:
         budget.events.append(("Normal", "NoPods", "No matching pods found"))
     max_unavailable, min_available = spec.get("maxUnavailable"), spec.get("minAvailable")
@@ -94,7 +131,8 @@ def compute(pdb: Obj, matching: Sequence[Obj], scale_of: ScaleOf) -> Budget:
             budget.desired_healthy = value_from_int_or_percent(min_available, expected, True)
     elif min_available is not None:
         budget.desired_healthy, budget.expected = int(min_available), len(matching)
-    budget.current_healthy = sum(1 for p in matching if pods.is_ready(p) and not objects.being_deleted(p))
+    budget.current_healthy = sum(1 for p in matching if pods.is_ready(p) and not objects.being_deleted(p)
+                                 and objects.name(p) not in budget.disrupted)
     return budget
 
 
@@ -116,6 +154,6 @@ def status(pdb: Obj, budget: Budget, now: str) -> Obj:
                    "observedGeneration": generation,
                    "conditions": [{"type": "DisruptionAllowed", "status": value, "reason": reason, "message": "",
                                    "observedGeneration": generation, "lastTransitionTime": since}]}
-    if old.get("disruptedPods"):
-        result["disruptedPods"] = old["disruptedPods"]
+    if budget.disrupted:
+        result["disruptedPods"] = dict(budget.disrupted)
     return result

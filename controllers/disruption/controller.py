@@ -96,10 +96,11 @@ class DisruptionController:
         if pdb is None or objects.metadata(pdb).get("deletionTimestamp"):
             return None
         matching = self.pods.lister.list(namespace, self._selector(pdb))
-        budget = compute(pdb, matching, self.scale_of)
+        now = self.clock.now()
+        budget = compute(pdb, matching, self.scale_of, now)
         for event_type, reason, message in budget.events:
             self.recorder.event(pdb, event_type, reason, message)
-        new_status = status(pdb, budget, objects.format_time(self.clock.now()))
+        new_status = status(pdb, budget, objects.format_time(now))
         if new_status != objects.status(pdb):
             try:
                 await self.client.update_status(PODDISRUPTIONBUDGETS, {**pdb, "status": new_status}, namespace)
@@ -107,4 +108,6 @@ class DisruptionController:
                 if not (exc.is_conflict() or exc.is_not_found()):
                     raise
                 return Result(requeue=True)
+        if budget.recheck_at is not None:  # an eviction that has not shown up as a deletion yet
+            return Result(requeue_after=max((budget.recheck_at - now).total_seconds(), 0.0))
         return None

@@ -80,6 +80,28 @@ def test_status_has_the_disruption_allowed_condition() -> None:
                                      "lastTransitionTime": "2026-01-01T00:00:00Z"}]
 
 
+def test_evicted_pods_count_as_gone_until_deleted_or_timed_out() -> None:
+    """buildDisruptedPodMap: an eviction's entry keeps its pod out of currentHealthy until
+    the pod shows up deleted (entry dropped) or 2 minutes pass (NotDeleted, dropped)."""
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 1, 1, 0, 1, 0, tzinfo=UTC)
+    budget_obj = {**pdb(minAvailable=1), "status": {"disruptedPods": {
+        "a": "2026-01-01T00:00:30Z",  # evicted 30 s ago, not yet deleted: held
+        "b": "2026-01-01T00:00:40Z",  # being deleted now: dropped
+        "c": "2025-12-31T23:58:00Z",  # 3 minutes ago and still there: NotDeleted
+        "gone": "2026-01-01T00:00:50Z"}}}  # no such pod any more: dropped
+    matching = [pod("a"), pod("b", deleting=True), pod("c"), pod("d")]
+    budget = compute(budget_obj, matching, lambda *_: None, now)
+    assert budget.disrupted == {"a": "2026-01-01T00:00:30Z"}
+    assert budget.current_healthy == 2  # c and d (a is held, b is being deleted)
+    assert budget.recheck_at == datetime(2026, 1, 1, 0, 2, 30, tzinfo=UTC)
+    assert [e[1] for e in budget.events] == ["NotDeleted"]
+    assert budget.events[0][2] == ("Pod default/c was expected to be deleted at 2026-01-01 00:00:00 +0000 UTC "
+                                   "but it wasn't, updating pdb")
+    assert status(budget_obj, budget, "2026-01-01T00:01:00Z")["disruptedPods"] == {"a": "2026-01-01T00:00:30Z"}
+
+
 async def test_controller_writes_pdb_status_from_ready_pods(tmp_path: Path) -> None:
     async with api_server(tmp_path) as url, ApiClient(url, field_manager="tests") as client:
         factory = SharedInformerFactory(client)
