@@ -198,6 +198,7 @@ async def admit_create(ctx: Ctx, obj: Obj, *, manager: str | None) -> Obj:
     strategy.prepare_for_create(ctx.info, obj)
     apply_defaults(ctx, obj)
     await ctx.server.pipeline.admit(_attributes(ctx, "CREATE", obj, None))
+    strategy.drop_empty_metadata(obj)
     if manager is not None:
         _track(ctx, None, obj, manager)
     await _validate_allocating(ctx, obj, None, "CREATE")
@@ -221,6 +222,7 @@ async def admit_update(ctx: Ctx, new: Obj, old: Obj, *, manager: str | None, sub
     new.setdefault("metadata", {})["resourceVersion"] = old["metadata"].get("resourceVersion")
     apply_defaults(ctx, new)
     await ctx.server.pipeline.admit(_attributes(ctx, "UPDATE", new, old, subresource))
+    strategy.drop_empty_metadata(new)
     if manager is not None:
         _track(ctx, old, new, manager, subresource)
     if strategy.unchanged(new, old):

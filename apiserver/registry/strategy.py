@@ -229,3 +229,17 @@ def qos_class(spec: Obj) -> str:
     if requests_any or limits_any:
         return "Burstable"
     return "BestEffort"
+
+
+# ObjectMeta's maps and lists are `omitempty` in Go: an empty one is not stored (a client
+# that sends `labels: {}` reads back no `labels` at all).
+_OMITEMPTY_METADATA = ("labels", "annotations", "finalizers", "ownerReferences")
+
+
+def drop_empty_metadata(obj: Obj) -> None:
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        for field in _OMITEMPTY_METADATA:
+            if field in meta and (meta[field] == {} or meta[field] == [] or meta[field] is None):
+                del meta[field]
+

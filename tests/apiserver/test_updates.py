@@ -104,3 +104,19 @@ async def test_daemonset_template_generation_counts_template_changes_only(client
     assert got["metadata"]["annotations"][key] == "2"
     got = await patched({"metadata": {"annotations": {key: None}}})
     assert got["metadata"]["annotations"][key] == "2"
+
+
+async def test_empty_metadata_maps_and_lists_are_not_stored(client):
+    """ObjectMeta's labels, annotations, finalizers and ownerReferences are omitempty."""
+    body = {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "e", "labels": {}, "annotations": {}, "finalizers": [], "ownerReferences": []}}
+    resp = await client.post(CM, data=orjson.dumps(body), headers={"Content-Type": "application/json"})
+    created = await resp.json()
+    assert resp.status == 201
+    assert not {"labels", "annotations", "finalizers", "ownerReferences"} & set(created["metadata"])
+    fields = orjson.dumps(created["metadata"].get("managedFields") or []).decode()
+    assert "f:labels" not in fields and "f:annotations" not in fields
+    resp = await client.patch(f"{CM}/e", data=b'{"metadata":{"labels":{"a":"b"}}}', headers=MERGE)
+    assert (await resp.json())["metadata"]["labels"] == {"a": "b"}
+    resp = await client.patch(f"{CM}/e", data=b'{"metadata":{"labels":{"a":null}}}', headers=MERGE)
+    assert "labels" not in (await resp.json())["metadata"]
