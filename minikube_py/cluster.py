@@ -74,6 +74,14 @@ COMPONENTS: tuple[Component, ...] = (
     Component("controller-manager", lambda launch: ["controller-manager", *_kubeconfig_args(launch)]),
     Component("scheduler", lambda launch: ["scheduler", *_kubeconfig_args(launch)]),
 )
+FAKE_NODE_PREFIX = "fake-node-"  # `mkp kubelet --fake --nodes N` names them fake-node-1..N
+
+
+def fake_node_names(count: int) -> list[str]:
+    """The nodes of the shared fake-nodes component for `--fake-nodes count`."""
+    return [f"{FAKE_NODE_PREFIX}{i}" for i in range(1, count + 1)]
+
+
 FAKE_NODES = Component("kubelet", lambda launch: [
     "kubelet", "--fake", "--nodes", str(launch.fake_nodes), *_kubeconfig_args(launch)])
 SINGLE_PROCESS: tuple[Component, ...] = (
@@ -330,7 +338,7 @@ def _change_fake_nodes(paths: ClusterPaths, state: ClusterState, wanted: int, no
     """A new fake-node count restarts the fake-nodes component with it."""
     if wanted == state.fake_nodes:
         return
-    clash = sorted({f"fake-node-{i}" for i in range(1, wanted + 1)} & {n["name"] for n in state.added_nodes})
+    clash = sorted(set(fake_node_names(wanted)) & {n["name"] for n in state.added_nodes})
     if clash:
         raise ClusterError(f"--fake-nodes {wanted} would start {', '.join(clash)}, already added with "
                            "`mkp node add`; `mkp node delete` them first")

@@ -24,12 +24,14 @@ from typing import Any
 
 from minikube_py import process
 from minikube_py.cluster import (
+    FAKE_NODE_PREFIX,
     FAKE_NODES,
     ClusterError,
     Launch,
     added_node,
     cluster_lock,
     components_for,
+    fake_node_names,
     log_tail,
     readyz,
     start_component,
@@ -38,7 +40,6 @@ from minikube_py.config import LOOPBACK, STOP_GRACE_SECONDS, ClusterPaths, Clust
 
 NODE_READY_TIMEOUT = 15.0  # seconds for an added node to register and report Ready
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-DEFAULT_PREFIX = "fake-node-"
 
 
 @dataclass
@@ -90,7 +91,7 @@ def _ready(node: dict[str, Any] | None) -> str:
 
 
 def _main_fake_names(state: ClusterState) -> list[str]:
-    return [f"{DEFAULT_PREFIX}{i}" for i in range(1, state.fake_nodes + 1)]
+    return fake_node_names(state.fake_nodes)
 
 
 def _added(state: ClusterState, name: str) -> dict[str, str] | None:
@@ -99,9 +100,9 @@ def _added(state: ClusterState, name: str) -> dict[str, str] | None:
 
 def _pick_name(state: ClusterState, taken: set[str]) -> str:
     i = state.fake_nodes + 1
-    while f"{DEFAULT_PREFIX}{i}" in taken:
+    while f"{FAKE_NODE_PREFIX}{i}" in taken:
         i += 1
-    return f"{DEFAULT_PREFIX}{i}"
+    return f"{FAKE_NODE_PREFIX}{i}"
 
 
 def _validate(name: str, capacity: str) -> None:

@@ -20,8 +20,7 @@ from apiserver.admission.defaults_pod import (
     default_pvc_spec,
     default_template_metadata,
 )
-
-DS_TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
+from apiserver.registry.strategy import DS_TEMPLATE_GENERATION
 
 
 def _spec(obj: dict[str, Any]) -> dict[str, Any]:

@@ -83,13 +83,6 @@ def _go_selector(selector: Obj | None) -> str:
     return f"&LabelSelector{{MatchLabels:map[string]string{{{labels}}},MatchExpressions:[]LabelSelectorRequirement{{}},}}"
 
 
-def _parse_time(value: str) -> datetime | None:
-    try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except (TypeError, ValueError):
-        return None
-
-
 def _disrupted(pdb: Obj, matching: Sequence[Obj], now: datetime, budget: Budget) -> None:
     """buildDisruptedPodMap: pods the eviction API took a disruption for stay counted as
     gone until they are seen deleted, or until DELETION_TIMEOUT passes (then NotDeleted)."""
@@ -98,7 +91,10 @@ def _disrupted(pdb: Obj, matching: Sequence[Obj], now: datetime, budget: Budget)
         pod = by_name.get(name)
         if pod is None or objects.being_deleted(pod):
             continue
-        at = _parse_time(when)
+        try:
+            at = objects.parse_time(when)
+        except (TypeError, ValueError):
+            continue  # not a time: the entry is dropped
         if at is None:
             continue
         expected = at + DELETION_TIMEOUT
