@@ -1,0 +1,1 @@
+"""IP address management plugins: which address a pod's interface gets."""
