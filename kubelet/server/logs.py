@@ -1,0 +1,318 @@
+"""`GET /containerLogs/{namespace}/{pod}/{container}`: a container's log, as the kubelet
+serves it to the API server for `kubectl logs`.
+
+The kubelet picks which attempt's log to read from the pod status it computed, with the
+real kubelet's rules and messages (validateContainerLogStatus): the running container,
+else the last terminated one; `previous=true` the one before; a container still waiting
+answers 400 `container "c" in pod "p" is waiting to start: <reason>`.
+
+Log files are CRI format, one entry per line: `<RFC3339Nano> <stdout|stderr> <F|P> <text>`
+(P: a partial line continued by the next entry). Query options as PodLogOptions:
+follow, previous, timestamps, tailLines, limitBytes, sinceSeconds, sinceTime. A followed
+log streams (chunked, each entry flushed) until the container exits or the client leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from kubelet.server import PodProvider
+
+POLL_INTERVAL = 0.05  # how often a followed log file is checked for growth
+
+
+@dataclass
+class LogEntry:
+    time: datetime
+    raw_time: bytes
+    stream: str  # "stdout" or "stderr"
+    partial: bool
+    text: bytes
+
+    def render(self, timestamps: bool) -> bytes:
+        line = self.text if self.partial else self.text + b"\n"
+        return self.raw_time + b" " + line if timestamps else line
+
+
+def parse_time(raw: str) -> datetime:
+    """RFC 3339 with up to nanoseconds (Python keeps microseconds)."""
+    text = raw.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    if "." in text:
+        head, rest = text.split(".", 1)
+        digits = "".join(c for c in rest if c.isdigit())
+        zone = rest[len(digits):]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_line(line: bytes) -> LogEntry | None:
+    """One CRI log line (without its newline); None if malformed."""
+    parts = line.split(b" ", 3)
+    if len(parts) < 3 or parts[1] not in (b"stdout", b"stderr") or parts[2] not in (b"F", b"P"):
+        return None
+    try:
+        when = parse_time(parts[0].decode())
+    except ValueError:
+        return None
+    return LogEntry(when, parts[0], parts[1].decode(), parts[2] == b"P", parts[3] if len(parts) > 3 else b"")
+
+
+def _tail_offset(path: Path, lines: int) -> int:
+    """File offset where the last `lines` lines begin (scanning back in blocks)."""
+    with path.open("rb") as f:
+        f.seek(0, 2)
+        end = f.tell()
+        if lines <= 0:
+            return end
+        pos, count = end, 0
+        # a final newline ends the last line; it does not start another
+        f.seek(max(0, end - 1))
+        skip_last = f.read(1) == b"\n"
+        while pos > 0:
+            size = min(65536, pos)
+            pos -= size
+            f.seek(pos)
+            block = f.read(size)
+            for i in range(len(block) - 1, -1, -1):
+                if block[i] == 0x0A:
+                    if skip_last and pos + i == end - 1:
+                        continue
+                    count += 1
+                    if count == lines:
+                        return pos + i + 1
+        return 0
+
+
+async def read_entries(path: Path, *, follow: bool, from_end: bool = False, tail_lines: int | None = None,
+                       stop: asyncio.Event | None = None) -> AsyncIterator[LogEntry]:
+    """The entries of a CRI log file; with `follow`, keeps reading as it grows until
+    `stop` is set (then drains what is left). A missing file is treated as empty."""
+    offset = 0
+    if path.exists():
+        if from_end:
+            offset = path.stat().st_size
+        elif tail_lines is not None:
+            offset = _tail_offset(path, tail_lines)
+    pending = b""
+    while True:
+        chunk = b""
+        with contextlib.suppress(FileNotFoundError):
+            with path.open("rb") as f:
+                f.seek(offset)
+                chunk = f.read(1 << 20)
+        offset += len(chunk)
+        if chunk:
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                entry = parse_line(line)
+                if entry is not None:
+                    yield entry
+            continue
+        if not follow:
+            return
+        if stop is not None and stop.is_set():
+            # the container is gone: one last look for what it wrote before exiting
+            if not await _grew(path, offset):
+                return
+            continue
+        await _sleep_or_stop(stop)
+
+
+async def _grew(path: Path, offset: int) -> bool:
+    with contextlib.suppress(FileNotFoundError):
+        return path.stat().st_size > offset
+    return False
+
+
+async def _sleep_or_stop(stop: asyncio.Event | None) -> None:
+    if stop is None:
+        await asyncio.sleep(POLL_INTERVAL)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), POLL_INTERVAL)
+
+
+# ---- which container attempt (the kubelet's validateContainerLogStatus) ----
+
+class LogRequestError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def container_status(pod: dict[str, Any], name: str) -> dict[str, Any] | None:
+    status = pod.get("status") or {}
+    for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"):
+        for cs in status.get(key) or []:
+            if cs.get("name") == name:
+                return cs
+    return None
+
+
+def spec_has_container(pod: dict[str, Any], name: str) -> bool:
+    spec = pod.get("spec") or {}
+    return any(c.get("name") == name for key in ("initContainers", "containers", "ephemeralContainers")
+               for c in spec.get(key) or [])
+
+
+def log_container_id(pod: dict[str, Any], container: str, previous: bool) -> tuple[str, bool]:
+    """(containerID whose log to read, whether it is running). Raises LogRequestError
+    with the kubelet's messages."""
+    pod_name = pod["metadata"]["name"]
+    cs = container_status(pod, container)
+    if cs is None:
+        raise LogRequestError(400, f'container "{container}" in pod "{pod_name}" is not available')
+    state, last = cs.get("state") or {}, (cs.get("lastState") or {}).get("terminated")
+    running, terminated, waiting = state.get("running"), state.get("terminated"), state.get("waiting")
+    if previous:
+        if not last or not last.get("containerID"):
+            raise LogRequestError(400, f'previous terminated container "{container}" in pod "{pod_name}" not found')
+        return last["containerID"], False
+    if running is not None:
+        return cs.get("containerID", ""), True
+    if terminated is not None:
+        if terminated.get("containerID"):
+            return terminated["containerID"], False
+        if last and last.get("containerID"):
+            return last["containerID"], False
+        raise LogRequestError(400, f'container "{container}" in pod "{pod_name}" is terminated')
+    if last is not None:
+        if not last.get("containerID"):
+            raise LogRequestError(400, f'container "{container}" in pod "{pod_name}" is terminated')
+        return last["containerID"], False
+    if waiting is not None:
+        reason = waiting.get("reason", "")
+        detail = {"ErrImagePull": "image can't be pulled",
+                  "ImagePullBackOff": "trying and failing to pull image"}.get(reason, reason)
+        raise LogRequestError(400, f'container "{container}" in pod "{pod_name}" is waiting to start: {detail}')
+    raise LogRequestError(400, f'container "{container}" in pod "{pod_name}" is waiting to start - no logs yet')
+
+
+# ---- query options (PodLogOptions) ----
+
+@dataclass
+class LogOptions:
+    follow: bool = False
+    previous: bool = False
+    timestamps: bool = False
+    tail_lines: int | None = None
+    limit_bytes: int | None = None
+    since: datetime | None = None
+
+
+def _bool(query: Any, key: str) -> bool:
+    value = query.get(key, "false").lower()
+    if value in ("true", "1", "t"):
+        return True
+    if value in ("false", "0", "f", ""):
+        return False
+    raise LogRequestError(400, f'invalid value "{value}" for {key}: must be true or false')
+
+
+def _int(query: Any, key: str) -> int | None:
+    if key not in query:
+        return None
+    try:
+        return int(query[key])
+    except ValueError:
+        raise LogRequestError(400, f'invalid value "{query[key]}" for {key}: must be an integer') from None
+
+
+def parse_options(query: Any, now: datetime | None = None) -> LogOptions:
+    opts = LogOptions(follow=_bool(query, "follow"), previous=_bool(query, "previous"),
+                      timestamps=_bool(query, "timestamps"), tail_lines=_int(query, "tailLines"),
+                      limit_bytes=_int(query, "limitBytes"))
+    since_seconds = _int(query, "sinceSeconds")
+    if since_seconds is not None and "sinceTime" in query:
+        raise LogRequestError(422, "at most one of `sinceTime` or `sinceSeconds` may be specified")
+    if opts.tail_lines is not None and opts.tail_lines < 0:
+        raise LogRequestError(422, "tailLines: Invalid value: must be greater than or equal to 0")
+    if opts.limit_bytes is not None and opts.limit_bytes < 1:
+        raise LogRequestError(422, "limitBytes: Invalid value: must be greater than 0")
+    if since_seconds is not None:
+        if since_seconds < 1:
+            raise LogRequestError(422, "sinceSeconds: Invalid value: must be greater than 0")
+        opts.since = (now or datetime.now(UTC)) - timedelta(seconds=since_seconds)
+    elif "sinceTime" in query:
+        try:
+            opts.since = parse_time(query["sinceTime"])
+        except ValueError:
+            raise LogRequestError(400, f'invalid value "{query["sinceTime"]}" for sinceTime') from None
+    return opts
+
+
+async def stream_log(path: Path, opts: LogOptions, stop: asyncio.Event | None) -> AsyncIterator[bytes]:
+    """Rendered log output, with tail/since/timestamps/limitBytes applied."""
+    remaining = opts.limit_bytes
+    async for entry in read_entries(path, follow=opts.follow, tail_lines=opts.tail_lines, stop=stop):
+        if opts.since is not None and entry.time < opts.since:
+            continue
+        data = entry.render(opts.timestamps)
+        if remaining is not None:
+            data = data[:remaining]
+            remaining -= len(data)
+        yield data
+        if remaining is not None and remaining <= 0:
+            return
+
+
+def _text(status: int, message: str) -> web.Response:
+    return web.Response(status=status, text=message)
+
+
+async def container_logs(request: web.Request) -> web.StreamResponse:
+    provider: PodProvider = request.app["pods"]
+    namespace, pod_name = request.match_info["namespace"], request.match_info["pod"]
+    container = request.match_info["container"]
+    pod = provider.find_pod(namespace, pod_name)
+    if pod is None:
+        return _text(404, f'pod "{pod_name}" does not exist')
+    if not spec_has_container(pod, container):
+        return _text(404, f'container "{container}" not found in pod "{pod_name}"')
+    try:
+        opts = parse_options(request.query)
+        container_id, running = log_container_id(pod, container, opts.previous)
+    except LogRequestError as exc:
+        return _text(exc.status, exc.message)
+    path = provider.log_path(pod, container, container_id)
+    if path is None:
+        return _text(400, f'container "{container}" in pod "{pod_name}" is not available')
+    stop = asyncio.Event()
+    watcher = _watch_exit(provider, container_id, stop) if opts.follow and running else None
+    if not running:
+        stop.set()
+    response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    try:
+        async for data in stream_log(path, opts, stop):
+            await response.write(data)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+    await response.write_eof()
+    return response
+
+
+def _watch_exit(provider: PodProvider, container_id: str, stop: asyncio.Event) -> asyncio.Task[None]:
+    async def wait() -> None:
+        try:
+            await provider.runtime.wait(container_id)
+        except Exception:  # noqa: BLE001 - an unknown container has nothing more to write
+            pass
+        stop.set()
+
+    return asyncio.create_task(wait(), name=f"log-follow-{container_id}")
