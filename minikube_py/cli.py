@@ -14,6 +14,7 @@ minikube_py.cli <component> ...` (see `minikube_py.cluster.COMPONENTS`).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import click
@@ -59,9 +60,14 @@ def cli() -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help=PORT_HELP)
 @click.option("--no-merge", is_flag=True, help="Do not touch the user's kubeconfig ($KUBECONFIG or ~/.kube/config).")
 @click.option("--single-process", is_flag=True, help="Run all components in one (detached) process.")
+@click.option("--nodes", type=click.IntRange(0), default=None,
+              help="Run N real nodes (process kubelets; default 1, kept across restarts; 0: none).")
 @click.option("--fake-nodes", type=click.IntRange(0), default=None,
               help="Run N kwok-style fake nodes (kept across restarts; 0 removes them).")
-def up(name: str, port: int | None, no_merge: bool, single_process: bool, fake_nodes: int | None) -> None:
+@click.option("--runtime", type=click.Choice(["process", "namespaces"]), default=None,
+              help="Container runtime of the real nodes (default: namespaces as root, else process).")
+def up(name: str, port: int | None, no_merge: bool, single_process: bool, nodes: int | None,
+       fake_nodes: int | None, runtime: str | None) -> None:
     """Start the cluster (or resume it, or confirm it is running) and return."""
     from minikube_py import cluster
 
@@ -69,7 +75,7 @@ def up(name: str, port: int | None, no_merge: bool, single_process: bool, fake_n
     began = time.monotonic()
     try:
         result = cluster.up(paths, port=port, merge=not no_merge, single_process=single_process,
-                            fake_nodes=fake_nodes)
+                            fake_nodes=fake_nodes, nodes=nodes, runtime=runtime)
     except cluster.ClusterError as e:
         _fail(str(e))
     elapsed = time.monotonic() - began
@@ -276,22 +282,39 @@ def controller_manager(kubeconfig: str | None, server: str | None, controllers: 
 @cli.command()
 @_target_options
 @click.option("--fake", is_flag=True, help="Run kwok-style fake nodes (status only, no processes).")
-@click.option("--node", "nodes", multiple=True, metavar="NAME", help="A node's name (repeatable).")
+@click.option("--node", "nodes", multiple=True, metavar="NAME", help="A node's name (repeatable with --fake).")
 @click.option("--nodes", "count", type=click.IntRange(0), default=0, help="N more nodes named PREFIX1..PREFIXN.")
 @click.option("--node-prefix", default="fake-node-", show_default=True)
 @click.option("--capacity", default="", metavar="cpu=8,memory=32Gi,...", help="Per-node capacity over the defaults.")
 @click.option("--run-seconds", type=float, default=1.0, show_default=True,
               help="Run time of run-to-completion pods (annotation mkp.dev/fake-run-seconds overrides).")
 @click.option("--no-events", is_flag=True, help="Record no Pulled/Created/Started/Killing events.")
+@click.option("--runtime", type=click.Choice(["process", "namespaces"]), default=None,
+              help="Container runtime (default: namespaces as root, else process).")
+@click.option("--root-dir", default=None, help="Node state: pods, logs, images ($MKP_CLUSTER_HOME/nodes/NAME).")
+@click.option("--port", type=click.IntRange(0, 65535), default=10250, show_default=True,
+              help="Kubelet server port on the node's InternalIP (0: any free port).")
 def kubelet(kubeconfig: str | None, server: str | None, fake: bool, nodes: tuple[str, ...], count: int,
-            node_prefix: str, capacity: str, run_seconds: float, no_events: bool) -> None:
-    """Run node agents. Today: fake nodes (`--fake`); the process kubelet comes next."""
+            node_prefix: str, capacity: str, run_seconds: float, no_events: bool, runtime: str | None,
+            root_dir: str | None, port: int) -> None:
+    """Run a node agent: a kubelet whose pods are real processes (`--node NAME`), or
+    kwok-style fake nodes (`--fake`)."""
     from kubelet.fake.config import FakeNodeConfig, node_names, parse_capacity
     from kubelet.fake.runner import main as run
 
     _require_target(kubeconfig, server)
     if not fake:
-        _fail("only fake nodes (--fake) exist so far; the process kubelet comes with the kubelet issue")
+        if len(nodes) != 1 or count:
+            _fail("a kubelet runs one node: give --node NAME (several nodes: several kubelets, or --fake)")
+        from kubelet.agent import main as run_kubelet
+        from kubelet.config import KubeletConfig, default_root, default_runtime
+        try:
+            config = KubeletConfig(node=nodes[0], root=Path(root_dir) if root_dir else default_root(nodes[0]),
+                                   runtime=runtime or default_runtime(), port=port)
+        except ValueError as exc:
+            _fail(str(exc))
+        run_kubelet(config, kubeconfig=kubeconfig, server=server)
+        return
     names = [*nodes, *node_names(count, node_prefix)]
     if not names:
         _fail("give --node NAME or --nodes N")

@@ -91,6 +91,23 @@ SINGLE_PROCESS: tuple[Component, ...] = (
 MODES = {"multi-process": COMPONENTS, "single-process": SINGLE_PROCESS}
 
 
+def real_node_names(cluster: str, count: int) -> list[str]:
+    """Names of the real nodes of `mkp up --nodes count`, minikube's way: the first is
+    named after the cluster, the others <cluster>-m02, <cluster>-m03, ..."""
+    return [cluster if i == 1 else f"{cluster}-m{i:02d}" for i in range(1, count + 1)]
+
+
+KUBELET_PREFIX = "kubelet-"  # component (process, log, pid file) of a real node
+
+
+def real_node(name: str, runtime: str = "") -> Component:
+    """The process kubelet of one real node (component `kubelet-<name>`)."""
+    def argv(launch: Launch) -> list[str]:
+        extra = ["--runtime", runtime] if runtime else []
+        return ["kubelet", "--node", name, *extra, *_kubeconfig_args(launch)]
+    return Component(f"{KUBELET_PREFIX}{name}", argv)
+
+
 def added_node(name: str, capacity: str = "") -> Component:
     """The process of one node added by `mkp node add --fake` (component `node-<name>`)."""
     def argv(launch: Launch) -> list[str]:
@@ -105,10 +122,11 @@ def components_for(state: ClusterState) -> tuple[Component, ...]:
     base = MODES[state.mode]
     if state.mode != "multi-process":
         return base
+    real = tuple(real_node(n, state.runtime) for n in real_node_names(state.name, state.nodes))
     fake = (FAKE_NODES,) if state.fake_nodes else ()
     added = tuple(added_node(n["name"], n.get("capacity", "")) for n in state.added_nodes
                   if n["name"] not in state.stopped_nodes)
-    return (*base, *fake, *added)
+    return (*base, *real, *fake, *added)
 
 
 class ClusterError(Exception):
@@ -298,7 +316,8 @@ def _plan(state: ClusterState, single_process: bool, paths: ClusterPaths, notes:
 
 
 def up(paths: ClusterPaths, *, port: int | None = None, merge: bool = True,
-       single_process: bool = False, fake_nodes: int | None = None) -> UpResult:
+       single_process: bool = False, fake_nodes: int | None = None, nodes: int | None = None,
+       runtime: str | None = None) -> UpResult:
     """Start (or resume, or confirm) the cluster; returns once the API is ready."""
     paths.ensure()
     with cluster_lock(paths):
@@ -307,6 +326,9 @@ def up(paths: ClusterPaths, *, port: int | None = None, merge: bool = True,
         state.mode = _plan(state, single_process, paths, notes)
         if fake_nodes is not None:
             _change_fake_nodes(paths, state, fake_nodes, notes)
+        if nodes is not None or runtime is not None:
+            _change_real_nodes(paths, state, state.nodes if nodes is None else nodes,
+                               state.runtime if runtime is None else runtime)
         components = components_for(state)
         running = _running_pids(paths, components)
         _clear_stale_pid_files(paths, running, notes)
@@ -352,6 +374,21 @@ def _change_fake_nodes(paths: ClusterPaths, state: ClusterState, wanted: int, no
     state.fake_nodes = wanted
 
 
+def _change_real_nodes(paths: ClusterPaths, state: ClusterState, wanted: int, runtime: str) -> None:
+    """Fewer real nodes: stop the kubelets of the ones that go (their Nodes stay and go
+    NotReady, as when a machine leaves); another runtime restarts every kubelet."""
+    keep = set(real_node_names(state.name, wanted)) if runtime == state.runtime else set()
+    for name in real_node_names(state.name, state.nodes):
+        if name in keep:
+            continue
+        component = real_node(name).name
+        pid = process.running_component(paths.pid(component), paths.home, component)
+        if pid is not None:
+            process.stop([pid], grace=STOP_GRACE_SECONDS)
+            paths.pid(component).unlink(missing_ok=True)
+    state.nodes, state.runtime = wanted, runtime
+
+
 def _start_rest(components: tuple[Component, ...], running: dict[str, int], launch: Launch) -> None:
     for c in components[1:]:
         if c.name not in running:
@@ -381,6 +418,18 @@ class DownResult:
     killed: list[int] = field(default_factory=list)
     purged: bool = False
     kubeconfigs_cleaned: list[Path] = field(default_factory=list)
+    pod_processes: list[int] = field(default_factory=list)
+
+
+def _stop_pods(paths: ClusterPaths) -> list[int]:
+    """Pod processes outlive their kubelets (so a restarted kubelet re-adopts them):
+    with the kubelets stopped, stop them and detach the nodes' mounts."""
+    from kubelet.cleanup import stop_pods
+    stopped: list[int] = []
+    for root in sorted((paths.home / "nodes").glob("*")):
+        if root.is_dir():
+            stopped += stop_pods(root)
+    return stopped
 
 
 def _stop_all(paths: ClusterPaths, result: DownResult) -> None:
@@ -408,6 +457,7 @@ def down(paths: ClusterPaths, *, purge: bool = False) -> DownResult:
     result = DownResult(existed=True)
     with cluster_lock(paths):
         _stop_all(paths, result)
+        result.pod_processes = _stop_pods(paths)
         for pid_file in paths.pids_dir.glob("*.pid"):
             pid_file.unlink(missing_ok=True)
         paths.port_file.unlink(missing_ok=True)

@@ -131,6 +131,8 @@ class ClusterState:
     # The user kubeconfig our context was merged into; `down --purge` cleans exactly that.
     merged_kubeconfig: str = ""
     fake_nodes: int = 0  # `mkp up --fake-nodes N`, kept for resumes
+    nodes: int = 1  # `mkp up --nodes N`: real nodes (process kubelets), kept for resumes
+    runtime: str = ""  # `mkp up --runtime`: their container runtime ("" = the kubelet's default)
     # `mkp node add --fake`: one fake-node process each, [{"name": ..., "capacity": ...}];
     # a node listed in `stopped_nodes` (`mkp node stop`) is not started by `mkp up`.
     added_nodes: list[dict[str, str]] = field(default_factory=list)

@@ -123,6 +123,8 @@ def start_mkp_cluster(mkp_home: Path, name: str | None = None, *up_args: str) ->
     env = mkp_env(mkp_home)
     state_dir = mkp_home / name
     try:
+        if "--nodes" not in up_args:  # API-level tests want no node unless they ask for one
+            up_args = ("--nodes", "0", *up_args)
         run_mkp("up", "--name", name, "--port", "0", "--no-merge", *up_args, env=env)
         kubeconfig = state_dir / "kubeconfig"
         server = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]

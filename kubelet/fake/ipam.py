@@ -23,11 +23,21 @@ from kubelet.fake.config import CLUSTER_CIDR, NODE_CIDR_PREFIX, NODE_IP_BASE
 
 _CLUSTER = ipaddress.ip_network(CLUSTER_CIDR)
 _NODE_IP_BASE = ipaddress.ip_address(NODE_IP_BASE)
+_LOOPBACK_PODS = ipaddress.ip_network("127.244.0.0/16")
 _HOSTS_PER_OCTET = 254  # InternalIP last octets 1..254
 
 
 class AddressesExhausted(Exception):
     """No pod IP is left in a node's CIDR."""
+
+
+def loopback_cidr_for_index(index: int) -> str:
+    """Node number `index`'s pod CIDR under the loopback pod network of real nodes:
+    127.244.<index>.0/24 (the same numbering as 10.244.<index>.0/24, so fake and real
+    nodes never share an index)."""
+    if not 0 <= index < 256:
+        raise AddressesExhausted(f"the loopback pod range {_LOOPBACK_PODS} has no /{NODE_CIDR_PREFIX} number {index}")
+    return f"127.244.{index}.0/{NODE_CIDR_PREFIX}"
 
 
 def cidr_for_index(index: int) -> str:
@@ -47,6 +57,8 @@ def index_of_cidr(cidr: str) -> int | None:
         network = ipaddress.ip_network(cidr, strict=False)
     except ValueError:
         return None
+    if network.prefixlen == NODE_CIDR_PREFIX and network.subnet_of(_LOOPBACK_PODS):  # type: ignore[arg-type]
+        return (int(network.network_address) - int(_LOOPBACK_PODS.network_address)) // 2 ** (32 - NODE_CIDR_PREFIX)
     if network.prefixlen != NODE_CIDR_PREFIX or not network.subnet_of(_CLUSTER):  # type: ignore[arg-type]
         return None
     return (int(network.network_address) - int(_CLUSTER.network_address)) // 2 ** (32 - NODE_CIDR_PREFIX)

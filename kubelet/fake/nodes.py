@@ -106,9 +106,11 @@ class NodeAgent:
     """Registers, heartbeats and reports the status of a set of fake nodes."""
 
     def __init__(self, client: ApiClient, names: Iterable[str], *, config: FakeNodeConfig, clock: Clock,
-                 informer: Informer, on_ready: Callable[[str], None] = lambda name: None) -> None:
+                 informer: Informer, on_ready: Callable[[str], None] = lambda name: None,
+                 profile: nodestatus.NodeProfile = nodestatus.FAKE) -> None:
         self.client = client
         self.config = config
+        self.profile = profile
         self.clock = clock
         self.informer = informer
         self.on_ready = on_ready
@@ -214,7 +216,7 @@ class NodeAgent:
 
     def _static(self, handle: NodeHandle) -> Obj:
         assert handle.internal_ip is not None
-        return nodestatus.static_status(handle.name, handle.internal_ip, self.config)
+        return nodestatus.static_status(handle.name, handle.internal_ip, self.config, self.profile)
 
     # -- registration ---------------------------------------------------------------
 
@@ -227,10 +229,10 @@ class NodeAgent:
         Returns the Node and whether we created it."""
         # Choose and claim the CIDR before the first await: registrations run concurrently.
         index = ipam.free_index(self._used_cidrs())
-        cidr = ipam.cidr_for_index(index)
+        cidr = self.profile.cidr_for_index(index)
         handle.pool.set_cidr(cidr)
         body = nodestatus.registration(handle.name, pod_cidr=cidr, internal_ip=ipam.node_ip_for_index(index),
-                                       config=self.config, now=self.clock.now())
+                                       config=self.config, now=self.clock.now(), profile=self.profile)
         try:
             handle.node = await self.client.create(NODES, body, field_manager=FIELD_MANAGER)
             log.info("registered node %s (pod CIDR %s)", handle.name, cidr)
@@ -249,12 +251,12 @@ class NodeAgent:
         spec = node.get("spec") or {}
         cidr = spec.get("podCIDR")
         if not cidr:
-            cidr = ipam.cidr_for_index(ipam.free_index(self._used_cidrs()))
+            cidr = self.profile.cidr_for_index(ipam.free_index(self._used_cidrs()))
             handle.node = await self.client.patch(NODES, handle.name, {"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}},
                                                   field_manager=FIELD_MANAGER)
         handle.pool.set_cidr(cidr)
         handle.internal_ip = self._internal_ip(node, cidr)
-        labels = nodestatus.node_labels(handle.name, self.config.architecture)
+        labels = nodestatus.node_labels(handle.name, self.config.architecture, self.profile)
         current = (node.get("metadata") or {}).get("labels") or {}
         if any(current.get(k) != v for k, v in labels.items()):
             handle.node = await self.client.patch(NODES, handle.name, {"metadata": {"labels": labels}},

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from kubelet.fake import ipam
 from kubelet.fake.config import (
     CONTAINER_RUNTIME_VERSION,
     EVICTION_MEMORY,
@@ -53,15 +55,32 @@ CONDITION_EVENTS = {"MemoryPressure": "NodeHasSufficientMemory", "DiskPressure":
 _STATIC_FIELDS = ("capacity", "allocatable", "addresses", "daemonEndpoints", "nodeInfo")
 
 
-def node_labels(name: str, architecture: str) -> dict[str, str]:
-    return {
+@dataclass(frozen=True)
+class NodeProfile:
+    """What tells one kind of node agent's Node from another's: the fake nodes here,
+    the process kubelet (`kubelet.agent`) with its own values."""
+
+    fake: bool = True  # label mkp.dev/fake-node=true
+    kubelet_port: int = KUBELET_PORT  # status.daemonEndpoints.kubeletEndpoint.Port
+    os_image: str = "mkp fake node"
+    runtime_version: str = CONTAINER_RUNTIME_VERSION
+    cidr_for_index: Callable[[int], str] = ipam.cidr_for_index  # spec.podCIDR of node number i
+
+
+FAKE = NodeProfile()
+
+
+def node_labels(name: str, architecture: str, profile: NodeProfile = FAKE) -> dict[str, str]:
+    labels = {
         "beta.kubernetes.io/arch": architecture,
         "beta.kubernetes.io/os": "linux",
         "kubernetes.io/arch": architecture,
         "kubernetes.io/hostname": name,
         "kubernetes.io/os": "linux",
-        FAKE_NODE_LABEL: "true",
     }
+    if profile.fake:
+        labels[FAKE_NODE_LABEL] = "true"
+    return labels
 
 
 def allocatable(capacity: Mapping[str, str]) -> dict[str, str]:
@@ -79,31 +98,31 @@ def allocatable(capacity: Mapping[str, str]) -> dict[str, str]:
     return result
 
 
-def node_info(name: str, config: FakeNodeConfig) -> dict[str, str]:
+def node_info(name: str, config: FakeNodeConfig, profile: NodeProfile = FAKE) -> dict[str, str]:
     """status.nodeInfo; the ids are stable per node name, so restarts do not change them."""
-    ident = uuid.uuid5(uuid.NAMESPACE_DNS, f"{name}.fake.mkp.dev")
+    ident = uuid.uuid5(uuid.NAMESPACE_DNS, f"{name}.{'fake.' if profile.fake else ''}mkp.dev")
     return {
         "architecture": config.architecture,
         "bootID": str(uuid.uuid5(ident, "boot")),
-        "containerRuntimeVersion": CONTAINER_RUNTIME_VERSION,
+        "containerRuntimeVersion": profile.runtime_version,
         "kernelVersion": os.uname().release,
         "kubeProxyVersion": config.kubelet_version,  # DisableNodeKubeProxyVersion is off in 1.32
         "kubeletVersion": config.kubelet_version,
         "machineID": ident.hex,
         "operatingSystem": "linux",
-        "osImage": "mkp fake node",
+        "osImage": profile.os_image,
         "systemUUID": str(ident),
     }
 
 
-def static_status(name: str, internal_ip: str, config: FakeNodeConfig) -> Obj:
+def static_status(name: str, internal_ip: str, config: FakeNodeConfig, profile: NodeProfile = FAKE) -> Obj:
     """Every status field of the node but its conditions."""
     return {
         "capacity": {k: canonical(v) for k, v in config.capacity.items()},
         "allocatable": allocatable(config.capacity),
         "addresses": [{"address": internal_ip, "type": "InternalIP"}, {"address": name, "type": "Hostname"}],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": KUBELET_PORT}},
-        "nodeInfo": node_info(name, config),
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": profile.kubelet_port}},
+        "nodeInfo": node_info(name, config, profile),
     }
 
 
@@ -121,18 +140,19 @@ def conditions(previous: list[Obj] | None, now: datetime) -> list[Obj]:
     return result
 
 
-def registration(name: str, *, pod_cidr: str, internal_ip: str, config: FakeNodeConfig, now: datetime) -> Obj:
+def registration(name: str, *, pod_cidr: str, internal_ip: str, config: FakeNodeConfig, now: datetime,
+                 profile: NodeProfile = FAKE) -> Obj:
     """The Node a fake node creates when it does not exist yet."""
     return {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
             "name": name,
-            "labels": node_labels(name, config.architecture),
+            "labels": node_labels(name, config.architecture, profile),
             "annotations": {"volumes.kubernetes.io/controller-managed-attach-detach": "true"},
         },
         "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]},
-        "status": {**static_status(name, internal_ip, config), "conditions": conditions(None, now)},
+        "status": {**static_status(name, internal_ip, config, profile), "conditions": conditions(None, now)},
     }
 
 

@@ -200,14 +200,24 @@ def _pod_ready(spec: Obj, others: list[Obj], containers_ready: Obj) -> Obj:
     return _condition("Ready", "True")
 
 
-def conditions(pod: Obj, phase: str, statuses: list[Obj], now: datetime) -> list[Obj]:
-    """Others' conditions (kept), then the kubelet's five, with transition times."""
+def conditions(pod: Obj, phase: str, statuses: list[Obj], now: datetime, *, sandbox_ready: bool | None = None,
+               uninitialized: list[str] | None = None) -> list[Obj]:
+    """Others' conditions (kept), then the kubelet's five, with transition times.
+    `sandbox_ready` (default: not terminal) and `uninitialized` (init containers not
+    done yet; default none) are what the process kubelet knows and a fake node assumes."""
     previous = (pod.get("status") or {}).get("conditions") or []
     others = [c for c in previous if c.get("type") not in KUBELET_CONDITIONS]
     containers_ready = _containers_ready(phase, statuses)
+    if sandbox_ready is None:
+        sandbox_ready = phase not in TERMINAL
+    if uninitialized:
+        initialized = _condition("Initialized", "False", "ContainersNotInitialized",
+                                 f"containers with incomplete status: {_go_list(uninitialized)}")
+    else:
+        initialized = _condition("Initialized", "True", "PodCompleted" if phase == SUCCEEDED else None)
     ours = [
-        _condition("PodReadyToStartContainers", "False" if phase in TERMINAL else "True"),
-        _condition("Initialized", "True", "PodCompleted" if phase == SUCCEEDED else None),
+        _condition("PodReadyToStartContainers", "True" if sandbox_ready else "False"),
+        initialized,
         _pod_ready(pod.get("spec") or {}, others, containers_ready),
         containers_ready,
         _condition("PodScheduled", "True"),
@@ -284,7 +294,7 @@ def _restarting_statuses(pod: Obj, pod_plan: PodPlan, now: datetime, ready: dict
                 backoff = int(round((attempt.next_start - attempt.end).total_seconds()))
                 status["state"] = {"waiting": {
                     "reason": "CrashLoopBackOff",
-                    "message": f"back-off {_go_duration(backoff)} restarting failed container={name} "
+                    "message": f"back-off {go_duration(backoff)} restarting failed container={name} "
                                f"pod={meta.get('name')}_{meta.get('namespace')}({uid})"}}
         status["restartCount"] = restarts
         if last is not None:
@@ -294,7 +304,7 @@ def _restarting_statuses(pod: Obj, pod_plan: PodPlan, now: datetime, ready: dict
     return result
 
 
-def _go_duration(seconds: int) -> str:
+def go_duration(seconds: int) -> str:
     """Go's time.Duration String() for whole seconds: 10s, 1m20s, 5m0s."""
     minutes, rest = divmod(seconds, 60)
     return f"{minutes}m{rest}s" if minutes else f"{rest}s"

@@ -21,7 +21,7 @@ MANIFESTS = Path(__file__).parent / "manifests"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with start_mkp_cluster(tmp_path_factory.mktemp("mkp"), None, "--fake-nodes", "3") as c:
+    with start_mkp_cluster(tmp_path_factory.mktemp("mkp"), None, "--nodes", "0", "--fake-nodes", "3") as c:
         yield c
 
 

@@ -21,7 +21,7 @@ NODES = ("fake-node-1", "fake-node-2", "fake-node-3")
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with start_mkp_cluster(tmp_path_factory.mktemp("mkp"), None, "--fake-nodes", "3") as c:
+    with start_mkp_cluster(tmp_path_factory.mktemp("mkp"), None, "--nodes", "0", "--fake-nodes", "3") as c:
         _wait(lambda: len(c.kubectl("get", "nodes", "-o", "name").stdout.split()) == 3, what="3 nodes")
         yield c
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_demo_script_runs_clean(tmp_path):
-    with start_mkp_cluster(tmp_path, None, "--fake-nodes", "2") as c:
+    with start_mkp_cluster(tmp_path, None, "--nodes", "0", "--fake-nodes", "2") as c:
         env = {**c.env, "MKP_HOME": str(c.mkp_home), "MKP_NAME": c.name, "KUBECTL": require_tool("kubectl"),
                "PATH": os.environ.get("PATH", "")}
         result = subprocess.run(["bash", str(REPO_ROOT / "examples" / "demo.sh")], env=env, capture_output=True,

@@ -29,7 +29,7 @@ DEAD = "dead-node"
 def cluster(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MKP_NODE_MONITOR_GRACE_PERIOD", GRACE)
-        with start_mkp_cluster(tmp_path_factory.mktemp("mkp"), None, "--fake-nodes", "2") as c:
+        with start_mkp_cluster(tmp_path_factory.mktemp("mkp"), None, "--nodes", "0", "--fake-nodes", "2") as c:
             yield c
 
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with start_mkp_cluster(tmp_path_factory.mktemp("mkp"), None, "--fake-nodes", "2") as c:
+    with start_mkp_cluster(tmp_path_factory.mktemp("mkp"), None, "--nodes", "0", "--fake-nodes", "2") as c:
         yield c
 
 

@@ -27,7 +27,7 @@ MANIFESTS = Path(__file__).parent / "manifests"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    with start_mkp_cluster(tmp_path_factory.mktemp("mkp"), None, "--fake-nodes", "2") as c:
+    with start_mkp_cluster(tmp_path_factory.mktemp("mkp"), None, "--nodes", "0", "--fake-nodes", "2") as c:
         c.kubectl("apply", "-f", str(MANIFESTS / "cronjob.yaml"))
         yield c
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with start_mkp_cluster(tmp_path_factory.mktemp("mkp"), None, "--fake-nodes", "1") as c:
+    with start_mkp_cluster(tmp_path_factory.mktemp("mkp"), None, "--nodes", "0", "--fake-nodes", "1") as c:
         yield c
 
 
@@ -96,7 +96,7 @@ def test_single_process_mode_runs_every_component_in_one_process(tmp_path):
     """`mkp up --single-process --fake-nodes 2`: one process, and still a whole cluster."""
     from minikube_py import process
 
-    with start_mkp_cluster(tmp_path, None, "--single-process", "--fake-nodes", "2") as c:
+    with start_mkp_cluster(tmp_path, None, "--single-process", "--nodes", "0", "--fake-nodes", "2") as c:
         assert len(process.cluster_processes(c.home)) == 1
         c.kubectl("create", "deployment", "web", "--image=nginx:1.27", "--replicas=3")
 
@@ -121,7 +121,7 @@ def test_stopped_node_goes_not_ready_and_its_pods_are_replaced(tmp_path):
     replaced on the live node."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MKP_NODE_MONITOR_GRACE_PERIOD", "20s")  # fake nodes renew every 10 s
-        with start_mkp_cluster(tmp_path, None, "--fake-nodes", "1") as c:
+        with start_mkp_cluster(tmp_path, None, "--nodes", "0", "--fake-nodes", "1") as c:
             k = c.kubectl
             c.mkp("node", "add", "--fake")
             k("cordon", "fake-node-1")  # the first pods all land on fake-node-2

@@ -19,7 +19,7 @@ SELECTED_NODE = "volume.kubernetes.io/selected-node"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MkpCluster]:
-    with start_mkp_cluster(tmp_path_factory.mktemp("mkp"), None, "--fake-nodes", "2") as c:
+    with start_mkp_cluster(tmp_path_factory.mktemp("mkp"), None, "--nodes", "0", "--fake-nodes", "2") as c:
         wait_until(lambda: c.kubectl("get", "nodes").stdout.count(" Ready ") == 2, what="2 Ready nodes")
         yield c
 

@@ -1,0 +1,115 @@
+"""Settings of the process kubelet (`mkp kubelet --node NAME`), and what it reads off the host.
+
+The values a learner sees on the Node (capacity, allocatable, nodeInfo) come from this
+machine: CPUs from os.cpu_count(), memory from /proc/meminfo, ephemeral-storage from the
+file system under the node's root directory, 110 pods (the kubelet's --max-pods).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubelet.fake import ipam
+from kubelet.fake.config import KUBELET_PORT, FakeNodeConfig
+from kubelet.fake.nodestatus import NodeProfile
+
+RUNTIMES = ("process", "namespaces")
+NETWORKS = ("loopback",)
+MKP_VERSION = "0.1.0"
+
+
+def default_runtime() -> str:
+    """`namespaces` as root (it needs to mount and make namespaces), else `process`."""
+    return "namespaces" if os.geteuid() == 0 else "process"
+
+
+def default_root(node: str) -> Path:
+    """$MKP_CLUSTER_HOME/nodes/<node> (set by `mkp up`), else ~/.mkp/nodes/<node>."""
+    base = os.environ.get("MKP_CLUSTER_HOME")
+    if base:
+        return Path(base) / "nodes" / node
+    return Path(os.environ.get("MKP_HOME") or Path.home() / ".mkp") / "nodes" / node
+
+
+def _meminfo_kib() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def host_capacity(root: Path, max_pods: int = 110) -> dict[str, str]:
+    """The node's capacity as a kubelet measures it (memory in Ki, as kubelets write it)."""
+    capacity = {"cpu": str(os.cpu_count() or 1), "memory": f"{_meminfo_kib()}Ki", "pods": str(max_pods),
+                "hugepages-1Gi": "0", "hugepages-2Mi": "0"}
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        st = os.statvfs(probe)
+        capacity["ephemeral-storage"] = f"{st.f_blocks * st.f_frsize // 1024}Ki"
+    except OSError:
+        pass
+    return capacity
+
+
+def os_image() -> str:
+    """PRETTY_NAME of /etc/os-release, as the kubelet reports osImage."""
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+@dataclass
+class KubeletConfig:
+    """How one process kubelet runs.
+
+    node            the Node's name
+    root            node root directory (pods, logs, cni state, checkpoints)
+    runtime         `process` or `namespaces` (see kubelet/runtime)
+    network         pod network: `loopback` (each pod a 127.244.<node>.x address)
+    port            kubelet server port (10250; 0 picks a free one); it listens on the
+                    node's InternalIP (127.1.0.<n>), so several nodes share a port number
+    heartbeat       Lease renewal period; status_report_frequency: node status writes
+    sync_frequency  how often every pod is re-synced even without changes (configMap and
+                    secret volume contents refresh at this pace too; kubelet: 1 min)
+    """
+
+    node: str
+    root: Path
+    runtime: str = field(default_factory=default_runtime)
+    network: str = "loopback"
+    port: int = KUBELET_PORT
+    heartbeat: float = 10.0
+    status_report_frequency: float = 60.0
+    sync_frequency: float = 10.0
+    max_pods: int = 110
+    pod_workers: int = 16
+
+    def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {self.runtime!r}: choose one of {', '.join(RUNTIMES)}")
+        if self.network not in NETWORKS:
+            raise ValueError(f"unknown pod network {self.network!r}: choose one of {', '.join(NETWORKS)}")
+        self.root = Path(self.root)
+
+    def node_config(self) -> FakeNodeConfig:
+        """The node half's settings (shared with fake nodes: registration, Lease, status)."""
+        return FakeNodeConfig(capacity=host_capacity(self.root, self.max_pods), heartbeat=self.heartbeat,
+                              status_report_frequency=self.status_report_frequency)
+
+    def profile(self, port: int) -> NodeProfile:
+        return NodeProfile(fake=False, kubelet_port=port, os_image=os_image(),
+                           runtime_version=f"{self.runtime}://{MKP_VERSION}",
+                           cidr_for_index=ipam.loopback_cidr_for_index)
