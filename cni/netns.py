@@ -11,6 +11,7 @@ Creating and deleting need root (CAP_SYS_ADMIN). The loopback mode uses none of 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -34,7 +35,7 @@ def _run(argv: list[str]) -> None:
 
 def is_netns_mount(path: Path) -> bool:
     """Whether `path` is a bind mount of a namespace file (nsfs) in this mount namespace."""
-    target = str(Path(path).absolute())
+    target = os.path.realpath(path)  # /var/run is usually a link to /run
     try:
         lines = Path("/proc/self/mountinfo").read_text().splitlines()
     except OSError:
