@@ -1,0 +1,33 @@
+"""tcpSocket probes: the port accepts a connection within timeoutSeconds, or not.
+
+As pkg/probe/tcp: connect, close at once, never send a byte. A refused or timed-out dial
+is a failure whose message is Go's dial error (`dial tcp 10.0.0.5:6379: connect:
+connection refused`, `dial tcp 10.0.0.5:6379: i/o timeout`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+from kubelet.probes.dial import set_linger, strerror
+from kubelet.probes.spec import FAILURE, SUCCESS, Outcome, join_host_port
+
+
+async def tcp_probe(host: str, port: int, timeout: float) -> Outcome:
+    address = join_host_port(host, port)
+    try:
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(host, port)
+    except TimeoutError:
+        return Outcome(FAILURE, f"dial tcp {address}: i/o timeout")
+    except socket.gaierror:
+        return Outcome(FAILURE, f"dial tcp: lookup {host}: no such host")
+    except OSError as exc:
+        return Outcome(FAILURE, f"dial tcp {address}: connect: {strerror(exc)}")
+    set_linger(writer)
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return Outcome(SUCCESS, "")
