@@ -5,8 +5,8 @@ network mode, and the NetworkManager facade the kubelet uses."""
 from cni.config import NetworkConfigList, RuntimeConf
 from cni.invoke import ExecPlugin, Plugin, PluginRegistry
 from cni.libcni import CNIConfig
-from cni.manager import NetworkManager, PodNetwork
+from cni.manager import NetworkManager, NetworkPlugin, PodNetwork
 from cni.types import DNS, CNIError, Interface, IPConfig, Result, Route
 
 __all__ = ["CNIConfig", "CNIError", "DNS", "ExecPlugin", "IPConfig", "Interface", "NetworkConfigList",
-           "NetworkManager", "Plugin", "PluginRegistry", "PodNetwork", "Result", "Route", "RuntimeConf"]
+           "NetworkManager", "NetworkPlugin", "Plugin", "PluginRegistry", "PodNetwork", "Result", "Route", "RuntimeConf"]

@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cni.config import NetworkConfigList, RuntimeConf
+from cni.ipam import hostlocal
 from cni.libcni import CNIConfig
 from cni.loopback import loopback_cni, loopback_network
 from cni.netns import NetnsDir
@@ -51,6 +52,22 @@ def _pod_network(entry_netns: str | None, sandbox_id: str, result: Result,
     netns = entry_netns if entry_netns and entry_netns != HOST_NETNS else None
     return PodNetwork(sandbox_id, ordered[0] if ordered else None, ordered, netns, result,
                       args.get("K8S_POD_NAMESPACE", ""), args.get("K8S_POD_NAME", ""), args.get("K8S_POD_UID", ""))
+
+
+class NetworkPlugin(Protocol):
+    """What the kubelet needs from pod networking (NetworkManager is the one
+    implementation; a test double or the bridge mode's manager can stand in)."""
+
+    async def setup_pod(self, namespace: str, name: str, uid: str, sandbox_id: str) -> PodNetwork: ...
+
+    async def teardown_pod(self, namespace: str, name: str, uid: str, sandbox_id: str) -> None: ...
+
+    async def status(self, namespace: str, name: str, uid: str, sandbox_id: str, *,
+                     check: bool = False) -> PodNetwork | None: ...
+
+    def pods(self) -> dict[str, PodNetwork]: ...
+
+    async def prune(self, keep: Collection[str]) -> list[str]: ...
 
 
 class NetworkManager:
@@ -126,6 +143,31 @@ class NetworkManager:
             args = {k: v for k, v in entry.get("cniArgs", [])}
             out[entry["containerId"]] = _pod_network(entry.get("netns"), entry["containerId"], result, args)
         return out
+
+    async def prune(self, keep: Collection[str]) -> list[str]:
+        """Tear down every attachment whose sandbox id is not in `keep` (the sandboxes
+        the kubelet knows after a restart): cached results, host-local allocations left
+        by an ADD that crashed before its result was cached, and namespace files. As CNI
+        1.1's GC verb does for valid attachments. Returns the sandbox ids removed."""
+        found = {e["containerId"] for e in self.cni.cached_attachments(self.network.name)
+                 if e.get("ifName") == self.ifname}
+        for network_dir in self._host_local_dirs():
+            found |= {cid for cid, ifname in hostlocal.owners(network_dir) if ifname in (self.ifname, "")}
+        if self.netns_dir is not None:
+            found |= {p.name.removeprefix("cni-") for p in self.netns_dir.list()}
+        stale = sorted(found - set(keep))
+        for sandbox_id in stale:
+            await self.teardown_pod("", "", "", sandbox_id)
+        return stale
+
+    def _host_local_dirs(self) -> list[Path]:
+        dirs = []
+        for plugin in self.network.plugins:
+            ipam = plugin.get("ipam")
+            if isinstance(ipam, dict) and ipam.get("type") == "host-local":
+                data_dir = Path(ipam["dataDir"]) if ipam.get("dataDir") else self.cni.cache_dir / "networks"
+                dirs.append(data_dir / self.network.name)
+        return dirs
 
     async def _teardown(self, rt: RuntimeConf) -> None:
         await self.cni.del_network_list(self.network, rt)

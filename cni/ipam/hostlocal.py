@@ -128,12 +128,13 @@ def parse_ranges(ranges: Any) -> list[RangeSet]:
 class HostLocal:
     """The allocations of one network on one node."""
 
-    def __init__(self, state_dir: Path, network: str, ranges: Any) -> None:
+    def __init__(self, state_dir: Path, network: str, ranges: Any, *, data_dir: Path | None = None) -> None:
+        """Files go to `<data_dir>/<network>/`; data_dir defaults to `<state_dir>/networks`."""
         if not network or "/" in network or network in (".", ".."):
             raise _invalid(f"invalid network name {network!r}")
         self.network = network
         self.range_sets = parse_ranges(ranges)
-        self.dir = Path(state_dir) / "networks" / network
+        self.dir = Path(data_dir if data_dir is not None else Path(state_dir) / "networks") / network
 
     # -- public operations (each under the flock) --
 
@@ -237,6 +238,22 @@ class HostLocal:
                     yield address
 
 
+def owners(network_dir: Path) -> set[tuple[str, str]]:
+    """(container id, ifname) of every allocation in one network's directory, whatever
+    its ranges: for garbage-collecting attachments whose result was never cached."""
+    if not Path(network_dir).is_dir():
+        return set()
+    found = set()
+    for path in Path(network_dir).iterdir():
+        try:
+            ipaddress.ip_address(path.name)
+            cid, _, ifname = path.read_bytes().decode().strip().partition(LINE_BREAK)
+        except (ValueError, OSError):
+            continue
+        found.add((cid.strip(), ifname.strip()))
+    return found
+
+
 def _range_for(range_set: Sequence[Range], address: IPAddress) -> Range | None:
     return next((r for r in range_set if r.contains(address)), None)
 
@@ -258,11 +275,8 @@ class HostLocalPlugin:
         if not isinstance(ipam, dict):
             raise _invalid("IPAM config missing 'ipam' key")
         data_dir = ipam.get("dataDir")
-        state_dir = Path(data_dir).parent if data_dir else self.state_dir
-        store = HostLocal(state_dir, conf.get("name", ""), ipam.get("ranges"))
-        if data_dir:
-            store.dir = Path(data_dir) / store.network
-        return store
+        return HostLocal(self.state_dir, conf.get("name", ""), ipam.get("ranges"),
+                         data_dir=Path(data_dir) if data_dir else None)
 
     async def add(self, conf: dict[str, Any], rt: RuntimeConf) -> Result:
         store = self.store(conf)

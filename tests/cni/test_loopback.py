@@ -125,3 +125,14 @@ def test_loopback_mode_needs_a_loopback_cidr():
         loopback_network("10.244.0.0/24")
     assert loopback_network(CIDR).plugins == [
         {"type": "mkp-loopback", "ipam": {"type": "host-local", "ranges": [[{"subnet": CIDR}]]}}]
+
+
+async def test_prune_removes_attachments_of_unknown_sandboxes_including_uncached_allocations(manager, tmp_path):
+    await manager.setup_pod("default", "a", "uid-a", "sb-a")
+    await manager.setup_pod("default", "b", "uid-b", "sb-b")
+    # An ADD that allocated and then crashed before libcni cached its result:
+    (tmp_path / "cni" / "networks" / "mkp-loopback" / "127.244.3.200").write_bytes(b"sb-crashed\r\neth0")
+    assert await manager.prune(keep={"sb-a"}) == ["sb-b", "sb-crashed"]
+    assert list(manager.pods()) == ["sb-a"]
+    assert sorted(p.name for p in (tmp_path / "cni" / "networks" / "mkp-loopback").glob("127.*")) == ["127.244.3.2"]
+    assert await manager.prune(keep={"sb-a"}) == []

@@ -75,6 +75,9 @@ async def test_manager_gives_each_sandbox_a_namespace_for_a_real_plugin_chain(tm
         assert "<LOOPBACK,UP," in links_in(Path(pod.netns))  # fresh namespaces have lo down
         assert (await manager.setup_pod("default", "a", "uid-a", "sb-a")).netns == pod.netns
         assert manager.pods()["sb-a"].netns == pod.netns
+        orphan = manager.netns_dir.create("sb-orphan")  # a sandbox the kubelet forgot
+        assert await manager.prune(keep={"sb-a"}) == ["sb-orphan"]
+        assert not is_netns_mount(orphan) and not orphan.exists()
     finally:
         await manager.teardown_pod("default", "a", "uid-a", "sb-a")
     assert not Path(pod.netns).exists() and manager.pods() == {}
