@@ -338,6 +338,15 @@ class CgroupManager:
     def node(self) -> Cgroup:
         return self._create(self.node_path)
 
+    def remove_node(self) -> None:
+        """Remove the node's group (and every pod's), then the parent if no other node
+        uses it."""
+        self.hierarchy.group(self.node_path).remove()
+        parent = self.node_path.rsplit("/", 1)[0]
+        for path in self.hierarchy.group(parent).paths:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+
     def pod(self, pod_uid: str) -> Cgroup:
         return self.hierarchy.group(f"{self.node_path}/pod{pod_uid}")
 

@@ -9,10 +9,11 @@ directories it needs (/usr, /lib*, /bin, a few /etc files) are bound into it rea
 This module only mounts the overlay (in the kubelet's mount namespace, so the teardown can
 unmount it). Everything else is a bind mount the shim makes inside the container's new
 mount namespace (`--mount SRC:DST[:ro]`), where it disappears with the container: the
-host binds, /dev's basic device nodes and /dev/pts, the pod's /dev/shm, /etc/hosts,
-/etc/hostname, /etc/resolv.conf, then the volumes. What a bind lands on must exist, so
-`prepare` creates those targets in the upper layer, resolving symlinks inside the root
-(an image's absolute symlink never leads out of it).
+host binds, the pod's /dev/shm, /etc/hosts, /etc/hostname, /etc/resolv.conf, then the
+volumes (the shim itself makes /dev a tmpfs with the basic device nodes, a new devpts,
+/proc and a read-only /sys). What a bind lands on must exist, so `prepare` creates those
+targets in the upper layer, resolving symlinks inside the root (an image's absolute
+symlink never leads out of it), and hands the shim the resolved paths.
 """
 
 from __future__ import annotations
@@ -36,9 +37,6 @@ BASE_HOST_BINDS = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin
                    "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/ssl", "/etc/ca-certificates",
                    "/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
                    "/etc/localtime", "/etc/services", "/etc/protocols", "/etc/host.conf", "/etc/gai.conf")
-DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
-DEV_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
-             "stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx"}
 EMPTY_DIRS = ("proc", "sys", "dev", "tmp", "etc", "root", "var/tmp", "run")
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -223,16 +221,8 @@ def _binds(root: Path, image: Any, mounts: list[Mount], files: dict[str, Path],
     binds: list[Bind] = []
     for src, dst in _host_binds(image):
         _link_or_bind(root, src, dst, binds)
-    for dev in DEVICES:
-        if os.path.exists(f"/dev/{dev}"):
-            binds.append(Bind(f"/dev/{dev}", _make_target(root, f"/dev/{dev}", is_dir=False)))
-    binds.append(Bind("/dev/pts", _make_target(root, "/dev/pts", is_dir=True)))
-    for name, target in DEV_LINKS.items():
-        link = root / "dev" / name
-        if not os.path.lexists(link):
-            link.symlink_to(target)
-    if shm is not None:
-        binds.append(Bind(str(shm), _make_target(root, "/dev/shm", is_dir=True)))
+    if shm is not None:  # over the shim's per-container /dev/shm: the pod shares one
+        binds.append(Bind(str(shm), "/dev/shm"))
     for inside, host in files.items():
         binds.append(Bind(str(host), _make_target(root, inside, is_dir=False)))
     for m in mounts:
@@ -264,3 +254,44 @@ def mount_shm(path: Path, size: int = 64 << 20) -> None:
     path.mkdir(parents=True, exist_ok=True)
     if not mounts_under(path):
         mount("shm", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f"mode=1777,size={size}")
+
+
+def _entries(path: Path) -> list[list[str]]:
+    try:
+        return [line.split(":") for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    except OSError:
+        return []
+
+
+def _lookup(entries: list[list[str]], key: str) -> list[str] | None:
+    return next((e for e in entries if len(e) > 2 and (e[0] == key or e[2] == key)), None)
+
+
+def resolve_user(image: Any, root: Path, run_as_user: int | None,
+                 run_as_group: int | None) -> tuple[int | None, int | None]:
+    """(uid, gid) to run as: runAsUser/runAsGroup over the image's USER (`uid`, `name`,
+    `uid:gid`, `name:group`), names looked up in the root's /etc/passwd and /etc/group
+    (the host's for a layer-less image, which binds them), the primary group of the
+    passwd entry when no group is given, else 0 (what runc does). (None, None): root."""
+    spec = (getattr(image, "user", None) or "").strip()
+    name, _, group = spec.partition(":")
+    etc = secure_join(root, "/etc") if getattr(image, "layers", None) else Path("/etc")
+    passwd = _entries(etc / "passwd")
+    uid: int | None = run_as_user
+    gid: int | None = run_as_group
+    entry = None
+    if uid is None and name:
+        entry = _lookup(passwd, name)
+        if entry is None and not name.isdigit():
+            raise RootfsError(f"unable to find user {name}: no matching entries in passwd file")
+        uid = int(entry[2]) if entry else int(name)
+    elif uid is not None:
+        entry = _lookup(passwd, str(uid))
+    if gid is None and group:
+        found = _lookup(_entries(etc / "group"), group)
+        if found is None and not group.isdigit():
+            raise RootfsError(f"unable to find group {group}: no matching entries in group file")
+        gid = int(found[2]) if found else int(group)
+    if gid is None and uid is not None:
+        gid = int(entry[3]) if entry and len(entry) > 3 and entry[3].isdigit() else 0
+    return uid, gid

@@ -123,4 +123,4 @@ def test_container_and_pod_stats_from_a_cgroup(tmp_path):
         proc.kill()
         proc.wait()
         manager.remove_pod(uid)
-        manager.node().remove()
+        manager.remove_node()

@@ -65,7 +65,7 @@ def manager():
     yield m
     for uid in m.pod_uids():
         m.remove_pod(uid)
-    m.node().remove()
+    m.remove_node()
     assert not any((mount / m.node_path).exists() for mount in m.hierarchy.mounts.values())
 
 

@@ -1,0 +1,195 @@
+"""The namespaces runtime on real namespaces, overlays and cgroups (root only): a
+container is pid 1 with the pod's hostname on the image's root filesystem, its volumes
+are bound in, readOnlyRootFilesystem holds, a memory hog is OOMKilled with exit code 137,
+exec enters the same namespaces and cgroup, a new runtime re-adopts what runs, and
+removal leaves no mount and no cgroup behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from kubelet.images import ImageStore
+from kubelet.runtime.base import (
+    COMPLETED,
+    ERROR,
+    EXITED,
+    OOM_KILLED,
+    RUNNING,
+    START_ERROR,
+    ContainerConfig,
+    Mount,
+    Resources,
+    RuntimeError_,
+    Sandbox,
+)
+from kubelet.runtime.namespaces import NamespacesRuntime
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI") != "true",
+                                reason="namespaces, mounts and cgroups need root")
+
+
+@pytest.fixture(scope="module")
+def python_image(tmp_path_factory):
+    store = ImageStore(tmp_path_factory.mktemp("images"))
+    image, _ = asyncio.run(store.pull("python:3", "IfNotPresent"))
+    return image
+
+
+def _mounts_under(path: Path) -> list[str]:
+    text = Path("/proc/self/mountinfo").read_text()
+    return [line.split()[4] for line in text.splitlines() if line.split()[4].startswith(str(path))]
+
+
+class Pod:
+    def __init__(self, runtime: NamespacesRuntime, root: Path, image, name: str = "mypod") -> None:
+        self.runtime, self.root, self.image = runtime, root, image
+        self.uid = str(uuid.uuid4())
+        self.sandbox = Sandbox(pod_uid=self.uid, namespace="default", name=name, hostname=name,
+                               state_dir=root / "pods" / self.uid / "sandbox", pod_ip="127.244.0.9")
+        self.attempts = 0
+
+    def config(self, code: str, **kw) -> ContainerConfig:
+        self.attempts += 1
+        name = kw.pop("name", "main")
+        return ContainerConfig(
+            sandbox=self.sandbox, name=name, attempt=self.attempts, argv=["python3", "-c", code],
+            env=dict(self.image.env) | kw.pop("env", {}), image=self.image,
+            log_path=self.root / "logs" / f"default_{self.sandbox.name}_{self.uid}" / name / f"{self.attempts}.log",
+            state_dir=self.root / "pods" / self.uid / "containers" / name / str(self.attempts), **kw)
+
+
+@pytest.fixture
+def pod(tmp_path, python_image):
+    runtime = NamespacesRuntime(tmp_path / "node", f"ns-{uuid.uuid4().hex[:8]}")
+    p = Pod(runtime, tmp_path / "node", python_image)
+
+    async def cleanup():
+        for c in await runtime.list_containers():
+            await runtime.kill(c.id, signal.SIGKILL)
+        await runtime.remove_sandbox(p.sandbox)
+
+    asyncio.run(runtime.create_sandbox(p.sandbox))
+    try:
+        yield p
+    finally:
+        try:
+            asyncio.run(cleanup())
+        finally:
+            node_group = runtime.cgroups.hierarchy.group(runtime.cgroups.node_path)
+            runtime.cgroups.remove_node()
+        assert _mounts_under(tmp_path) == []
+        assert not node_group.exists()
+
+
+async def _run(pod: Pod, code: str, **kw):
+    runtime = pod.runtime
+    config = pod.config(code, **kw)
+    started = await runtime.start_container(config)
+    assert started.state == RUNNING and started.id.startswith("namespaces://") and len(started.id) == 77
+    done = await asyncio.wait_for(runtime.wait(started.id), 30)
+    return done, config.log_path.read_text()
+
+
+def test_container_is_pid_1_with_the_pod_hostname_and_files(pod):
+    code = ("import os, socket; print(os.getpid(), socket.gethostname(), os.getcwd());"
+            "print(open('/etc/hosts').read().splitlines()[-1]); print(open('/etc/hostname').read().strip());"
+            "print(sorted(os.listdir('/dev')))")
+    state, log = asyncio.run(_run(pod, code))
+    assert (state.state, state.exit_code, state.reason) == (EXITED, 0, COMPLETED), log
+    lines = [line.split(" ", 3)[3] for line in log.splitlines()]
+    assert lines[0] == "1 mypod /"
+    assert lines[1] == "127.244.0.9\tmypod"
+    assert lines[2] == "mypod"
+    assert all(f"'{d}'" in lines[3] for d in ("null", "zero", "urandom", "pts", "shm"))
+
+
+def test_memory_hog_over_its_limit_is_oom_killed(pod):
+    code = "b = bytearray(200 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\nprint('survived')"
+    state, log = asyncio.run(_run(pod, code, resources=Resources(memory_limit=50 << 20)))
+    assert (state.state, state.reason, state.exit_code) == (EXITED, OOM_KILLED, 137), log
+    assert "survived" not in log
+
+
+def test_read_only_root_and_a_writable_volume(pod, tmp_path):
+    volume = tmp_path / "vol"
+    volume.mkdir()
+    (volume / "in").write_text("from the host")
+    code = ("import errno\nprint(open('/data/in').read())\nopen('/data/out', 'w').write('from the pod')\n"
+            "try:\n    open('/x', 'w')\nexcept OSError as e:\n    print('rootfs', errno.errorcode[e.errno])\n"
+            "open('/tmp/t', 'w')")
+    state, log = asyncio.run(_run(pod, code, mounts=[Mount(str(volume), "/data")], read_only_root=True))
+    assert "from the host" in log and "rootfs EROFS" in log
+    assert (volume / "out").read_text() == "from the pod"
+    assert (state.exit_code, state.reason) == (1, ERROR)  # /tmp is part of the read-only root
+    assert "Read-only file system: '/tmp/t'" in log
+
+
+def test_run_as_user_and_group(pod):
+    code = "import os; print(os.getuid(), os.getgid(), os.getgroups())"
+    state, log = asyncio.run(_run(pod, code, run_as_user=1000, run_as_group=3000))
+    assert state.exit_code == 0, log
+    assert log.splitlines()[0].endswith(" 1000 3000 []")
+
+
+def test_missing_program_is_a_start_error(pod):
+    config = pod.config("")
+    config.argv = ["no-such-program"]
+
+    async def go():
+        with pytest.raises(RuntimeError_) as err:
+            await pod.runtime.start_container(config)
+        return err.value
+
+    err = asyncio.run(go())
+    assert err.reason == START_ERROR
+    assert 'exec: "no-such-program": executable file not found in $PATH' in err.message
+
+
+def test_exec_stats_readoption_and_kill(pod):
+    code = "import time; x = bytearray(20 << 20); print('ready', flush=True); time.sleep(600)"
+
+    async def go():
+        runtime = pod.runtime
+        config = pod.config(code, env={"GREETING": "hello"}, resources=Resources(memory_limit=100 << 20,
+                                                                                   cpu_limit_millis=500))
+        t0 = time.monotonic()
+        started = await runtime.start_container(config)
+        latency = time.monotonic() - t0
+        hex_id = started.id.removeprefix("namespaces://")
+        proc = await runtime.exec(started.id, ["python3", "-c", "import os, socket; print(socket.gethostname(), "
+                                               "os.environ['GREETING'], os.getpid() != 1); "
+                                               "print(open('/proc/self/cgroup').read())"],
+                                  stdin=False, tty=False)
+        out = (await proc.stdout.read()).decode()
+        assert await proc.wait() == 0, out
+        assert out.splitlines()[0] == "mypod hello True"
+        assert f"memory:/mkpods/{runtime.cgroups.node_path.split('/')[-1]}/pod{pod.uid}/{hex_id}" in out
+        with pytest.raises(RuntimeError_, match='exec: "nope": executable file not found in \\$PATH'):
+            await runtime.exec(started.id, ["nope"], stdin=False, tty=False)
+        stats = runtime.stats(started.id)
+        assert stats["memory_working_set_bytes"] > 10 << 20 and stats["cpu_usage_nanos"] > 0
+
+        again = NamespacesRuntime(pod.root, runtime.cgroups.node_path.split("/")[-1])
+        (listed,) = [c for c in await again.list_containers() if c.id == started.id]
+        assert listed.state == RUNNING and listed.pid == started.pid
+        await again.kill(started.id, signal.SIGTERM)  # pid 1 without a handler ignores it
+        await asyncio.sleep(0.2)
+        assert (await again.status(started.id)).state == RUNNING
+        await again.kill(started.id, signal.SIGKILL)
+        done = await asyncio.wait_for(again.wait(started.id), 10)
+        assert (done.reason, done.exit_code) == (ERROR, 137)
+        assert not list((pod.root / "pods" / pod.uid / "containers").rglob("rootfs/*"))
+        assert runtime.stats(started.id) is None
+        await again.remove_container(started.id)
+        assert not config.state_dir.exists()
+        return latency
+
+    latency = asyncio.run(go())
+    assert latency < 1.0
