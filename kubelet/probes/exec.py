@@ -39,10 +39,10 @@ async def exec_probe(runtime: Any, container_id: str, argv: Sequence[str], timeo
             stdout, stderr, code = await asyncio.gather(
                 _collect(process.stdout), _collect(process.stderr), process.wait())
     except TimeoutError:
-        await _kill(process)
+        _kill(process)
         return Outcome(FAILURE, f"command {command} timed out")
     except asyncio.CancelledError:
-        await asyncio.shield(_kill(process))
+        _kill(process)
         raise
     output = (stdout + stderr)[:MAX_OUTPUT].decode("utf-8", "replace")
     return Outcome(SUCCESS if code == 0 else FAILURE, output)
@@ -59,8 +59,18 @@ async def _collect(stream: Any) -> bytes:
     return bytes(data)
 
 
-async def _kill(process: Any) -> None:
+_reaping: set[asyncio.Task[Any]] = set()
+
+
+def _kill(process: Any) -> None:
+    """Kill a timed-out command and reap it in the background (the probe has its answer)."""
     with contextlib.suppress(Exception):
         process.kill()
+    task = asyncio.get_running_loop().create_task(_reap(process))
+    _reaping.add(task)
+    task.add_done_callback(_reaping.discard)
+
+
+async def _reap(process: Any) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(process.wait(), _REAP_SECONDS)
