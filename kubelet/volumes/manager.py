@@ -25,6 +25,7 @@ volume directories; hostPath and claim directories are left alone.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import time
@@ -100,6 +101,8 @@ class VolumeManager:
         self.node_allocatable = node_allocatable
         self.use_tmpfs = tmpfs.can_mount() if use_tmpfs is None else use_tmpfs
         self.tokens = TokenCache(token_source, clock)
+        self._mounted: set[Path] = set()  # tmpfs mounts made or seen: mountinfo is read once per target
+        self._locks: dict[Path, asyncio.Lock] = {}  # one writer per volume: setup and refresh may race
 
     # -- paths ---------------------------------------------------------------------------
     def pod_volumes_dir(self, pod_uid: str) -> Path:
@@ -153,13 +156,20 @@ class VolumeManager:
             self._make_dir(target, memory=medium == "Memory", pod=pod, size_limit=volume["emptyDir"].get("sizeLimit"))
             return target
         self._make_dir(target, memory=kind in MEMORY_BACKED, pod=pod, size_limit=None)
-        atomic.write(target, await self._payload(pod, volume, kind))
+        await self._write(target, pod, volume, kind)
         return target
+
+    async def _write(self, target: Path, pod: Obj, volume: Obj, kind: str) -> None:
+        """Fetch and write under the volume's lock, so an older payload never lands last."""
+        async with self._locks.setdefault(target, asyncio.Lock()):
+            atomic.write(target, await self._payload(pod, volume, kind))
 
     def _make_dir(self, target: Path, *, memory: bool, pod: Obj, size_limit: Any) -> None:
         target.mkdir(parents=True, exist_ok=True)
-        if memory and self.use_tmpfs and not tmpfs.is_mount_point(target):
-            tmpfs.mount_tmpfs(target, self._tmpfs_size(pod, size_limit))
+        if memory and self.use_tmpfs and target not in self._mounted:
+            if not tmpfs.is_mount_point(target):
+                tmpfs.mount_tmpfs(target, self._tmpfs_size(pod, size_limit))
+            self._mounted.add(target)
         if target.stat().st_mode & 0o7777 != 0o777:
             os.chmod(target, 0o777)
 
@@ -195,7 +205,7 @@ class VolumeManager:
             if not (target / atomic.DATA_DIR).is_symlink():
                 continue  # never set up: setup's business
             try:
-                atomic.write(target, await self._payload(pod, volume, kind))
+                await self._write(target, pod, volume, kind)
             except SetupError as exc:
                 failures.append(VolumeError(volume["name"], exc.message))
             except (OSError, atomic.PayloadError) as exc:
@@ -211,6 +221,9 @@ class VolumeManager:
         """Unmount and remove everything under the pod's volumes directory."""
         self.tokens.forget(pod_uid)
         target = self.pod_volumes_dir(pod_uid)
+        for path in [p for p in (*self._mounted, *self._locks) if target in p.parents]:
+            self._mounted.discard(path)
+            self._locks.pop(path, None)
         if not target.exists():
             return
         if tmpfs.mounts_under(target):
