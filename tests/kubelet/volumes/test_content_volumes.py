@@ -3,6 +3,7 @@ modes, optional sources, the kubelet's FailedMount texts, and updates through re
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -228,3 +229,37 @@ async def test_setup_tries_every_volume_and_raises_the_first_failure(tmp_path: P
     assert caught.value.volume == "first"
     assert [e.volume for e in caught.value.errors] == ["first", "third"]  # type: ignore[attr-defined]
     assert (manager.volume_dir(UID, "configMap", "ok") / "k").read_text() == "v"
+
+
+class _SlowFirstSource(FakeSource):
+    """The first get after `arm()` waits until `release` is set: a slow informer read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed, self.release = False, asyncio.Event()
+
+    async def get(self, kind: str, namespace: str | None, name: str) -> dict | None:
+        obj = await super().get(kind, namespace, name)
+        if self.armed:
+            self.armed = False
+            await self.release.wait()
+        return obj
+
+
+async def test_a_slow_refresh_never_overwrites_a_newer_setup(tmp_path: Path) -> None:
+    source = _SlowFirstSource()
+    cm = source.configmap("app-config", {"a": "v1"})
+    manager = _manager(tmp_path, source)
+    the_pod = pod([{"name": "cfg", "configMap": {"name": "app-config"}}])
+    target = (await manager.setup(the_pod))["cfg"]
+    cm["data"] = {"a": "v2"}
+    source.armed = True
+    refresh = asyncio.create_task(manager.refresh(the_pod))  # reads v2, then stalls
+    await asyncio.sleep(0)
+    cm["data"] = {"a": "v3"}
+    setup = asyncio.create_task(manager.setup(the_pod))  # must wait for the refresh's write
+    await asyncio.sleep(0.01)
+    source.release.set()
+    assert await refresh == []
+    await setup
+    assert (target / "a").read_text() == "v3"
