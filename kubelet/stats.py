@@ -200,19 +200,22 @@ class SummaryBuilder:
         uid = meta.get("uid", "")
         containers, totals = [], {"cpu_usage_nanos": 0, "memory_usage_bytes": 0,
                                   "memory_working_set_bytes": 0, "memory_rss_bytes": 0}
-        sampled = False
+        samples: list[dict[str, int]] = []
         for ref in refs:
             entry, s = self._container(pod, ref, now_ns, when, not only_cpu_and_memory)
             containers.append(entry)
             if s:
-                sampled = True
+                samples.append(s)
                 for key in totals:
                     totals[key] += s.get(key, 0)
         started = (pod.get("status") or {}).get("startTime") or (
             min((_ts(r[3]) for r in refs), default=when))
         out: dict[str, Any] = {"podRef": {"name": meta.get("name", ""), "namespace": meta.get("namespace", ""),
                                           "uid": uid}, "startTime": started, "containers": containers}
-        if sampled:
+        counts = [s.get("process_count") for s in samples if s.get("process_count") is not None]
+        if counts:
+            out["process_stats"] = {"process_count": sum(counts)}
+        if samples:
             limits = [_memory_limit(c) for c in (pod.get("spec") or {}).get("containers") or []]
             limit = sum(limits) if limits and None not in limits else None  # type: ignore[arg-type]
             out["cpu"] = self._cpu(f"pod/{uid}", now_ns, when, totals["cpu_usage_nanos"])

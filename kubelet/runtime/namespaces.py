@@ -96,10 +96,8 @@ class NamespacesRuntime:
         for meta in containers.glob(f"*/*/{META}"):
             await self.remove_container(json.loads(meta.read_text())["id"])
         self.cgroups.remove_pod(sandbox.pod_uid)
-        rootfs.teardown(sandbox.state_dir)  # the pod's /dev/shm
-        shm = sandbox.state_dir / "shm"
-        if shm.is_dir() and not rootfs.mounts_under(shm):
-            shutil.rmtree(shm, ignore_errors=True)
+        rootfs.teardown(sandbox.state_dir)  # unmounts the pod's /dev/shm, or raises
+        shutil.rmtree(sandbox.state_dir, ignore_errors=True)
 
     # -- containers -----------------------------------------------------------------
 
@@ -135,7 +133,7 @@ class NamespacesRuntime:
             options = ShimOptions(
                 state=state, log=config.log_path, argv=list(config.argv), env_file=state / "env", cwd=cwd,
                 stdin=config.stdin, stdin_once=config.stdin_once, tty=config.tty, unshare=list(UNSHARE),
-                netns=sandbox.netns, hostname=sandbox.hostname, rootfs=root.path,
+                netns=sandbox.netns, hostname=_hostname(sandbox.hostname), rootfs=root.path,
                 mounts=[(b.source, b.target, b.read_only) for b in root.binds], cgroups=group.paths,
                 uid=uid, gid=gid, readonly_rootfs=config.read_only_root)
             pid = await spawn(options)
@@ -328,6 +326,11 @@ class NamespacesRuntime:
             return group.usage().as_dict() | {"process_count": len(group.pids())}
         except (OSError, ValueError):
             return None
+
+
+def _hostname(name: str) -> str:
+    """The kubelet truncates a hostname to 63 characters, then drops a trailing - or ."""
+    return name[:63].rstrip("-.") if len(name) > 63 else name
 
 
 def _shim_alive(state: Path) -> int | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -30,6 +31,7 @@ from kubelet.runtime.base import (
     Sandbox,
 )
 from kubelet.runtime.namespaces import NamespacesRuntime
+from kubelet.stats import SummaryBuilder
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI") != "true",
                                 reason="namespaces, mounts and cgroups need root")
@@ -175,6 +177,13 @@ def test_exec_stats_readoption_and_kill(pod):
             await runtime.exec(started.id, ["nope"], stdin=False, tty=False)
         stats = runtime.stats(started.id)
         assert stats["memory_working_set_bytes"] > 10 << 20 and stats["cpu_usage_nanos"] > 0
+        pod_object = {"metadata": {"name": "mypod", "namespace": "default", "uid": pod.uid},
+                      "spec": {"containers": [{"name": "main", "resources": {"limits": {"memory": "100Mi"}}}]}}
+        summary = SummaryBuilder("n").summary([(pod_object, [("main", runtime, started.id, started.started_at)])])
+        (pod_stats,) = summary["pods"]
+        assert pod_stats["process_stats"] == {"process_count": 1}
+        assert pod_stats["containers"][0]["memory"]["workingSetBytes"] > 10 << 20
+        assert pod_stats["memory"]["availableBytes"] < 90 << 20
 
         again = NamespacesRuntime(pod.root, runtime.cgroups.node_path.split("/")[-1])
         (listed,) = [c for c in await again.list_containers() if c.id == started.id]
@@ -193,3 +202,37 @@ def test_exec_stats_readoption_and_kill(pod):
 
     latency = asyncio.run(go())
     assert latency < 1.0
+
+
+@pytest.fixture
+def netns():
+    name = f"mkp-test-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield f"/run/netns/{name}"
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+def test_pod_network_namespace_and_a_tty_exec(pod, netns):
+    pod.sandbox.netns = netns
+    code = ("import time; print(sorted(l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:]),"
+            " flush=True); time.sleep(600)")
+
+    async def go():
+        runtime = pod.runtime
+        config = pod.config(code)
+        started = await runtime.start_container(config)
+        proc = await runtime.exec(started.id, ["python3", "-c", "import os, socket; print(os.isatty(0), "
+                                               "len(open('/proc/net/dev').readlines()) - 2, socket.gethostname())"],
+                                  stdin=True, tty=True)
+        assert proc.stderr is None
+        out = (await proc.stdout.read()).decode()
+        assert await proc.wait() == 0
+        await runtime.kill(started.id, signal.SIGKILL)
+        await runtime.wait(started.id)
+        return out, config.log_path.read_text()
+
+    out, log = asyncio.run(go())
+    assert out.strip() == "True 1 mypod"  # the exec joined the pod's netns: only lo
+    assert "['lo']" in log
