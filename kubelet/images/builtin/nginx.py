@@ -56,7 +56,7 @@ fi
 exec "$@"
 """
 
-NGINX_CONF = """user  nobody;
+NGINX_CONF = """user  nobody nogroup;
 worker_processes  auto;
 
 error_log  stderr notice;
