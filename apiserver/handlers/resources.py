@@ -16,7 +16,7 @@ from aiohttp import web
 from apiserver import errors
 from apiserver.codec import body as codec
 from apiserver.context import Ctx, Server
-from apiserver.handlers import deletes, eviction, reads, subresources, watch, writes
+from apiserver.handlers import deletes, eviction, podproxy, reads, subresources, watch, writes
 from apiserver.registry import conversion
 from apiserver.registry.builtin import VIRTUAL_KINDS
 from apiserver.request import RequestInfo
@@ -54,6 +54,8 @@ async def handle(server: Server, request: web.Request, rinfo: RequestInfo) -> we
         raise errors.StatusError(404, "NotFound", _NOT_FOUND, details={})
     if (ctx.info.group, ctx.info.kind) in VIRTUAL_KINDS and verb != "create":
         raise errors.method_not_allowed()
+    if sub and podproxy.handles(ctx):  # pods/log, exec, attach, portforward; nodes/proxy: the kubelet's
+        return await podproxy.serve(ctx)
     if verb in ("update", "patch", "delete") and not ctx.name:
         raise errors.method_not_allowed()
     if not sub and verb not in ctx.info.verbs and not (verb == "watch" and "list" in ctx.info.verbs

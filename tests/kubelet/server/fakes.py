@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import os
 import pty
+import signal
 import struct
 import termios
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from kubelet.runtime.base import ContainerNotFound
+
+
+def _kill_group(process: asyncio.subprocess.Process) -> None:
+    """Kill a process started with start_new_session and everything it started."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def cri_time(when: datetime | None = None) -> str:
@@ -72,8 +79,7 @@ class PtyProcess:
         fcntl.ioctl(self._master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
     def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self._process.kill()
+        _kill_group(self._process)
 
 
 class PipeProcess:
@@ -88,8 +94,7 @@ class PipeProcess:
         return None
 
     def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self._process.kill()
+        _kill_group(self._process)
 
 
 class LocalRuntime:
@@ -159,8 +164,7 @@ class LocalRuntime:
 
     async def close(self) -> None:
         for container in self.containers.values():
-            with contextlib.suppress(ProcessLookupError):
-                container.process.kill()
+            _kill_group(container.process)
             await container.exited.wait()
         for proc in self.execs:
             proc.kill()
