@@ -13,6 +13,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -31,14 +32,20 @@ from kubelet.runtime.base import (
     Sandbox,
 )
 from kubelet.runtime.namespaces import NamespacesRuntime
+from kubelet.runtime.rootfs import RootfsError, resolve_user, secure_join
 from kubelet.stats import SummaryBuilder
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI") != "true",
-                                reason="namespaces, mounts and cgroups need root")
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("namespaces, mounts and cgroups need root (CI=true: not a skip)")
+        pytest.skip("namespaces, mounts and cgroups need root")
 
 
 @pytest.fixture(scope="module")
 def python_image(tmp_path_factory):
+    _require_root()
     store = ImageStore(tmp_path_factory.mktemp("images"))
     image, _ = asyncio.run(store.pull("python:3", "IfNotPresent"))
     return image
@@ -236,3 +243,42 @@ def test_pod_network_namespace_and_a_tty_exec(pod, netns):
     out, log = asyncio.run(go())
     assert out.strip() == "True 1 mypod"  # the exec joined the pod's netns: only lo
     assert "['lo']" in log
+
+
+def test_secure_join_keeps_symlinks_inside_the_root(tmp_path):
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "var").mkdir()
+    (root / "var" / "run").symlink_to("/run")  # absolute: means <root>/run, not the host's
+    (root / "up").symlink_to("../../../..")
+    assert secure_join(root, "/var/run/x") == root / "run" / "x"
+    assert secure_join(root, "/up/etc/passwd") == root / "etc" / "passwd"
+    assert secure_join(root, "../../etc") == root / "etc"
+    (root / "loop").symlink_to("loop")
+    with pytest.raises(RootfsError, match="too many levels"):
+        secure_join(root, "/loop/x")
+
+
+@pytest.mark.parametrize(("user", "run_as_user", "run_as_group", "expected"), [
+    pytest.param(None, None, None, (None, None), id="root-by-default"),
+    pytest.param("app", None, None, (1001, 1002), id="name-from-passwd-with-primary-group"),
+    pytest.param("1001", None, None, (1001, 1002), id="uid-from-passwd"),
+    pytest.param("4242", None, None, (4242, 0), id="unknown-uid-gets-gid-0"),
+    pytest.param("app:staff", None, None, (1001, 50), id="user-and-group-names"),
+    pytest.param("app", 2000, 3000, (2000, 3000), id="runAsUser-and-runAsGroup-win"),
+    pytest.param(None, None, 3000, (None, 3000), id="runAsGroup-alone"),
+])
+def test_resolve_user_like_runc(tmp_path, user, run_as_user, run_as_group, expected):
+    layer = tmp_path / "layer"
+    (layer / "etc").mkdir(parents=True)
+    (layer / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\napp:x:1001:1002::/home/app:/bin/sh\n")
+    (layer / "etc" / "group").write_text("root:x:0:\nstaff:x:50:\n")
+    image = SimpleNamespace(user=user, layers=[layer])
+    assert resolve_user(image, layer, run_as_user, run_as_group) == expected
+
+
+def test_unknown_user_name_is_a_clear_error(tmp_path):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    with pytest.raises(RootfsError, match="unable to find user nobody: no matching entries in passwd file"):
+        resolve_user(SimpleNamespace(user="nobody", layers=[tmp_path]), tmp_path, None, None)
