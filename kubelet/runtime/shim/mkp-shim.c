@@ -18,7 +18,10 @@
  *
  * Signals sent to the container's process group never reach the shim (the container is
  * a session and group leader of its own). SIGTERM/SIGINT sent to the shim itself are
- * forwarded to the container's group. SIGHUP and SIGPIPE are ignored.
+ * forwarded to the container's group. SIGHUP and SIGPIPE are ignored. If the shim is
+ * killed outright, the container gets SIGKILL (parent-death signal): no orphans.
+ * When the container's main process ends, what is left of its process group and any
+ * orphans it left (the shim is their subreaper) are killed too, as a pid namespace would.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -335,6 +338,7 @@ static void parse_args(int argc, char **argv)
 /* ---------- the container's side (runs in the forked child) ---------- */
 
 static int err_fd = -1; /* CLOEXEC pipe to the shim: a message means "could not start" */
+static pid_t shim_pid; /* as the container sees its parent; 0 in a new pid namespace */
 
 static void child_fail(const char *fmt, ...)
 {
@@ -592,6 +596,12 @@ static void child_main(int sync_fd, int in_fd, int out_fd, int errout_fd, const 
         child_fail("chdir to cwd (\"%s\") set in config.json failed: %s", opt.cwd, go_strerror(errno));
     char path[PATH_MAX];
     look_path(opt.argv[0], path, sizeof path);
+    /* Die with the shim (set after the uid change, which clears it): a shim killed by
+     * `mkp down` or by hand must not leave its container behind, unowned. The kubelet's
+     * death does not matter: the shim survives that. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (shim_pid && getppid() != shim_pid)
+        _exit(137); /* the shim is already gone */
     syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
     execve(path, opt.argv, opt.envp);
     /* The program exists but cannot run (exec format error...): the container starts and
@@ -952,6 +962,7 @@ static void run(void)
     if (child < 0)
         fail_start("fork failed");
     if (child == 0) {
+        shim_pid = (opt.unshare_flags & CLONE_NEWPID) ? 0 : getppid();
         close(sync[1]);
         close(errp[0]);
         err_fd = errp[1];

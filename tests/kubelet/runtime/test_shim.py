@@ -221,3 +221,54 @@ def test_bad_usage_is_reported(clean_shims):
     result = subprocess.run([str(shim_path()), "--state", str(clean_shims)], capture_output=True, text=True,
                             check=False)
     assert result.returncode == 2 and "usage: mkp-shim" in result.stderr
+
+
+def test_container_dies_with_a_killed_shim(clean_shims):
+    state, verdict = start(clean_shims, ["sleep", "60"])
+    os.kill(read_pid(state, "shim.pid"), signal.SIGKILL)
+    wait_until(lambda: not procfs.same_process(int(verdict[3:]), None), 5, "container killed", interval=0.01)
+    assert read_exit(state) is None  # nobody was left to record it
+
+
+@pytest.fixture
+def netns():
+    ip = require_tool("ip")
+    name = f"mkp-shim-test-{os.getpid()}"
+    subprocess.run([ip, "netns", "add", name], check=True)
+    yield f"/run/netns/{name}"
+    subprocess.run([ip, "netns", "delete", name], check=True)
+
+
+@pytest.fixture
+def cgroup():
+    path = Path(f"/sys/fs/cgroup/pids/mkp-shim-test-{os.getpid()}")
+    path.mkdir()
+    yield path
+    wait_until(lambda: not (path / "cgroup.procs").read_text().strip(), 5, "cgroup empty", interval=0.01)
+    path.rmdir()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI") != "true", reason="namespaces need root")
+def test_rootfs_mounts_readonly_user_cgroup_and_netns(clean_shims, netns, cgroup):
+    rootfs = clean_shims / "rootfs"
+    rootfs.mkdir()
+    for name in ("bin", "lib", "lib64", "sbin"):  # Debian's merged /usr
+        if os.path.islink(f"/{name}"):
+            os.symlink(os.readlink(f"/{name}"), rootfs / name)
+    volume = clean_shims / "volume"
+    volume.mkdir()
+    (volume / "data").write_text("from the host\n")
+    os.chmod(volume, 0o777)
+    script = ("echo pid=$$; id -u; id -g; cat /data/data; cat /proc/self/cgroup | grep -c mkp-shim-test; "
+              "ls /sys/class/net; touch /x 2>/dev/null || echo ro-root; touch /data/y && echo rw-volume; "
+              "test -e /dev/null && echo dev; pwd")
+    state, verdict = start(clean_shims, ["sh", "-c", script], env={"PATH": "/usr/bin:/bin"},
+                           unshare=["pid", "mount", "uts", "ipc"], rootfs=rootfs,
+                           mounts=[("/usr", "/usr", True), (str(volume), "/data", False)],
+                           readonly_rootfs=True, uid=1000, gid=1000, cgroups=[cgroup], netns=netns,
+                           cwd="/work/dir")
+    assert verdict.startswith("ok "), verdict
+    assert wait_exit(state).exit_code == 0
+    assert [e.content for e in log_entries(clean_shims)] == [
+        b"pid=1", b"1000", b"1000", b"from the host", b"1", b"lo", b"ro-root", b"rw-volume", b"dev", b"/work/dir"]
+    assert (volume / "y").exists() and not (rootfs / "x").exists()
