@@ -221,7 +221,7 @@ async def _attach_output(conn: channels.ChannelConn, path: Any, opts: StreamOpti
                          stop: asyncio.Event) -> None:
     if path is None or not (opts.stdout or opts.stderr):
         return
-    async for entry in read_entries(path, follow=True, from_end=True, stop=stop):
+    async for entry in read_entries(path, from_end=True, stop=stop):
         channel = channels.STDOUT if tty or entry.stream == "stdout" else channels.STDERR
         if (channel == channels.STDOUT and opts.stdout) or (channel == channels.STDERR and opts.stderr):
-            await conn.send(channel, entry.render(timestamps=False))
+            await conn.send(channel, entry.content if entry.partial else entry.content + b"\n")

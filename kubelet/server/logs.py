@@ -6,10 +6,10 @@ real kubelet's rules and messages (validateContainerLogStatus): the running cont
 else the last terminated one; `previous=true` the one before; a container still waiting
 answers 400 `container "c" in pod "p" is waiting to start: <reason>`.
 
-Log files are CRI format, one entry per line: `<RFC3339Nano> <stdout|stderr> <F|P> <text>`
-(P: a partial line continued by the next entry). Query options as PodLogOptions:
-follow, previous, timestamps, tailLines, limitBytes, sinceSeconds, sinceTime. A followed
-log streams (chunked, each entry flushed) until the container exits or the client leaves.
+Query options as PodLogOptions: follow, previous, timestamps, tailLines, limitBytes,
+sinceSeconds, sinceTime. The CRI-format file is rendered by `kubelet.runtime.logs.read_log`;
+a followed log streams (chunked, written as it grows) until the container exits (the
+runtime's `wait`) or the client leaves.
 """
 
 from __future__ import annotations
@@ -24,86 +24,24 @@ from typing import Any
 
 from aiohttp import web
 
+from kubelet.runtime.logs import LogEntry, parse_line, parse_timestamp, read_log
 from kubelet.server import PodProvider
 
-POLL_INTERVAL = 0.05  # how often a followed log file is checked for growth
-
-
-@dataclass
-class LogEntry:
-    time: datetime
-    raw_time: bytes
-    stream: str  # "stdout" or "stderr"
-    partial: bool
-    text: bytes
-
-    def render(self, timestamps: bool) -> bytes:
-        line = self.text if self.partial else self.text + b"\n"
-        return self.raw_time + b" " + line if timestamps else line
+POLL_INTERVAL = 0.05  # how often an attached container's log is checked for growth
 
 
 def parse_time(raw: str) -> datetime:
-    """RFC 3339 with up to nanoseconds (Python keeps microseconds)."""
-    text = raw.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    if "." in text:
-        head, rest = text.split(".", 1)
-        digits = "".join(c for c in rest if c.isdigit())
-        zone = rest[len(digits):]
-        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
-    parsed = datetime.fromisoformat(text)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    """An RFC 3339 time (sinceTime)."""
+    ns = parse_timestamp(raw.strip().encode())
+    return datetime.fromtimestamp(ns // 1000 / 1e6, UTC)
 
 
-def parse_line(line: bytes) -> LogEntry | None:
-    """One CRI log line (without its newline); None if malformed."""
-    parts = line.split(b" ", 3)
-    if len(parts) < 3 or parts[1] not in (b"stdout", b"stderr") or parts[2] not in (b"F", b"P"):
-        return None
-    try:
-        when = parse_time(parts[0].decode())
-    except ValueError:
-        return None
-    return LogEntry(when, parts[0], parts[1].decode(), parts[2] == b"P", parts[3] if len(parts) > 3 else b"")
-
-
-def _tail_offset(path: Path, lines: int) -> int:
-    """File offset where the last `lines` lines begin (scanning back in blocks)."""
-    with path.open("rb") as f:
-        f.seek(0, 2)
-        end = f.tell()
-        if lines <= 0:
-            return end
-        pos, count = end, 0
-        # a final newline ends the last line; it does not start another
-        f.seek(max(0, end - 1))
-        skip_last = f.read(1) == b"\n"
-        while pos > 0:
-            size = min(65536, pos)
-            pos -= size
-            f.seek(pos)
-            block = f.read(size)
-            for i in range(len(block) - 1, -1, -1):
-                if block[i] == 0x0A:
-                    if skip_last and pos + i == end - 1:
-                        continue
-                    count += 1
-                    if count == lines:
-                        return pos + i + 1
-        return 0
-
-
-async def read_entries(path: Path, *, follow: bool, from_end: bool = False, tail_lines: int | None = None,
+async def read_entries(path: Path, *, from_end: bool = True,
                        stop: asyncio.Event | None = None) -> AsyncIterator[LogEntry]:
-    """The entries of a CRI log file; with `follow`, keeps reading as it grows until
-    `stop` is set (then drains what is left). A missing file is treated as empty."""
-    offset = 0
-    if path.exists():
-        if from_end:
-            offset = path.stat().st_size
-        elif tail_lines is not None:
-            offset = _tail_offset(path, tail_lines)
+    """The entries (with their stream) appended to a CRI log file from now on, until
+    `stop` is set and what was written before is drained (attach uses this: it must
+    tell stdout from stderr, which `read_log`'s rendered output no longer does)."""
+    offset = path.stat().st_size if from_end and path.exists() else 0
     pending = b""
     while True:
         chunk = b""
@@ -116,12 +54,9 @@ async def read_entries(path: Path, *, follow: bool, from_end: bool = False, tail
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for line in lines:
-                entry = parse_line(line)
-                if entry is not None:
-                    yield entry
+                with contextlib.suppress(ValueError):
+                    yield parse_line(line)
             continue
-        if not follow:
-            return
         if stop is not None and stop.is_set():
             # the container is gone: one last look for what it wrote before exiting
             if not await _grew(path, offset):
@@ -254,21 +189,6 @@ def parse_options(query: Any, now: datetime | None = None) -> LogOptions:
     return opts
 
 
-async def stream_log(path: Path, opts: LogOptions, stop: asyncio.Event | None) -> AsyncIterator[bytes]:
-    """Rendered log output, with tail/since/timestamps/limitBytes applied."""
-    remaining = opts.limit_bytes
-    async for entry in read_entries(path, follow=opts.follow, tail_lines=opts.tail_lines, stop=stop):
-        if opts.since is not None and entry.time < opts.since:
-            continue
-        data = entry.render(opts.timestamps)
-        if remaining is not None:
-            data = data[:remaining]
-            remaining -= len(data)
-        yield data
-        if remaining is not None and remaining <= 0:
-            return
-
-
 def _text(status: int, message: str) -> web.Response:
     return web.Response(status=status, text=message)
 
@@ -298,8 +218,10 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
     response.enable_chunked_encoding()
     await response.prepare(request)
     try:
-        async for data in stream_log(path, opts, stop):
-            await response.write(data)
+        if path.exists():
+            async for data in read_log(path, follow=opts.follow, tail_lines=opts.tail_lines, since=opts.since,
+                                       timestamps=opts.timestamps, limit_bytes=opts.limit_bytes, stop=stop):
+                await response.write(data)
     finally:
         if watcher is not None:
             watcher.cancel()
