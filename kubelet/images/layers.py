@@ -108,6 +108,7 @@ def materialise(layer: Layer, dest: Path) -> bool:
         return False
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".pull-", dir=dest.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it 0700: as an overlay's lower root that would be the container's /
     try:
         for entry in layer.entries:
             _write(tmp, entry)

@@ -32,6 +32,8 @@ async def test_busybox_layer_has_a_shell_and_the_tutorial_tools(store):
     assert "root:x:0:0:" in (image.layers[0] / "etc" / "passwd").read_text()
     assert "nobody:x:65534:" in (image.layers[0] / "etc" / "group").read_text()
     assert image.host_path("/bin/sh") == str(bin_dir / "sh")
+    assert (image.layers[0].stat().st_mode & 0o7777, bin_dir.stat().st_mode & 0o7777) == (0o755, 0o755)
+    assert (image.layers[0] / "tmp").stat().st_mode & 0o7777 == 0o1777
     assert image.host_path("/nonexistent") is None
 
 
