@@ -233,3 +233,46 @@ async def test_kubectl_logs_previous_reads_the_last_terminated_attempt(cluster) 
     await _api_pod(api, "r", ["main"])
     rc, out, err = await kubectl(kubeconfig, "logs", "r", "--previous")
     assert (rc, out) == (0, b"attempt-0\n"), err
+
+
+async def _mark_running(api: InProcessServer, name: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{api.url}/api/v1/namespaces/default/pods/{name}") as resp:
+            obj = await resp.json()
+        obj["status"] = {"phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}
+        async with session.put(f"{api.url}/api/v1/namespaces/default/pods/{name}/status", data=orjson.dumps(obj),
+                               headers={"Content-Type": "application/json"}) as resp:
+            assert resp.status == 200, await resp.text()
+
+
+async def test_kubectl_port_forward_through_the_api_server(cluster, unused_tcp_port_factory) -> None:
+    from aiohttp import web
+
+    api, kl, kubeconfig = cluster
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hello from the pod")
+
+    app = web.Application()
+    app.router.add_get("/", hello)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    remote = runner.addresses[0][1]
+    cid = await kl.run_pod("pf", ["sleep", "60"])
+    status = running("main", cid)
+    kl.pods.add({**provider_pod("pf", ["main"], [status]), "status": {
+        "phase": "Running", "podIP": "127.0.0.1", "containerStatuses": [status]}})
+    await _api_pod(api, "pf", ["main"])
+    await _mark_running(api, "pf")
+    local = unused_tcp_port_factory()
+    process = await _start(kubeconfig, "port-forward", "pod/pf", f"{local}:{remote}")
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), 10)
+        assert line.startswith(b"Forwarding from 127.0.0.1:"), line
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{local}/") as resp:
+            assert await resp.text() == "hello from the pod"
+    finally:
+        process.kill()
+        await process.wait()
+        await runner.cleanup()
