@@ -195,9 +195,12 @@ class NamespacesRuntime:
                 started = datetime.fromtimestamp((state / "pid").stat().st_mtime, UTC)
                 return replace(base, pid=pid, started_at=started)
             if _shim_alive(state):
-                return replace(base, pid=None)  # still starting
-            return self._finish(state, meta, {"exit_code": 255, "reason": ERROR, "started_at": None,
-                                              "message": "the container's shim is gone"})
+                return replace(base, pid=None)  # still starting, or reaping
+            record = read_exit(state)  # the shim may have written it and gone meanwhile
+            if record is None:
+                return self._finish(state, meta, {"exit_code": 255, "reason": ERROR, "started_at": None,
+                                                  "message": "the container's mkp-shim ended without recording "
+                                                             "its exit status"})
         group = Cgroup.from_json(meta["cgroup"])
         if record.error:
             final = {"exit_code": record.exit_code, "reason": START_ERROR,
@@ -299,9 +302,13 @@ class NamespacesRuntime:
         fifo = state / "stdin"
         if not fifo.exists() or self._state(state).state != RUNNING:
             raise RuntimeError_("AttachError", f"container {container_id} has no stdin open (stdin: false)")
-        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:  # ENXIO: no reader any more (stdinOnce used up, or exiting)
+            raise RuntimeError_("AttachError", f"container {container_id} stdin is closed: {exc}") from None
         loop = asyncio.get_running_loop()
-        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, os.fdopen(fd, "wb"))
+        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin,
+                                                            os.fdopen(fd, "wb", buffering=0))
         return asyncio.StreamWriter(transport, protocol, None, loop)
 
     def resize(self, container_id: str, width: int, height: int) -> None:

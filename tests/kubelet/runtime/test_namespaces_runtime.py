@@ -282,3 +282,19 @@ def test_unknown_user_name_is_a_clear_error(tmp_path):
     (tmp_path / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
     with pytest.raises(RootfsError, match="unable to find user nobody: no matching entries in passwd file"):
         resolve_user(SimpleNamespace(user="nobody", layers=[tmp_path]), tmp_path, None, None)
+
+
+def test_attach_to_stdin(pod):
+    async def go():
+        runtime = pod.runtime
+        config = pod.config("import sys; print('got', sys.stdin.readline().strip(), flush=True)",
+                            stdin=True, stdin_once=True)
+        started = await runtime.start_container(config)
+        writer = await runtime.attach_stdin(started.id)
+        writer.write(b"hello\n")
+        await writer.drain()
+        writer.close()
+        return await asyncio.wait_for(runtime.wait(started.id), 10), config.log_path.read_text()
+
+    state, log = asyncio.run(go())
+    assert state.reason == COMPLETED and " stdout F got hello" in log
