@@ -27,6 +27,7 @@ import pytest
 
 from kubelet.server import portforward, spdy
 from kubelet.server.app import serve
+from tests.minikube_py.client.conftest import apiserver  # noqa: F401 - fixture used by name
 
 UID = "0f6b5a8e-7d51-4b1c-9a3e-2f1f7c1d9e01"
 
@@ -492,3 +493,166 @@ async def test_netns_pod_is_reached_on_its_own_localhost(kubelet: Kubelet, netns
     finally:
         server.kill()
         server.wait()
+
+
+# ---- end to end: real kubectl and the Python client through the API server -------------
+
+
+async def _api(session: aiohttp.ClientSession, method: str, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    async with session.request(method, url, json=body) as resp:
+        assert resp.status in (200, 201), await resp.text()
+        return await resp.json()
+
+
+@dataclass
+class Cluster:
+    api: Any  # tests.minikube_py.client.conftest.InProcessServer
+    kubelet: Kubelet
+    kubeconfig: str
+
+
+@pytest.fixture
+async def cluster(apiserver: Any, kubelet: Kubelet, tmp_path: Any) -> Cluster:  # noqa: F811
+    """The API server, a Node whose kubelet endpoint is our kubelet server, and a Running
+    pod `web` bound to it (labels app=web, containerPort 8080)."""
+    import yaml
+
+    port = int(kubelet.url.rsplit(":", 1)[1])
+    s, api = kubelet.session, apiserver.url
+    node = await _api(s, "POST", f"{api}/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
+    node["status"] = {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                      "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}
+    await _api(s, "PUT", f"{api}/api/v1/nodes/n1/status", node)
+    pod = await _api(s, "POST", f"{api}/api/v1/namespaces/default/pods", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {"nodeName": "n1", "containers": [{"name": "app", "image": "podinfo",
+                                                   "ports": [{"containerPort": 8080, "name": "http"}]}]}})
+    pod["status"] = {"phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}], "hostIP": "127.0.0.1"}
+    await _api(s, "PUT", f"{api}/api/v1/namespaces/default/pods/web/status", pod)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "t",
+        "clusters": [{"name": "t", "cluster": {"server": api}}], "users": [{"name": "t", "user": {}}],
+        "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t", "namespace": "default"}}]}))
+    return Cluster(apiserver, kubelet, str(kubeconfig))
+
+
+@contextlib.asynccontextmanager
+async def kubectl_port_forward(cluster: Cluster, *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`kubectl port-forward ARGS`, ready (its "Forwarding from" lines printed); killed after."""
+    from tests.conftest import require_tool
+
+    process = await asyncio.create_subprocess_exec(
+        require_tool("kubectl"), "--kubeconfig", cluster.kubeconfig, "port-forward", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 20)
+        if not line.startswith(b"Forwarding from"):
+            assert process.stderr is not None
+            raise AssertionError(f"kubectl port-forward: {line!r} {await process.stderr.read()!r}")
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
+@pytest.fixture
+async def web_server() -> AsyncIterator[tuple[int, bytes]]:
+    """The pod's HTTP server: `/` greets, `/big` is 5 MB, `/echo` (POST) answers the body."""
+    from aiohttp import web
+
+    big = os.urandom(5 * 1024 * 1024)
+
+    async def root(request: web.Request) -> web.Response:
+        return web.Response(text="hello from the pod")
+
+    async def get_big(request: web.Request) -> web.Response:
+        return web.Response(body=big)
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(body=await request.read())
+
+    app = web.Application(client_max_size=16 << 20)
+    app.router.add_get("/", root)
+    app.router.add_get("/big", get_big)
+    app.router.add_post("/echo", echo)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield runner.addresses[0][1], big
+    finally:
+        await runner.cleanup()
+
+
+async def test_kubectl_port_forward_pod_serves_http_concurrently_and_5_mb(cluster: Cluster, web_server):
+    port, big = web_server
+    local = free_port()
+    async with kubectl_port_forward(cluster, "pod/web", f"{local}:{port}"):
+        base = f"http://127.0.0.1:{local}"
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{base}/") as resp:
+                assert await resp.text() == "hello from the pod"
+
+            async def fetch(i: int) -> bytes:
+                async with aiohttp.ClientSession() as own:  # one TCP connection (SPDY stream pair) each
+                    async with own.post(f"{base}/echo", data=f"request {i}".encode()) as resp:
+                        return await resp.read()
+            assert await asyncio.gather(*(fetch(i) for i in range(10))) == [f"request {i}".encode() for i in range(10)]
+            async with session.get(f"{base}/big") as resp:
+                assert await resp.read() == big
+            upload = os.urandom(5 * 1024 * 1024)
+            async with session.post(f"{base}/echo", data=upload) as resp:
+                assert await resp.read() == upload
+
+
+async def test_kubectl_port_forward_service_reaches_the_selected_pod(cluster: Cluster, web_server):
+    port, _ = web_server
+    await _api(cluster.kubelet.session, "POST", f"{cluster.api.url}/api/v1/namespaces/default/services", {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": port}]}})
+    local = free_port()
+    async with kubectl_port_forward(cluster, "svc/web", f"{local}:80"):
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{local}/") as resp:
+                assert await resp.text() == "hello from the pod"
+
+
+async def test_kubectl_port_forward_refused_port_prints_the_kubelet_error(cluster: Cluster):
+    remote, local = free_port(), free_port()
+    async with kubectl_port_forward(cluster, "pod/web", f"{local}:{remote}") as process:
+        reader, writer = await asyncio.open_connection("127.0.0.1", local)
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # kubectl closes the local connection
+        writer.close()
+        assert process.stderr is not None
+        stderr = (await asyncio.wait_for(process.stderr.read(), 10)).decode()
+        assert await asyncio.wait_for(process.wait(), 10) == 1
+    assert (f"an error occurred forwarding {local} -> {remote}: error forwarding port {remote} to pod {UID}, "
+            f"uid : failed to execute portforward") in stderr.replace('\\"', '"')
+    assert f"dial tcp4 127.0.0.1:{remote}: connect: connection refused" in stderr
+    assert "error: lost connection to pod" in stderr
+
+
+async def test_python_client_port_forward_through_the_api_server(cluster: Cluster):
+    from kubernetes import client as k8s
+    from kubernetes.stream import portforward as k8s_portforward
+
+    port = cluster.kubelet.echo.port
+    config = k8s.Configuration(host=cluster.api.url)
+
+    def talk() -> bytes:
+        with k8s.ApiClient(config) as api_client:
+            core = k8s.CoreV1Api(api_client)
+            pf = k8s_portforward(core.connect_get_namespaced_pod_portforward, "web", "default", ports=str(port))
+            sock = pf.socket(port)
+            sock.settimeout(10)
+            sock.sendall(b"python client via the API server")
+            got = b""
+            while len(got) < 32:
+                got += sock.recv(1024)
+            pf.close()
+            return got
+
+    assert await asyncio.to_thread(talk) == b"python client via the API server"
