@@ -119,7 +119,6 @@ class ProcessRuntime:
             write_env_file(state_dir / "env", env)
         except ValueError as exc:
             raise RuntimeError_("CreateContainerConfigError", str(exc)) from None
-        os.chmod(state_dir / "env", 0o600)
         _write_json(state_dir / "container.json", meta)
         self.index.mkdir(parents=True, exist_ok=True)
         (self.index / hex_id).write_text(str(state_dir) + "\n")

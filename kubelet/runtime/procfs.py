@@ -11,11 +11,15 @@ when it was started.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 _PROC = Path("/proc")
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+GROUPS_TTL = 0.5
+_groups: dict[int, list[int]] = {}
+_groups_at = -1e9
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -60,13 +64,19 @@ def option(argv: list[str], name: str) -> str | None:
 
 
 def group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in os.scandir(_PROC):
-        if entry.name.isdigit():
-            fields = _stat(int(entry.name))
-            if fields and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-                members.append(int(entry.name))
-    return members
+    """Live processes of a process group. One /proc scan serves every group asked for
+    within GROUPS_TTL seconds, as stats are gathered for all containers at once."""
+    global _groups, _groups_at
+    now = time.monotonic()
+    if now - _groups_at > GROUPS_TTL or pgid not in _groups:  # a group new since the scan: rescan
+        groups: dict[int, list[int]] = {}
+        for entry in os.scandir(_PROC):
+            if entry.name.isdigit():
+                fields = _stat(int(entry.name))
+                if fields and fields[0] not in ("Z", "X"):
+                    groups.setdefault(int(fields[2]), []).append(int(entry.name))
+        _groups, _groups_at = groups, now
+    return list(_groups.get(pgid, []))
 
 
 def _rss_anon(pid: int) -> int:

@@ -123,7 +123,12 @@ def write_env_file(path: Path, env: dict[str, str]) -> None:
     for key in env:
         if not key or "=" in key or "\0" in key or "\0" in env[key]:
             raise ValueError(f"invalid environment variable name or value: {key!r}")
-    path.write_bytes(b"".join(f"{k}={v}".encode() + b"\0" for k, v in env.items()))
+    data = b"".join(f"{k}={v}".encode() + b"\0" for k, v in env.items())
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)  # it may hold secrets
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
 
 
 async def spawn(options: ShimOptions) -> int:
