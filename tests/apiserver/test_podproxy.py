@@ -7,6 +7,7 @@ kubectl runs as an asyncio subprocess: both servers live in this test's event lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 
@@ -276,3 +277,61 @@ async def test_kubectl_port_forward_through_the_api_server(cluster, unused_tcp_p
         process.kill()
         await process.wait()
         await runner.cleanup()
+
+
+class _DenyVerb:
+    """Allows everything except one verb on one subresource."""
+
+    def __init__(self, verb: str, subresource: str) -> None:
+        self.verb, self.subresource = verb, subresource
+
+    async def authorize(self, user, info) -> tuple[bool, str]:
+        return not (info.verb == self.verb and info.subresource == self.subresource), ""
+
+
+@pytest.mark.parametrize(("verb", "sub", "path"), [
+    pytest.param("create", "exec", "exec?command=true&stdout=true", id="websocket-exec-needs-create"),
+    pytest.param("get", "log", "log", id="log-needs-get"),
+])
+async def test_streaming_subresources_are_authorized(cluster, verb: str, sub: str, path: str) -> None:
+    api, kl, _ = cluster
+    await kl.run_pod("z", ["sleep", "60"])
+    await _api_pod(api, "z", ["main"])
+    api.server.pipeline.authorizer = _DenyVerb(verb, sub)
+    async with aiohttp.ClientSession() as session:
+        url = f"{api.url}/api/v1/namespaces/default/pods/z/{path}"
+        if sub == "exec":
+            with pytest.raises(aiohttp.WSServerHandshakeError) as caught:
+                await session.ws_connect(url, protocols=("v5.channel.k8s.io",))
+            assert caught.value.status == 403
+            return
+        async with session.get(url) as resp:
+            body = await resp.json()
+    assert resp.status == 403 and body["message"] == \
+        f'pods/{sub} "z" is forbidden: User "system:anonymous" cannot {verb} resource "pods/{sub}" ' \
+        'in API group "" in the namespace "default"'
+
+
+async def test_kubectl_attach_streams_the_containers_output_and_takes_stdin(cluster) -> None:
+    api, kl, kubeconfig = cluster
+    await kl.run_pod("at", ["sh", "-c", "while read l; do echo got $l; done"], stdin=True)
+    await _api_pod(api, "at", ["main"])
+    await _mark_running(api, "at")
+    process = await _start(kubeconfig, "attach", "-i", "at")
+    try:
+        # Output written before the attach is established is not streamed (attach follows
+        # the log from its end): say hello until the echo comes back.
+        line = b""
+        for _ in range(40):
+            process.stdin.write(b"hello\n")
+            await process.stdin.drain()
+            with contextlib.suppress(TimeoutError):
+                line = await asyncio.wait_for(process.stdout.readline(), 0.25)
+                break
+        assert line == b"got hello\n"
+        process.stdin.close()  # stdin EOF ends the container's loop, and so the attach
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
