@@ -1,5 +1,6 @@
-"""What the kubelet's probe dialer does to every probe socket, and Go's wording of
-socket errors (probe failure messages quote them: `connect: connection refused`)."""
+"""The kubelet's probe dialer: how every probe connects, and Go's wording of what goes
+wrong (probe failure messages quote it: `dial tcp 10.0.0.5:80: connect: connection
+refused`, `dial tcp: lookup db: no such host`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,35 @@ import contextlib
 import os
 import socket
 import struct
+
+from kubelet.probes.spec import join_host_port
+
+
+class DialError(Exception):
+    """A connection could not be made; the text is Go's net.OpError."""
+
+
+async def dial(host: str, port: int, *, limit: int = 2**16) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to host:port (a name is resolved, its addresses tried in order; the first
+    error is reported, as Go's dialer does). Raises DialError."""
+    if is_ip(host):
+        addresses = [host]
+    else:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror:
+            raise DialError(f"dial tcp: lookup {host}: no such host") from None
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    first: DialError | None = None
+    for address in addresses:
+        try:
+            reader, writer = await asyncio.open_connection(address, port, limit=limit)
+        except OSError as exc:
+            first = first or DialError(f"dial tcp {join_host_port(address, port)}: connect: {strerror(exc)}")
+            continue
+        set_linger(writer)
+        return reader, writer
+    raise first or DialError(f"dial tcp: lookup {host}: no such host")
 
 
 def set_linger(writer: asyncio.StreamWriter) -> None:

@@ -28,7 +28,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 
-from kubelet.probes.dial import abort, set_linger
+from kubelet.probes.dial import DialError, abort, dial
 from kubelet.probes.http import USER_AGENT
 from kubelet.probes.spec import FAILURE, SUCCESS, Outcome, go_duration, go_quote, join_host_port
 
@@ -121,8 +121,10 @@ class _Channel:
 
     @classmethod
     async def open(cls, host: str, port: int) -> _Channel:
-        reader, writer = await asyncio.open_connection(host, port)
-        set_linger(writer)
+        try:
+            reader, writer = await dial(host, port)
+        except DialError as exc:
+            raise _Broken(str(exc)) from None
         channel = cls(reader, writer)
         try:
             channel.conn.initiate_connection()

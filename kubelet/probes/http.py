@@ -17,14 +17,13 @@ is read. The whole exchange, redirects included, must finish within timeoutSecon
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
-from kubelet.probes.dial import abort, is_ip, set_linger, strerror
+from kubelet.probes.dial import DialError, abort, dial, is_ip, strerror
 from kubelet.probes.spec import (
     FAILURE,
     MAX_OUTPUT,
@@ -183,6 +182,10 @@ async def _exchange(url: str, headers: tuple[tuple[str, str], ...], host: str | 
     except OSError as exc:
         abort(writer)
         raise _Failed(f"Get {go_quote(url)}: {_io_error(exc, writer)}") from None
+    except ValueError:  # asyncio's line limit (LimitOverrunError is a ValueError too)
+        abort(writer)
+        raise _Failed(f"Get {go_quote(url)}: net/http: server response headers exceeded {_HEAD_LIMIT} bytes; "
+                      "aborted") from None
     except BaseException:
         abort(writer)
         raise
@@ -217,14 +220,10 @@ def _tls_context() -> ssl.SSLContext:
 
 
 async def _dial(url: str, host: str, port: int, tls: bool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    address = join_host_port(host, port)
     try:
-        reader, writer = await asyncio.open_connection(host, port, limit=_HEAD_LIMIT)
-    except socket.gaierror:
-        raise _Failed(f"Get {go_quote(url)}: dial tcp: lookup {host}: no such host") from None
-    except OSError as exc:
-        raise _Failed(f"Get {go_quote(url)}: dial tcp {address}: connect: {strerror(exc)}") from None
-    set_linger(writer)
+        reader, writer = await dial(host, port, limit=_HEAD_LIMIT)
+    except DialError as exc:
+        raise _Failed(f"Get {go_quote(url)}: {exc}") from None
     if not tls:
         return reader, writer
     try:
@@ -285,6 +284,8 @@ async def _read_body(response: _Response) -> bytes:
         return data
     except asyncio.IncompleteReadError:
         raise _Failed("unexpected EOF") from None
+    except ValueError:
+        raise _Failed("net/http: malformed chunked encoding") from None
     except OSError as exc:
         raise _Failed(_io_error(exc, response.writer)) from None
 
@@ -296,7 +297,7 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
         try:
             size = int(size_line, 16)
         except ValueError:
-            raise _Failed("malformed chunked encoding") from None
+            raise _Failed("net/http: malformed chunked encoding") from None
         if size == 0:
             break
         data += await reader.readexactly(size)

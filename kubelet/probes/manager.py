@@ -26,7 +26,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from kubelet.probes.prober import Prober, Target
@@ -102,6 +102,8 @@ class ProbeManager:
         entry = _Container(uid, container_name, target, probes_of(container), {})
         self._containers[container_id] = entry
         started_at = started_at or self.clock.now()
+        if started_at.tzinfo is None:
+            started_at = started_at.replace(tzinfo=UTC)  # the runtime's times are UTC
         for kind, spec in entry.specs.items():
             self._results[(container_id, kind)] = INITIAL[kind]
             worker = ProbeWorker(

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 
-from kubelet.probes.dial import set_linger, strerror
+from kubelet.probes.dial import DialError, dial
 from kubelet.probes.spec import FAILURE, SUCCESS, Outcome, join_host_port
 
 
@@ -19,14 +18,11 @@ async def tcp_probe(host: str, port: int, timeout: float) -> Outcome:
     address = join_host_port(host, port)
     try:
         async with asyncio.timeout(timeout):
-            _, writer = await asyncio.open_connection(host, port)
+            _, writer = await dial(host, port)
     except TimeoutError:
         return Outcome(FAILURE, f"dial tcp {address}: i/o timeout")
-    except socket.gaierror:
-        return Outcome(FAILURE, f"dial tcp: lookup {host}: no such host")
-    except OSError as exc:
-        return Outcome(FAILURE, f"dial tcp {address}: connect: {strerror(exc)}")
-    set_linger(writer)
+    except DialError as exc:
+        return Outcome(FAILURE, str(exc))
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()

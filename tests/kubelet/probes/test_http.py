@@ -166,3 +166,26 @@ async def _text(body: str, status: int = 200) -> web.Response:
 
 async def _redirect(location: str, body: str = "") -> web.Response:
     return web.Response(status=302, headers={"Location": location}, text=body)
+
+
+async def test_chunked_and_unterminated_bodies():
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        if b"GET /chunked " in request:
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        elif b"GET /short " in request:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+        else:
+            writer.write(b"HTTP/1.0 503 Service Unavailable\r\n\r\nbusy")
+        await writer.drain()
+        writer.close()
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        assert await probe({"path": "/chunked", "port": port}) == Outcome(SUCCESS, "hello world")
+        assert await probe({"path": "/short", "port": port}) == Outcome(FAILURE, "", "unexpected EOF")
+        assert await probe({"path": "/old", "port": port}) == Outcome(
+            FAILURE, "HTTP probe failed with statuscode: 503")
+    finally:
+        server.close()
+        await server.wait_closed()
