@@ -432,11 +432,11 @@ async def _target(provider: Any, namespace: str, name: str) -> Target | None:
     if pod is None:
         return None
     sandbox = None
-    if hasattr(provider, "sandbox"):  # optional: a pod with its own network namespace
+    if hasattr(provider, "sandbox"):  # optional: the pod's kubelet.runtime.base.Sandbox (pod_ip, netns)
         sandbox = await _resolve(provider.sandbox(namespace, name))
-    status = pod.get("status") or {}
+    pod_ip = getattr(sandbox, "pod_ip", None) or (pod.get("status") or {}).get("podIP") or None
     uid = (pod.get("metadata") or {}).get("uid") or f"{namespace}/{name}"
-    return Target(namespace, name, uid, status.get("podIP") or None, getattr(sandbox, "netns", None))
+    return Target(namespace, name, uid, pod_ip, getattr(sandbox, "netns", None))
 
 
 def _choose_protocol(request: web.Request) -> str | None:

@@ -40,6 +40,9 @@ def free_port() -> int:
 
 @dataclass
 class Sandbox:
+    """What kubelet.runtime.base.Sandbox offers the handler."""
+
+    pod_ip: str | None = None
     netns: str | None = None
 
 
@@ -47,7 +50,8 @@ class Sandbox:
 class Pods:
     """The PodProvider the kubelet server reads: one pod, `default/web`."""
 
-    pod_ip: str | None = "127.0.0.1"
+    pod_ip: str | None = "127.0.0.1"  # status.podIP
+    sandbox_ip: str | None = None  # the runtime sandbox's pod_ip
     netns: str | None = None
 
     def find_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -56,8 +60,8 @@ class Pods:
         return {"metadata": {"name": name, "namespace": namespace, "uid": UID},
                 "status": {"phase": "Running", "podIP": self.pod_ip}}
 
-    def sandbox(self, namespace: str, name: str) -> Sandbox:
-        return Sandbox(self.netns)
+    def sandbox(self, namespace: str, name: str) -> Sandbox | None:
+        return Sandbox(self.sandbox_ip, self.netns) if self.sandbox_ip or self.netns else None
 
     def pods(self) -> list[dict[str, Any]]:
         return [self.find_pod("default", "web")]
@@ -271,6 +275,24 @@ async def test_spdy_refused_port_reports_the_kubelet_error_and_ends_the_streams(
         # the session stays usable for the next connection
         data, error = await client.forward(kubelet.echo.port)
         assert await exchange(data, b"again") == b"again"
+    finally:
+        await client.close()
+
+
+async def test_spdy_uses_the_sandbox_ip_before_the_status_reports_one(kubelet: Kubelet):
+    kubelet.pods.pod_ip, kubelet.pods.sandbox_ip = None, "127.0.0.1"
+    client = await KubectlLikeClient.connect(kubelet)
+    try:
+        data, _ = await client.forward(kubelet.echo.port)
+        assert await exchange(data, b"sandbox ip") == b"sandbox ip"
+        kubelet.pods.sandbox_ip = None
+        client2 = await KubectlLikeClient.connect(kubelet)
+        try:
+            _, error = await client2.forward(kubelet.echo.port)
+            assert (await read_all(error)).decode().endswith(
+                'failed to execute portforward: pod "default/web" has no IP address yet (status.podIP is empty)')
+        finally:
+            await client2.close()
     finally:
         await client.close()
 
