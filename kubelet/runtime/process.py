@@ -46,6 +46,7 @@ from kubelet.runtime.base import (
 from kubelet.runtime.execproc import ExecError, start_exec
 from kubelet.runtime.shim import (
     START_ERROR_EXIT_CODE,
+    ShimBuildError,
     ShimOptions,
     ShimStartError,
     read_exit,
@@ -114,7 +115,7 @@ class ProcessRuntime:
         cwd = config.working_dir or "/"
         meta = {"id": PREFIX + hex_id, "pod_uid": config.sandbox.pod_uid, "name": config.name,
                 "attempt": config.attempt, "log_path": str(config.log_path), "labels": dict(config.labels),
-                "cwd": cwd, "tty": config.tty, "stdin": config.stdin, "state_dir": str(state_dir)}
+                "cwd": cwd, "tty": config.tty, "stdin": bool(config.stdin), "state_dir": str(state_dir)}
         try:
             write_env_file(state_dir / "env", env)
         except ValueError as exc:
@@ -125,14 +126,16 @@ class ProcessRuntime:
         as_root = os.geteuid() == 0
         options = ShimOptions(state=state_dir, log=config.log_path, argv=list(config.argv),
                               env_file=state_dir / "env", cwd=cwd, stdin=config.stdin,
-                              stdin_once=config.stdin_once, tty=config.tty,
+                              stdin_once=config.stdin and config.stdin_once, tty=config.tty,
                               uid=config.run_as_user if as_root else None,
                               gid=config.run_as_group if as_root else None)
         try:
             pid = await spawn(options)
         except ShimStartError as exc:
             raise RuntimeError_(START_ERROR, start_error_message(exc.error)) from None
-        except OSError as exc:
+        except (OSError, ShimBuildError) as exc:  # nothing started: leave no trace of it
+            (self.index / hex_id).unlink(missing_ok=True)
+            (state_dir / "container.json").unlink(missing_ok=True)
             raise RuntimeError_("RunContainerError", f"cannot start mkp-shim: {exc}") from None
         meta["pid_start"] = procfs.start_ticks(pid)
         _write_json(state_dir / "container.json", meta)

@@ -30,6 +30,7 @@ from kubelet.runtime.base import (
 )
 from kubelet.runtime.logs import read_log
 from kubelet.runtime.process import PREFIX, ProcessRuntime, mount_paths
+from kubelet.runtime.shim import read_pid
 from tests.conftest import REPO_ROOT
 
 IMAGE = SimpleNamespace(env={"PATH": "/image/only/bin"}, process_path=os.environ["PATH"])
@@ -221,3 +222,21 @@ async def test_remove_container(runtime):
 def test_mount_paths_maps_container_paths_to_host_paths(tmp_path):
     config = make_config(tmp_path, ["true"], mounts=[Mount("/host/a", "/data"), Mount("/host/b", "/etc/x", True)])
     assert mount_paths(config) == {"/data": "/host/a", "/etc/x": "/host/b"}
+
+
+async def test_without_a_compiler_nothing_is_left_behind(runtime, tmp_path, monkeypatch):
+    monkeypatch.setenv("MKP_HOME", str(tmp_path / "fresh-home"))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no gcc, no cc
+    with pytest.raises(RuntimeError_, match="no C compiler") as info:
+        await runtime.start_container(make_config(runtime.root, ["true"]))
+    assert info.value.reason == "RunContainerError"
+    assert await runtime.list_containers() == []
+
+
+async def test_a_killed_shim_takes_its_container_and_says_so(runtime):
+    state = await runtime.start_container(make_config(runtime.root, ["sleep", "60"]))
+    shim = read_pid(runtime.root / "pods/uid-1/containers/c/0", "shim.pid")
+    os.kill(shim, signal.SIGKILL)
+    done = await asyncio.wait_for(runtime.wait(state.id), 5)
+    assert (done.exit_code, done.reason) == (255, ERROR)
+    assert "without recording its exit status" in done.message
