@@ -217,7 +217,9 @@ def _binds(root: Path, image: Any, mounts: list[Mount], files: dict[str, Path],
            shm: Path | None) -> list[Bind]:
     for d in EMPTY_DIRS:
         _make_target(root, d, is_dir=True)
-    (root / "tmp").chmod(0o1777)
+    tmp = secure_join(root, "/tmp")
+    if tmp.stat().st_mode & 0o7777 != 0o1777:
+        tmp.chmod(0o1777)
     binds: list[Bind] = []
     for src, dst in _host_binds(image):
         _link_or_bind(root, src, dst, binds)
