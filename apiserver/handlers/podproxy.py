@@ -321,7 +321,7 @@ async def _relay(downstream: web.WebSocketResponse, upstream: aiohttp.ClientWebS
 
     tasks = [asyncio.create_task(pipe(upstream, downstream)), asyncio.create_task(pipe(downstream, upstream))]
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         await asyncio.wait(tasks, timeout=5)
     finally:
         for task in tasks:

@@ -335,3 +335,41 @@ async def test_kubectl_attach_streams_the_containers_output_and_takes_stdin(clus
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_kubectl_exec_with_a_terminal_passes_its_size_and_exit_code(cluster) -> None:
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    api, kl, kubeconfig = cluster
+    await kl.run_pod("tty", ["sleep", "60"])
+    await _api_pod(api, "tty", ["main"])
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 91, 0, 0))
+    process = await asyncio.create_subprocess_exec(
+        require_tool("kubectl"), "--kubeconfig", str(kubeconfig), "exec", "-it", "tty", "--",
+        "sh", "-c", "echo ready; read x; stty size; exit 7", stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    output = b""
+    try:
+        loop = asyncio.get_running_loop()
+
+        async def read_until(marker: bytes) -> None:
+            nonlocal output
+            while marker not in output:
+                output += await loop.run_in_executor(None, os.read, master, 4096)
+
+        await asyncio.wait_for(read_until(b"ready"), 10)
+        os.write(master, b"\r")
+        await asyncio.wait_for(read_until(b"33 91"), 10)
+        assert await asyncio.wait_for(process.wait(), 10) == 7, output
+    except TimeoutError:
+        raise AssertionError(f"terminal output so far: {output!r}") from None
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        os.close(master)
