@@ -136,8 +136,11 @@ class ProbeManager:
                 worker.task.add_done_callback(self._stopping.discard)
 
     def remove_pod(self, uid: str) -> None:
+        """Stop probing every container of a pod, and drop its probe counters."""
         for container_id in [cid for cid, e in self._containers.items() if e.pod_uid == uid]:
             self.remove(container_id)
+        for key in [k for k in self._counts if k[4] == uid]:
+            del self._counts[key]
 
     async def close(self) -> None:
         """Stop every worker and wait for them."""

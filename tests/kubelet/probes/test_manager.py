@@ -207,6 +207,8 @@ async def test_named_port_and_probe_counts(manager, health):
     await clock.wait_for_sleepers(1)
     assert mgr.ready(CID) and health.hits == ["/readyz"]
     assert mgr.probe_counts() == {("Readiness", "successful", "default", "web", "uid-1", "app"): 1}
+    mgr.remove_pod("uid-1")
+    assert mgr.probe_counts() == {}
 
 
 async def test_first_run_is_jittered_right_after_the_kubelet_starts(runtime, recorder, health):
