@@ -237,6 +237,8 @@ class SpdyPortForwarder:
                     break
         except spdy.SpdyError as exc:
             log.warning("port-forward %s/%s: SPDY protocol error: %s", self.target.namespace, self.target.name, exc)
+        except ConnectionError:  # the WebSocket went away while we answered
+            pass
         finally:
             self.conn.close()
             for pair in self.pairs.values():

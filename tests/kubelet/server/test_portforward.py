@@ -362,6 +362,14 @@ async def test_spdy_client_reset_or_disconnect_closes_the_pod_connection(kubelet
     await asyncio.wait_for(kubelet.echo.closed[1].wait(), 5)
 
 
+async def test_spdy_protocol_error_answers_goaway_and_closes(kubelet: Kubelet):
+    async with kubelet.session.ws_connect(kubelet.ws_url(), protocols=[portforward.SPDY_PROTOCOL]) as ws:
+        await ws.send_bytes(b"\x80\x02\x00\x01\x00\x00\x00\x00")  # a SPDY/2 frame
+        frames = spdy.FrameDecoder().feed(await ws.receive_bytes(timeout=5))
+        assert frames == [spdy.GoAway(0, spdy.GOAWAY_PROTOCOL_ERROR)]
+        assert (await ws.receive(timeout=5)).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+
+
 async def test_spdy_pings_are_answered(kubelet: Kubelet):
     client = await KubectlLikeClient.connect(kubelet)
     try:
