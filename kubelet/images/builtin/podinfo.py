@@ -2,7 +2,8 @@
 podinfo-compatible demo app (kubelet/images/podinfo/, Python + aiohttp).
 
 Shaped like the real image: working dir /home/app, `CMD ["./podinfo"]`, so the usual
-manifests' `command: [./podinfo, --port=9898, ...]` work. `./podinfo` is a launcher
+manifests' `command: [./podinfo, --port=9898, ...]` work, and /usr/local/bin/podcli for
+their `podcli check http localhost:9898/healthz` exec probes. `./podinfo` is a launcher
 script in the layer whose `#!` line is this venv's Python (`-I`: the container's
 PYTHON* variables do not leak in); it imports the app from a copy of its source made
 into the layer at pull time, and passes the version, which comes from the tag (the real
@@ -38,6 +39,18 @@ from podinfo.main import main
 sys.exit(main({version!r}, {revision!r}))
 """
 
+PODCLI = """#!{python} -I
+# podcli {version}: the podinfo image's CLI (mkp built-in image).
+import os
+import sys
+
+root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.join(root, "home", "app", "lib"))
+from podinfo.podcli import main
+
+sys.exit(main({version!r}))
+"""
+
 
 @cache
 def app_sources() -> tuple[tuple[str, bytes], ...]:
@@ -56,7 +69,8 @@ def podinfo(ref: Reference) -> Recipe:
     version = version.removeprefix("v")
     launcher = LAUNCHER.format(python=sys.executable, version=version, revision=revision())
     entries = [directory("home/app"), directory("home/app/lib"), directory("home/app/lib/podinfo"),
-               file("home/app/podinfo", data=launcher, mode=0o755)]
+               file("home/app/podinfo", data=launcher, mode=0o755),
+               file("usr/local/bin/podcli", data=PODCLI.format(python=sys.executable, version=version), mode=0o755)]
     entries += [file(f"home/app/lib/podinfo/{name}", data=data) for name, data in app_sources()]
     binds = list(host_system_binds())
     extra_bind(sys.prefix, binds)

@@ -5,9 +5,10 @@ working dir, user, the layers' diff ids, and labels naming the host software it 
 so two tags with the same content share one id, as on a real registry. The repo digest
 is the sha256 of a manifest naming that config and the layers, as a registry's is.
 Images built on the host's own software (python, nginx, podinfo) share a small base
-layer: the merged-/usr symlinks (bin -> usr/bin ...), a few /etc files and the empty
-directories a root filesystem needs; the host's /usr (and any non-symlinked /bin, /lib
-...) are bound read-only at the same paths.
+layer: the merged-/usr symlinks (bin -> usr/bin ...), a few /etc files, the empty
+directories a root filesystem needs and its own /usr/local; the host's /usr/bin,
+sbin, lib*, libexec and share (and any non-symlinked /bin, /lib ...) are bound read-only
+at the same paths.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from kubelet.images.layers import Entry, Layer, directory, file, symlink
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ROOT_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+USR_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32", "libexec", "share")  # bound from the host
 
 PASSWD = ("root:x:0:0:root:/root:/bin/sh\n"
           "daemon:x:1:1:daemon:/usr/sbin:/bin/false\n"
@@ -91,19 +93,26 @@ def root_dirs() -> list[Entry]:
 @cache
 def host_base_layer() -> Layer:
     """The base layer of images built on the host's software: merged-/usr symlinks as
-    the host has them, /etc files, empty root directories."""
-    entries = etc_entries() + root_dirs()
+    the host has them, /etc files, empty root directories, an empty /usr/local."""
+    entries = etc_entries() + root_dirs() + [directory("usr/local"), directory("usr/local/bin"),
+                                             directory("usr/local/sbin")]
     for name in ROOT_DIRS:
         path = f"/{name}"
         if os.path.islink(path):
             entries.append(symlink(name, os.readlink(path)))
+    for name in USR_DIRS:
+        if os.path.islink(f"/usr/{name}"):
+            entries.append(symlink(f"usr/{name}", os.readlink(f"/usr/{name}")))
     return Layer.of(entries)
 
 
 @cache
 def host_system_binds() -> tuple[tuple[str, str], ...]:
-    """/usr, and the root dirs that are real directories (not merged-/usr symlinks)."""
-    binds = [("/usr", "/usr")]
+    """/usr's program, library and data directories (not /usr/local: the image's own, as
+    in Docker images), and the root dirs that are real directories (not merged-/usr
+    symlinks)."""
+    binds = [(f"/usr/{name}", f"/usr/{name}") for name in USR_DIRS
+             if os.path.isdir(f"/usr/{name}") and not os.path.islink(f"/usr/{name}")]
     for name in ROOT_DIRS:
         path = f"/{name}"
         if os.path.isdir(path) and not os.path.islink(path):
@@ -112,8 +121,11 @@ def host_system_binds() -> tuple[tuple[str, str], ...]:
 
 
 def extra_bind(path: str, binds: list[tuple[str, str]]) -> None:
-    """Add a host dir (say a venv) unless an existing bind already covers it."""
-    real = os.path.realpath(path)
-    for candidate in {path, real}:
-        if not any(candidate == host or candidate.startswith(host.rstrip("/") + "/") for host, _ in binds):
-            binds.append((candidate, candidate))
+    """Add a host dir (a venv, a Python's prefix) unless the binds already cover it;
+    /usr itself is covered by its bound children (only /usr/local is the image's).
+    A Python installed in /usr/local gets /usr/local bound, hiding the image's own."""
+    for candidate in dict.fromkeys((path, os.path.realpath(path))):
+        if candidate == "/usr" or any(candidate == host or candidate.startswith(host.rstrip("/") + "/")
+                                      for host, _ in binds):
+            continue
+        binds.append((candidate, candidate))

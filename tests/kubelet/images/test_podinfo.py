@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import time
@@ -42,13 +43,13 @@ async def podinfo(store, processes, free_port):
     """start(*flags, env=...) -> (process, base URL, seconds to the first healthy /healthz)."""
     image, _ = await store.pull(PODINFO, IF_NOT_PRESENT)
 
-    def start(*flags: str, env: dict[str, str] | None = None):
+    def start(*flags: str, env: dict[str, str] | None = None, base_host: str = "127.0.0.1"):
         environ = {**image.env, "PATH": image.process_path, "HOSTNAME": "podinfo-7d9c", "MKP_POD_IP": "127.0.0.1",
                    **(env or {})}
         began = time.monotonic()
         proc = processes.start(["./podinfo", f"--port={free_port}", *flags], cwd=image.host_path(image.working_dir),
                                env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        base = f"http://127.0.0.1:{free_port}"
+        base = f"http://{base_host}:{free_port}"
         wait_until(lambda: proc.poll() is not None or _healthy(base), timeout=20, interval=0.02,
                    what="podinfo's /healthz")
         assert proc.poll() is None, proc.communicate()
@@ -145,6 +146,26 @@ async def test_stress_cpu_burns_a_core_and_dies_with_the_app(podinfo):
     proc.wait(timeout=10)
     wait_until(lambda: not os.path.exists(f"/proc/{spinner}") or _state(spinner) == "Z", timeout=10,
                what="the spinner's death")
+
+
+async def test_podcli_checks_the_app_and_localhost_means_the_pod_ip(store, podinfo, free_port):
+    pod_ip = f"127.88.{random.randrange(1, 255)}.{random.randrange(1, 255)}"
+    _, base, _ = podinfo(env={"MKP_POD_IP": pod_ip}, base_host=pod_ip)
+    image, _ = await store.pull(PODINFO, IF_NOT_PRESENT)
+    assert image.host_path("/usr/local/bin/podcli")
+    env = {**image.env, "PATH": image.process_path, "MKP_POD_IP": pod_ip}
+
+    def podcli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["podcli", *args], env=env, capture_output=True, text=True, timeout=30)
+
+    began = time.monotonic()
+    done = podcli("check", "http", f"localhost:{free_port}/healthz")
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - began >= 1  # podcli waits --delay (1 s) before its first attempt too
+    assert json.loads(done.stderr.splitlines()[-1])["msg"] == "check succeed"
+    assert podcli("check", "http", f"localhost:{free_port}/status/500", "--delay=10ms").returncode == 1
+    assert podcli("check", "tcp", f"localhost:{free_port}", "--delay=0s").returncode == 0
+    assert podcli("version").stdout == "6.5.4\n"
 
 
 async def test_flags_errors_and_version(store):
