@@ -1012,6 +1012,12 @@ static void run(void)
 
 int main(int argc, char **argv)
 {
+    /* fds 0-2 must exist, or the first files opened would take their numbers. */
+    int fd;
+    while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)
+        ;
+    if (fd > 2)
+        close(fd);
     parse_args(argc, argv);
     opt.envp = opt.env_file ? read_env_file(opt.env_file) : environ;
     struct stat st;
