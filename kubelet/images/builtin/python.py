@@ -5,7 +5,8 @@ No Python is downloaded: the image runs the host's own `python3` (Debian's
 absent): on a host with 3.11, `python:3.11-slim` and `python:3` run, `python:3.12`
 is not found and the message says which Python the host has. A patch version in the
 tag is not checked (PYTHON_VERSION in the env says the real one). The variant suffix
-(slim, alpine ...) changes nothing. Under the `namespaces` runtime the root is the
+(slim, alpine ...) changes nothing. /usr/local/bin has python, python3 and python3.X
+pointing at the host's interpreter, as the Docker image's do (no pip unless the host has it). Under the `namespaces` runtime the root is the
 shared host base layer plus the host's /usr (and /lib ... when they are not symlinks),
 bound read-only; so `sh`, `ls` and the rest of the host's /usr/bin are in the image too.
 """
@@ -19,6 +20,7 @@ import sys
 from functools import cache
 
 from kubelet.images.builtin.recipe import Recipe, Unavailable, extra_bind, host_base_layer, host_system_binds
+from kubelet.images.layers import Layer, directory, symlink
 from kubelet.images.reference import Reference
 
 REPOSITORY = "docker.io/library/python"
@@ -58,6 +60,15 @@ def _check_tag(ref: Reference, version: str) -> None:
             f"exist; {asked} does not.")
 
 
+def _commands_layer(path: str, version: str) -> Layer:
+    """/usr/local/bin/python, python3 and python3.X, as the Docker image has them,
+    pointing at the host's interpreter."""
+    real = os.path.realpath(path)
+    minor = ".".join(version.split(".")[:2])
+    return Layer.of([directory("usr/local/bin")] +
+                    [symlink(f"usr/local/bin/{name}", real) for name in ("python", "python3", f"python{minor}")])
+
+
 def python(ref: Reference) -> Recipe:
     path, version = host_python()
     _check_tag(ref, version)
@@ -66,5 +77,5 @@ def python(ref: Reference) -> Recipe:
     env = {"PATH": PATH if path.startswith("/usr/") else f"{os.path.dirname(path)}:{PATH}",
            "LANG": "C.UTF-8", "PYTHON_VERSION": version}
     return Recipe(repository=REPOSITORY, tag=ref.tag or "latest", entrypoint=[], cmd=["python3"], env=env,
-                  layers=[host_base_layer()], host_binds=binds,
+                  layers=[_commands_layer(path, version), host_base_layer()], host_binds=binds,
                   labels={"mkp.python": f"{path} {version}"})

@@ -50,7 +50,7 @@ async def test_busybox_root_runs_its_own_shell(store, tmp_path):
 
 async def test_python_root_runs_the_hosts_python(store, tmp_path):
     image, _ = await store.pull("python:3", IF_NOT_PRESENT)
-    done = _run_in_root(image, tmp_path, "python3 -c 'import platform; print(platform.python_version())'")
+    done = _run_in_root(image, tmp_path, "python -c 'import platform; print(platform.python_version())'")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == image.env["PYTHON_VERSION"]
 
