@@ -11,26 +11,22 @@ Its failure messages are specific and users search for them:
     service unhealthy (responded with "NOT_SERVING")
     error: health rpc probe failed: rpc error: code = NotFound desc = unknown service
 
-HTTP/2 framing and HPACK come from the pure-Python `h2` package; the two protobuf
-messages involved (a string field, an enum field) are encoded here by hand, so no
-protobuf runtime is needed.
+HTTP/2 is `h2channel` (the pure-Python `h2` package, loaded only when a grpc probe
+runs); the two protobuf messages involved (a string field, an enum field) are encoded
+here by hand, so no protobuf runtime is needed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-import h2.config
-import h2.connection
-import h2.events
-import h2.exceptions
-
-from kubelet.probes.dial import DialError, abort, dial
-from kubelet.probes.http import USER_AGENT
 from kubelet.probes.spec import FAILURE, SUCCESS, Outcome, go_duration, go_quote, join_host_port
+
+if TYPE_CHECKING:
+    from kubelet.probes.h2channel import Channel, Reply
 
 CHECK_PATH = "/grpc.health.v1.Health/Check"
 SERVING_STATUS = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
@@ -45,10 +41,6 @@ _HTTP_TEXT = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "N
               429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
               503: "Service Unavailable", 504: "Gateway Timeout"}
 _BACKOFF_BASE, _BACKOFF_FACTOR, _BACKOFF_JITTER = 1.0, 1.6, 0.2  # grpc-go's connection backoff
-
-
-class _Broken(Exception):
-    """The connection failed before it was ready (refused, not HTTP/2, closed)."""
 
 
 class RpcError(Exception):
@@ -73,7 +65,7 @@ async def grpc_probe(host: str, port: int, service: str, timeout: float) -> Outc
                                 f"{go_duration(timeout)}: context deadline exceeded")
     try:
         async with asyncio.timeout_at(deadline):
-            reply = await channel.unary(CHECK_PATH, address, _check_request(service), timeout)
+            reply = await channel.unary(CHECK_PATH, address, _check_request(service), _grpc_timeout(timeout))
         status = _serving_status(reply)
     except TimeoutError:
         return Outcome(FAILURE, f"timeout: health rpc did not complete within {go_duration(timeout)}")
@@ -91,107 +83,19 @@ async def grpc_probe(host: str, port: int, service: str, timeout: float) -> Outc
     return Outcome(SUCCESS, "service healthy")
 
 
-async def _dial_blocking(host: str, port: int) -> _Channel:
+async def _dial_blocking(host: str, port: int) -> Channel:
     """Connect and finish the HTTP/2 handshake, retrying with grpc-go's backoff until
     the caller's deadline cancels us (grpc.WithBlock)."""
+    from kubelet.probes.h2channel import Broken, Channel  # h2 is loaded only for grpc probes
+
     backoff = _BACKOFF_BASE
     while True:
         try:
-            return await _Channel.open(host, port)
-        except (_Broken, OSError, h2.exceptions.ProtocolError):
+            return await Channel.open(host, port)
+        except Broken:
             pass
         await asyncio.sleep(backoff * random.uniform(1 - _BACKOFF_JITTER, 1 + _BACKOFF_JITTER))
         backoff *= _BACKOFF_FACTOR
-
-
-@dataclass
-class _Reply:
-    headers: dict[str, str] = field(default_factory=dict)
-    trailers: dict[str, str] = field(default_factory=dict)
-    data: bytearray = field(default_factory=bytearray)
-
-
-class _Channel:
-    """One HTTP/2 client connection carrying one unary call."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
-        self.conn = h2.connection.H2Connection(config=config)
-
-    @classmethod
-    async def open(cls, host: str, port: int) -> _Channel:
-        try:
-            reader, writer = await dial(host, port)
-        except DialError as exc:
-            raise _Broken(str(exc)) from None
-        channel = cls(reader, writer)
-        try:
-            channel.conn.initiate_connection()
-            await channel._flush()
-            while True:  # ready once the server's SETTINGS arrive
-                events = await channel._receive()
-                if any(isinstance(e, h2.events.RemoteSettingsChanged) for e in events):
-                    return channel
-                if any(isinstance(e, h2.events.ConnectionTerminated) for e in events):
-                    raise _Broken("GOAWAY during the handshake")
-        except BaseException:
-            channel.close()
-            raise
-
-    async def unary(self, path: str, authority: str, message: bytes, timeout: float) -> _Reply:
-        stream = self.conn.get_next_available_stream_id()
-        self.conn.send_headers(stream, [
-            (":method", "POST"), (":scheme", "http"), (":path", path), (":authority", authority),
-            ("content-type", "application/grpc"), ("user-agent", USER_AGENT), ("te", "trailers"),
-            ("grpc-timeout", _grpc_timeout(timeout)),
-        ])
-        self.conn.send_data(stream, b"\x00" + len(message).to_bytes(4, "big") + message, end_stream=True)
-        await self._flush()
-        reply = _Reply()
-        while True:
-            try:
-                events = await self._receive()
-            except (_Broken, OSError, h2.exceptions.ProtocolError) as exc:
-                raise RpcError(UNAVAILABLE, f"error reading from server: {exc or 'EOF'}") from None
-            for event in events:
-                if getattr(event, "stream_id", stream) != stream:
-                    continue
-                if self._handle(event, reply):
-                    await self._flush()
-                    return reply
-            await self._flush()
-
-    def _handle(self, event: h2.events.Event, reply: _Reply) -> bool:
-        """Fold one event into `reply`; True when the call is over."""
-        if isinstance(event, h2.events.ResponseReceived):
-            reply.headers = dict(event.headers)
-        elif isinstance(event, h2.events.TrailersReceived):
-            reply.trailers = dict(event.headers)
-        elif isinstance(event, h2.events.DataReceived):
-            reply.data += event.data
-            self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-        elif isinstance(event, h2.events.StreamReset):
-            code = {8: 1, 7: UNAVAILABLE}.get(event.error_code, INTERNAL)  # CANCEL, REFUSED_STREAM
-            name = getattr(event.error_code, "name", str(event.error_code))
-            raise RpcError(code, f"stream terminated by RST_STREAM with error code: {name}")
-        elif isinstance(event, h2.events.ConnectionTerminated):
-            raise RpcError(UNAVAILABLE, "the connection is draining")
-        return isinstance(event, h2.events.StreamEnded)
-
-    async def _receive(self) -> list[h2.events.Event]:
-        data = await self.reader.read(65536)
-        if not data:
-            raise _Broken("EOF")
-        return self.conn.receive_data(data)
-
-    async def _flush(self) -> None:
-        if pending := self.conn.data_to_send():
-            self.writer.write(pending)
-            await self.writer.drain()
-
-    def close(self) -> None:
-        abort(self.writer)
 
 
 def _grpc_timeout(seconds: float) -> str:
@@ -209,7 +113,7 @@ def _check_request(service: str) -> bytes:
     return b"\x0a" + _varint(len(raw)) + raw if raw else b""
 
 
-def _serving_status(reply: _Reply) -> int:
+def _serving_status(reply: Reply) -> int:
     """The HealthCheckResponse status, or RpcError for a non-OK call."""
     http_status = reply.headers.get(":status", "")
     if http_status != "200":
