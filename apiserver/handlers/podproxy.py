@@ -217,9 +217,7 @@ async def _log(ctx: Ctx) -> web.StreamResponse:
                 raise _kubelet_failure(upstream.status, body, ctx.name)
             response.enable_chunked_encoding()
             await response.prepare(ctx.request)
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-    await response.write_eof()
+            await copy_body(ctx.request, response, upstream)
     return response
 
 
@@ -357,7 +355,30 @@ async def _node_proxy(ctx: Ctx) -> web.StreamResponse:
                 if key.lower() not in _HOP_HEADERS:
                     response.headers.add(key, value)
             await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-    await response.write_eof()
+            await copy_body(request, response, upstream)
     return response
+
+
+DISCONNECT_CHECK = 1.0  # seconds between checks that a quiet stream's client is still there
+
+
+async def copy_body(request: web.Request, response: web.StreamResponse, upstream: aiohttp.ClientResponse) -> None:
+    """Stream the kubelet's body to the client as it comes. Ends when the kubelet ends
+    it, or when the client has gone (checked even while a followed log is quiet, so an
+    abandoned `kubectl logs -f` does not hold a kubelet stream open)."""
+    try:
+        while True:
+            try:
+                chunk = await asyncio.wait_for(upstream.content.readany(), DISCONNECT_CHECK)
+            except TimeoutError:
+                if request.transport is None or request.transport.is_closing():
+                    return
+                continue
+            if not chunk:
+                break
+            await response.write(chunk)
+    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError):
+        return  # the kubelet went away mid-stream: end ours (headers are already sent)
+    except ConnectionResetError:
+        return  # the client went away
+    await response.write_eof()

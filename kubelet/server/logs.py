@@ -28,6 +28,7 @@ from kubelet.runtime.logs import LogEntry, parse_line, parse_timestamp, read_log
 from kubelet.server import PodProvider
 
 POLL_INTERVAL = 0.05  # how often an attached container's log is checked for growth
+DISCONNECT_CHECK = 1.0  # seconds between checks that a followed log's client is still there
 
 
 def parse_time(raw: str) -> datetime:
@@ -217,15 +218,26 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/plain"})
     response.enable_chunked_encoding()
     await response.prepare(request)
-    try:
+
+    async def pump() -> None:
         if path.exists():
             async for data in read_log(path, follow=opts.follow, tail_lines=opts.tail_lines, since=opts.since,
                                        timestamps=opts.timestamps, limit_bytes=opts.limit_bytes, stop=stop):
                 await response.write(data)
+        await response.write_eof()
+
+    streaming = asyncio.create_task(pump())
+    try:
+        # A followed log may stay quiet for long: notice a client that went away meanwhile.
+        while not (await asyncio.wait([streaming], timeout=DISCONNECT_CHECK))[0]:
+            if request.transport is None or request.transport.is_closing():
+                break
     finally:
+        streaming.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
+            await streaming
         if watcher is not None:
             watcher.cancel()
-    await response.write_eof()
     return response
 
 
