@@ -8,6 +8,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -125,6 +126,17 @@ async def test_random_delay_in_milliseconds(podinfo):
     began = time.monotonic()
     assert _get(base + "/version")[0] == 200
     assert time.monotonic() - began >= 0.15
+
+
+async def test_metrics_port_serves_metrics_and_healthz(podinfo):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        metrics_port = sock.getsockname()[1]
+    _, base, _ = podinfo(f"--port-metrics={metrics_port}")
+    assert _get(base + "/version")[0] == 200
+    status, body, _ = _get(f"http://127.0.0.1:{metrics_port}/metrics")
+    assert status == 200 and 'http_request_duration_seconds_count{method="GET",path="version",status="200"} 1' in body
+    assert _get(f"http://127.0.0.1:{metrics_port}/healthz")[:2] == (200, "OK")
 
 
 async def test_panic_exits_255(podinfo):
