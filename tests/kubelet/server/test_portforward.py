@@ -27,6 +27,7 @@ import pytest
 
 from kubelet.server import portforward, spdy
 from kubelet.server.app import serve
+from tests.conftest import wait_until
 from tests.minikube_py.client.conftest import apiserver  # noqa: F401 - fixture used by name
 
 UID = "0f6b5a8e-7d51-4b1c-9a3e-2f1f7c1d9e01"
@@ -446,6 +447,7 @@ async def test_v4_python_client_protocol_through_the_kubernetes_package(kubelet:
         while len(got) < 22:
             got += sock.recv(1024)
         pf.close()
+        wait_until(lambda: not pf.connected, 10, "the Python client to close its WebSocket", 0.02)
         return got
 
     assert await asyncio.to_thread(talk) == b"from the python client"
@@ -638,15 +640,26 @@ async def test_kubectl_port_forward_pod_serves_http_concurrently_and_5_mb(cluste
                 assert await resp.read() == upload
 
 
-async def test_kubectl_port_forward_service_reaches_the_selected_pod(cluster: Cluster, web_server):
+@pytest.mark.parametrize("kind", ["svc", "deployment"])
+async def test_kubectl_port_forward_service_or_deployment_reaches_the_selected_pod(cluster: Cluster, web_server,
+                                                                                   kind: str):
     port, _ = web_server
-    await _api(cluster.kubelet.session, "POST", f"{cluster.api.url}/api/v1/namespaces/default/services", {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
-        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": port}]}})
-    local = free_port()
-    async with kubectl_port_forward(cluster, "svc/web", f"{local}:80"):
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"http://127.0.0.1:{local}/") as resp:
+    api, session = cluster.api.url, cluster.kubelet.session
+    if kind == "svc":
+        await _api(session, "POST", f"{api}/api/v1/namespaces/default/services", {
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": port}]}})
+        mapping = f"{free_port()}:80"  # kubectl maps the service port to the targetPort
+    else:
+        await _api(session, "POST", f"{api}/apis/apps/v1/namespaces/default/deployments", {
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "app", "image": "podinfo"}]}}}})
+        mapping = f"{free_port()}:{port}"
+    async with kubectl_port_forward(cluster, f"{kind}/web", mapping):
+        async with aiohttp.ClientSession() as client:
+            async with client.get(f"http://127.0.0.1:{mapping.split(':')[0]}/") as resp:
                 assert await resp.text() == "hello from the pod"
 
 
@@ -683,6 +696,7 @@ async def test_python_client_port_forward_through_the_api_server(cluster: Cluste
             while len(got) < 32:
                 got += sock.recv(1024)
             pf.close()
+            wait_until(lambda: not pf.connected, 10, "the Python client to close its WebSocket", 0.02)
             return got
 
     assert await asyncio.to_thread(talk) == b"python client via the API server"
