@@ -268,3 +268,19 @@ async def test_sidecar_events_name_the_init_container(manager, recorder):
     assert recorder.events[0].field_path == "spec.initContainers{proxy}"
     with pytest.raises(ValueError, match="has no container 'nope'"):
         mgr.add(pod(container()), "nope", "process://x", clock.now(), "127.0.0.1")
+
+
+async def test_real_clock_readiness_then_liveness_with_one_second_periods(runtime, recorder, health):
+    changes: list[str] = []
+    mgr = ProbeManager(runtime=runtime, recorder=recorder, on_change=changes.append)  # RealClock
+    spec = container(readinessProbe=http_probe(health.port, periodSeconds=1, failureThreshold=1),
+                     livenessProbe=http_probe(health.port, periodSeconds=1, failureThreshold=2))
+    try:
+        mgr.add(pod(spec), "app", CID, None, "127.0.0.1")
+        await eventually(lambda: mgr.ready(CID), timeout=5, what="ready")
+        health.status = 503
+        await eventually(lambda: mgr.liveness_failed(CID) and not mgr.ready(CID), timeout=8, what="failed")
+        assert "Liveness probe failed: HTTP probe failed with statuscode: 503" in recorder.messages()
+        assert changes.count("uid-1") >= 3  # ready, liveness failed, unready
+    finally:
+        await mgr.close()
