@@ -196,12 +196,17 @@ class _Pair:
                 await self.error.write(message.encode())
 
 
+def _number(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def _stream_problem(stream: spdy.Stream) -> str | None:
     """What the kubelet rejects a new stream for (it then resets the stream)."""
     port = stream.header("port")
     if not port:
         return '"port" header is required'
-    if not port.isdigit() or int(port) > 65535:
+    if _number(port) is None or int(port) > 65535:
         return f"unable to parse {port!r} as a port"
     if int(port) < 1:
         return f'port "{port}" must be > 0'
@@ -417,7 +422,7 @@ def parse_ports(query: Any) -> list[int]:
         if not value:
             raise ValueError('query parameter "port" cannot be empty')
         for item in value.split(","):
-            if not item.strip().isdigit() or int(item) > 65535:
+            if _number(item) is None or int(item) > 65535:
                 raise ValueError(f'unable to parse "{value}" as a port')
             if int(item) < 1:
                 raise ValueError(f'port "{value}" must be > 0')
