@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 
 import pytest
@@ -76,3 +77,5 @@ async def test_nginx_root_serves_the_welcome_page(store, tmp_path, processes):
     assert nginx.poll() is None, nginx.communicate()
     assert "<title>Welcome to nginx!</title>" in page
     assert (tmp_path / "upper" / "tmp").is_dir()  # its private config copy went to the container's own /tmp
+    os.killpg(nginx.pid, signal.SIGTERM)  # nginx's master reaps its workers on a graceful stop
+    assert nginx.wait(timeout=10) == 0
