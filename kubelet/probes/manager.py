@@ -104,12 +104,13 @@ class ProbeManager:
         started_at = started_at or self.clock.now()
         if started_at.tzinfo is None:
             started_at = started_at.replace(tzinfo=UTC)  # the runtime's times are UTC
+        uptime = self.clock.monotonic() - self._start
         for kind, spec in entry.specs.items():
             self._results[(container_id, kind)] = INITIAL[kind]
             worker = ProbeWorker(
                 spec=spec, target=target, started_at=started_at, prober=self.prober, clock=self.clock,
-                # Right after the kubelet starts, spread the first runs over a period.
-                jitter=spec.period > self.clock.monotonic() - self._start, is_started=lambda cid=container_id: self.started(cid),
+                jitter=spec.period > uptime,  # right after the kubelet starts: spread first runs
+                is_started=lambda cid=container_id: self.started(cid),
                 set_result=lambda result, cid=container_id, k=kind: self._set(cid, k, result),
                 count=lambda result, k=kind, t=target: self._count(k, t, result))
             entry.workers[kind] = worker
