@@ -33,8 +33,10 @@ def shims_under(base: Path) -> list[int]:
 
 
 def kill_shims_under(base: Path) -> list[int]:
-    """Kill what tests left running under `base`: containers' groups, then their shims."""
-    shims = shims_under(base)
+    """Kill what tests left running under `base`: containers' groups, then their shims.
+    Returns the shims whose container still ran (a shim that has recorded its container's
+    exit is on its way out and is given a moment)."""
+    shims = [pid for pid in shims_under(base) if not _exited(pid)]
     for pid in shims:
         state = procfs.option(procfs.cmdline(pid), "--state")
         child = read_pid(Path(state)) if state else None
@@ -48,6 +50,11 @@ def kill_shims_under(base: Path) -> list[int]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     return shims
+
+
+def _exited(shim: int) -> bool:
+    state = procfs.option(procfs.cmdline(shim), "--state")
+    return bool(state) and read_exit(Path(state)) is not None
 
 
 @pytest.fixture(scope="session")
