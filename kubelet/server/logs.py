@@ -220,6 +220,8 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
 
     async def pump() -> None:
+        while opts.follow and not path.exists() and not stop.is_set():  # nothing written yet
+            await _sleep_or_stop(stop)
         if path.exists():
             async for data in read_log(path, follow=opts.follow, tail_lines=opts.tail_lines, since=opts.since,
                                        timestamps=opts.timestamps, limit_bytes=opts.limit_bytes, stop=stop):

@@ -183,3 +183,19 @@ async def test_pods_stats_and_healthz(kubelet: Kubelet) -> None:
             assert (await resp.json())["pods"][0]["podRef"]["name"] == "s"
         async with session.get(f"{kubelet.url}/healthz") as resp:
             assert await resp.text() == "ok"
+
+
+async def test_a_follow_abandoned_by_its_client_ends_while_the_log_is_quiet(kubelet: Kubelet) -> None:
+    await kubelet.run_pod("q", ["sh", "-c", "echo one; sleep 60"])
+
+    def following() -> int:
+        return sum(1 for t in asyncio.all_tasks() if t.get_name().startswith("log-follow-") and not t.done())
+
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{kubelet.url}/containerLogs/default/q/main?follow=true") as resp:
+            assert await asyncio.wait_for(resp.content.readline(), 5) == b"one\n"
+            assert following() == 1
+    deadline = time.monotonic() + 5
+    while following() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert following() == 0
