@@ -156,6 +156,7 @@ class Kubelet:
         # tells an app which address is its own (unless the pod sets POD_IP itself).
         if pod_ip:
             env.setdefault("POD_IP", pod_ip)
+            env["MKP_POD_IP"] = pod_ip  # what the built-in images (podinfo, nginx) bind to
         return env
 
     # -- events -> keys -------------------------------------------------------------------

@@ -230,6 +230,8 @@ class PodWorker:
         await self._refresh()
         meta = _meta(pod)
         if meta.get("deletionTimestamp"):
+            with contextlib.suppress(Exception):
+                self.ctx.probes.update_pod(pod)
             grace = meta.get("deletionGracePeriodSeconds")
             if grace is None:
                 grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
@@ -359,11 +361,13 @@ class PodWorker:
         if record.running:
             assert record.current is not None
             self._probe_state(record)
-            if self.ctx.probes.liveness_failed(record.current.id) and record.killing != record.current.id:
+            reason = self.ctx.probes.kill_reason(record.current.id)
+            if reason is not None and record.killing != record.current.id:
                 record.killing = record.current.id
-                self._event(NORMAL, "Killing", f"Container {record.name} failed liveness probe, will be restarted",
-                            record.name)
-                await self._kill(record, signal.SIGTERM, grace=self._grace(container))
+                restart = should_restart(policy, 1)
+                self._event(NORMAL, "Killing", reason.event_message(restart=restart), record.name)
+                grace = reason.grace_period if reason.grace_period is not None else self._grace(container)
+                await self._kill(record, signal.SIGTERM, grace=float(grace))
             elif record.started and record.current.started_at is not None:
                 ran = (self._now() - record.current.started_at).total_seconds()
                 if ran >= BACKOFF_RESET_SECONDS:

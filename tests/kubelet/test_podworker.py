@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from kubelet.podworker import PodContext, PodWorker, command_line, expand
+from kubelet.probes import KillReason
 from kubelet.runtime.base import EXITED, RUNNING, ContainerConfig, ContainerState
 from kubelet.runtime.base import RuntimeError_ as RuntimeFailure
 from minikube_py.client import FakeClock
@@ -119,6 +120,14 @@ class Probes:
 
     def liveness_failed(self, cid: str) -> bool:
         return cid in self.live_failed
+
+    def kill_reason(self, cid: str) -> Any:
+        if cid not in self.live_failed:
+            return None
+        return KillReason("Liveness", "app", None)
+
+    def update_pod(self, pod: Any) -> None:
+        pass
 
 
 class Volumes:
