@@ -373,3 +373,47 @@ async def test_kubectl_exec_with_a_terminal_passes_its_size_and_exit_code(cluste
             process.kill()
             await process.wait()
         os.close(master)
+
+
+async def test_python_client_port_forward_over_channels(cluster) -> None:
+    from aiohttp import web
+    from kubernetes import client as k8s
+    from kubernetes.stream import portforward
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hello over channels")
+
+    api, kl, _ = cluster
+    app = web.Application()
+    app.router.add_get("/", hello)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    remote = runner.addresses[0][1]
+    cid = await kl.run_pod("ppf", ["sleep", "60"])
+    status = running("main", cid)
+    kl.pods.add({**provider_pod("ppf", ["main"], [status]), "status": {
+        "phase": "Running", "podIP": "127.0.0.1", "containerStatuses": [status]}})
+    await _api_pod(api, "ppf", ["main"])
+    core = k8s.CoreV1Api(k8s.ApiClient(k8s.Configuration(host=api.url)))
+
+    def fetch() -> bytes:
+        forward = portforward(core.connect_get_namespaced_pod_portforward, "ppf", "default", ports=str(remote))
+        try:
+            sock = forward.socket(remote)
+            sock.setblocking(True)
+            sock.settimeout(10)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+            sock.close()
+            return data
+        finally:
+            forward.close()
+
+    try:
+        reply = await asyncio.to_thread(fetch)
+    finally:
+        await runner.cleanup()
+    assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"hello over channels")
