@@ -262,9 +262,13 @@ class Kubelet:
     # -- the server ---------------------------------------------------------------------
 
     async def _start_server(self) -> None:
-        from kubelet.server.app import start_server
+        from kubelet.server.app import serve
         address = self.host_ip() or "127.0.0.1"
-        self._server, self.port = await start_server(self.provider(), address, self.config.port)
+        try:
+            self._server, self.port = await serve(self.provider(), address, self.config.port)
+        except OSError as exc:  # the port is taken on that address: any free one (published in the Node)
+            log.warning("kubelet port %d on %s: %s; using a free port", self.config.port, address, exc)
+            self._server, self.port = await serve(self.provider(), address, 0)
         from dataclasses import replace
         self.node_agent.profile = replace(self.node_agent.profile, kubelet_port=self.port)
         self.node_agent.queue.add(self.config.node)

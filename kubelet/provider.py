@@ -26,6 +26,12 @@ class Provider:
         worker = self.kubelet.workers.get(uid) if uid else None
         return worker.pod if worker is not None else None
 
+    def sandbox(self, namespace: str, name: str) -> Any:
+        """The pod's runtime Sandbox (its IP and network namespace), or None."""
+        uid = self.kubelet.by_key.get(f"{namespace}/{name}")
+        worker = self.kubelet.workers.get(uid) if uid else None
+        return worker.sandbox if worker is not None else None
+
     def pods(self) -> list[dict[str, Any]]:
         return [w.pod for w in self._workers()]
 

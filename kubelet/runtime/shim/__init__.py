@@ -136,10 +136,12 @@ async def spawn(options: ShimOptions) -> int:
     ShimStartError when it could not be started (the shim has then written `exit`),
     or OSError/ShimBuildError when the shim itself could not run."""
     shim = await asyncio.to_thread(shim_path)
-    proc = await asyncio.create_subprocess_exec(
-        *options.command(shim), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, close_fds=True)
-    out, err = await proc.communicate()
+    # The standard library's fork+exec, in a thread: it closes every other descriptor
+    # in the child (uvloop's subprocess transport leaks some into the shim, and so into
+    # the container, which then holds this pipe open and `communicate` never ends).
+    proc = await asyncio.to_thread(subprocess.run, options.command(shim), stdin=subprocess.DEVNULL,
+                                   capture_output=True, close_fds=True, check=False)
+    out, err = proc.stdout, proc.stderr
     line = out.decode(errors="replace").strip()
     if line.startswith("ok "):
         return int(line[3:])
