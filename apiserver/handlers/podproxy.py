@@ -1,5 +1,6 @@
 """Subresources the node's kubelet serves, proxied as kube-apiserver proxies them:
-`pods/log`, `pods/exec`, `pods/attach`, `pods/portforward` and `nodes/proxy`.
+`pods/log`, `pods/exec`, `pods/attach`, `pods/portforward` and `nodes/proxy`; and
+`pods/proxy`, which kube-apiserver sends to the pod's IP directly.
 
 The API server finds the pod's node (`spec.nodeName`), reads that Node's address
 (status.addresses: InternalIP, then ExternalIP, then Hostname) and kubelet port
@@ -32,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -44,7 +46,7 @@ from apiserver import errors
 from apiserver.context import Ctx
 
 Obj = dict[str, Any]
-_POD_SUBRESOURCES = {"log", "exec", "attach", "portforward"}
+_POD_SUBRESOURCES = {"log", "exec", "attach", "portforward", "proxy"}
 _ADDRESS_TYPES = ("InternalIP", "ExternalIP", "Hostname")
 DEFAULT_KUBELET_PORT = 10250
 _TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10)
@@ -68,6 +70,8 @@ async def serve(ctx: Ctx) -> web.StreamResponse:
         return await _node_proxy(ctx)
     if sub == "log":
         return await _log(ctx)
+    if sub == "proxy":
+        return await _pod_proxy(ctx)
     return await _connect(ctx, sub)
 
 
@@ -335,17 +339,48 @@ _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "upgrade", "hos
 
 
 async def _node_proxy(ctx: Ctx) -> web.StreamResponse:
+    return await _http_proxy(ctx, await kubelet_url(ctx, ctx.name), f"/nodes/{ctx.name}/proxy")
+
+
+async def _pod_proxy(ctx: Ctx) -> web.StreamResponse:
+    """pods/<[scheme:]name[:port]>/proxy/<path>: HTTP to the pod's IP (kube-apiserver's
+    ResourceLocation: the first declared container port when none is given). Deviation:
+    loopback pod IPs are allowed (the loopback pod network uses them)."""
+    parts = ctx.name.split(":")
+    if len(parts) == 3 and parts[0] in ("http", "https"):
+        scheme, name, port = parts
+    elif len(parts) <= 2:
+        scheme, name, port = "http", parts[0], parts[1] if len(parts) == 2 else ""
+    else:
+        raise errors.bad_request(f'invalid pod request "{ctx.name}"')
+    pod = await ctx.server.store.get(ctx.info, ctx.namespace, name)
+    if not port:
+        port = next((str(p["containerPort"]) for c in (pod.get("spec") or {}).get("containers") or []
+                     for p in c.get("ports") or [] if p.get("containerPort")), "")
+    ips = (pod.get("status") or {}).get("podIPs") or []
+    ip = ips[0].get("ip", "") if ips else (pod.get("status") or {}).get("podIP", "")
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        raise errors.bad_request("address not allowed") from None
+    if address.is_unspecified or address.is_multicast or address.is_link_local:
+        raise errors.bad_request("address not allowed")
+    host = f"[{ip}]" if address.version == 6 else ip
+    return await _http_proxy(ctx, f"{scheme}://{host}" + (f":{port}" if port else ""), f"/pods/{ctx.name}/proxy")
+
+
+async def _http_proxy(ctx: Ctx, base: str, marker: str) -> web.StreamResponse:
+    """Pass the request (method, path after `marker`, query, body) to `base` and stream
+    the answer back."""
     request = ctx.request
-    marker = f"/nodes/{ctx.name}/proxy"
     suffix = request.path.split(marker, 1)[1] if marker in request.path else ""
-    base = await kubelet_url(ctx, ctx.name)
     url = base + (suffix or "/")
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
     body = await request.read()
     async with aiohttp.ClientSession(timeout=_TIMEOUT, auto_decompress=False) as session:
         try:
             upstream = await session.request(request.method, url, params=request.query, headers=headers,
-                                             data=body or None, allow_redirects=False)
+                                             data=body or None, allow_redirects=False, ssl=False)
         except aiohttp.ClientConnectorError as exc:
             raise errors.StatusError(503, "ServiceUnavailable",
                                      f"error trying to reach service: {_dial_error(url, exc)}") from None

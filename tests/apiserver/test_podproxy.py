@@ -417,3 +417,33 @@ async def test_python_client_port_forward_over_channels(cluster) -> None:
     finally:
         await runner.cleanup()
     assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"hello over channels")
+
+
+async def test_pod_proxy_reaches_the_pod_ip(apiserver: InProcessServer, tmp_path: Path) -> None:  # noqa: F811
+    from aiohttp import web
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(text=f"{request.method} {request.path_qs}")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    await _post(f"{apiserver.url}/api/v1/namespaces/default/pods", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+        "spec": {"containers": [{"name": "main", "image": "busybox", "ports": [{"containerPort": port}]}]}})
+    await _mark_running(apiserver, "web")
+    try:
+        base = f"{apiserver.url}/api/v1/namespaces/default/pods"
+        assert await _get(f"{base}/web/proxy/healthz?x=1") == (200, "GET /healthz?x=1")
+        assert await _get(f"{base}/web:{port}/proxy/") == (200, "GET /")
+        assert await _get(f"{base}/http:web:{port}/proxy/a/b") == (200, "GET /a/b")
+        status, body = await _get(f"{base}/web:1/proxy/")
+        assert status == 503 and body["message"] == "error trying to reach service: dial tcp 127.0.0.1:1: " \
+                                                     "connect: connection refused"
+        status, body = await _get(f"{base}/nope/proxy/")
+        assert (status, body["reason"]) == (404, "NotFound")
+    finally:
+        await runner.cleanup()
