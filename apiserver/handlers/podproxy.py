@@ -53,7 +53,7 @@ _TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10)
 WEBSOCKET_REQUIRED = (
     "this API server streams exec, attach and port-forward over WebSocket only "
     "(v5.channel.k8s.io, v4.channel.k8s.io, SPDY/3.1+portforward.k8s.io); a SPDY upgrade is not supported: "
-    "use kubectl 1.30 or newer, or a WebSocket client")
+    "use kubectl 1.31 or newer, or a WebSocket client")
 
 
 def handles(ctx: Ctx) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,8 +119,6 @@ class ChannelConn:
     async def send_status(self, status: dict[str, Any]) -> None:
         """The final word on the error channel: the Status JSON (v4, v5), or only a
         failure's message (older protocols, which send nothing on success)."""
-        import json
-
         if self.status_json:
             await self.send(ERROR, json.dumps(status, separators=(",", ":")).encode())
         elif status.get("status") != "Success":

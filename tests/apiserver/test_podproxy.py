@@ -447,3 +447,16 @@ async def test_pod_proxy_reaches_the_pod_ip(apiserver: InProcessServer, tmp_path
         assert (status, body["reason"]) == (404, "NotFound")
     finally:
         await runner.cleanup()
+
+
+async def test_exec_to_an_unreachable_kubelet_says_so(apiserver: InProcessServer) -> None:  # noqa: F811
+    await _node(apiserver, "n9", 1)
+    await _api_pod(apiserver, "x", ["main"], node="n9")
+    url = f"{apiserver.url}/api/v1/namespaces/default/pods/x/exec?command=true&stdout=true"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url, headers={"Upgrade": "websocket", "Connection": "Upgrade",
+                                             "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                                             "Sec-WebSocket-Protocol": "v5.channel.k8s.io"}) as resp:
+            body = await resp.json()
+    assert resp.status == 500 and body["message"] == \
+        "error dialing backend: dial tcp 127.0.0.1:1: connect: connection refused"
