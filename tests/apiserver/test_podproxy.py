@@ -460,3 +460,24 @@ async def test_exec_to_an_unreachable_kubelet_says_so(apiserver: InProcessServer
             body = await resp.json()
     assert resp.status == 500 and body["message"] == \
         "error dialing backend: dial tcp 127.0.0.1:1: connect: connection refused"
+
+
+async def test_kubectl_logs_all_containers_and_by_container(cluster) -> None:
+    api, kl, kubeconfig = cluster
+    root = kl.tmp / "multi"
+    root.mkdir()
+    statuses = []
+    for name in ("first", "second"):
+        log = root / f"{name}.log"
+        cid = await kl.runtime.start(name, root, log, ["sh", "-c", f"echo from {name}"])
+        await asyncio.wait_for(kl.runtime.wait(cid), 10)
+        kl.pods.logs[cid] = log
+        statuses.append(running(name, cid))
+    kl.pods.add(provider_pod("multi", ["first", "second"], statuses))
+    await _api_pod(api, "multi", ["first", "second"])
+    rc, out, err = await kubectl(kubeconfig, "logs", "multi", "--all-containers")
+    assert (rc, out) == (0, b"from first\nfrom second\n"), err
+    rc, out, err = await kubectl(kubeconfig, "logs", "multi", "-c", "second")
+    assert (rc, out) == (0, b"from second\n"), err
+    rc, out, err = await kubectl(kubeconfig, "logs", "multi")  # kubectl defaults to the first container
+    assert (rc, out) == (0, b"from first\n") and 'Defaulted container "first"' in err
