@@ -271,6 +271,18 @@ class NamespacesRuntime:
                 found.append(self._state(meta.parent))
         return found
 
+    def purge(self) -> None:
+        """Kill every container of this node and release everything the runtime holds:
+        rootfs overlays, pods' /dev/shm, the node's cgroups. For `mkp down`, where the
+        containers must not outlive the cluster (their state stays for the caller to
+        delete)."""
+        self.cgroups.remove_node()  # kills every process in the node's cgroups
+        for meta in self.root.glob(f"pods/*/containers/*/*/{META}"):
+            rootfs.teardown(meta.parent)
+        for sandbox in self.root.glob("pods/*/sandbox"):
+            rootfs.teardown(sandbox)
+        self._dirs.clear()
+
     # -- exec, attach, stats --------------------------------------------------------
 
     async def exec(self, container_id: str, argv: Sequence[str], *, stdin: bool, tty: bool,

@@ -34,6 +34,7 @@ from kubelet.runtime.base import (
 from kubelet.runtime.namespaces import NamespacesRuntime
 from kubelet.runtime.rootfs import RootfsError, resolve_user, secure_join
 from kubelet.stats import SummaryBuilder
+from tests.conftest import wait_until
 
 
 def _require_root() -> None:
@@ -298,3 +299,27 @@ def test_attach_to_stdin(pod):
 
     state, log = asyncio.run(go())
     assert state.reason == COMPLETED and " stdout F got hello" in log
+
+
+def test_purge_kills_everything_and_unmounts(pod):
+    async def go():
+        states = []
+        for i in range(2):
+            config = pod.config("import time; print('up', flush=True); time.sleep(600)", name=f"c{i}")
+            states.append(await pod.runtime.start_container(config))
+        return states
+
+    states = asyncio.run(go())
+    assert _mounts_under(pod.root)
+    pod.runtime.purge()
+    assert _mounts_under(pod.root) == []
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    for state in states:  # reaped by its shim a moment later
+        wait_until(lambda pid=state.pid: gone(pid), timeout=5, interval=0.02, what=f"pid {state.pid} to end")
+    assert not pod.runtime.cgroups.hierarchy.group(pod.runtime.cgroups.node_path).exists()
