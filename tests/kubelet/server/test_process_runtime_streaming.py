@@ -18,7 +18,13 @@ import pytest
 from kubelet.runtime.base import ContainerConfig, Sandbox
 from kubelet.runtime.process import ProcessRuntime
 from kubelet.server.app import serve
-from tests.apiserver.test_podproxy import _api_pod, _mark_running, _node, _start, kubectl
+from tests.apiserver.podproxy_support import (
+    add_node,
+    api_pod,
+    kubectl,
+    mark_running,
+    start_kubectl,
+)
 from tests.kubelet.runtime.shim_support import clean_shims, shim_home  # noqa: F401 - fixtures used by name
 from tests.kubelet.server.fakes import running
 from tests.minikube_py.client.conftest import InProcessServer, apiserver  # noqa: F401 - fixture used by name
@@ -71,7 +77,7 @@ async def stack(apiserver: InProcessServer, clean_shims: Path):  # noqa: F811
 
     provider = RuntimePods(ProcessRuntime(clean_shims / "node"))
     runner, port = await serve(provider, "127.0.0.1", 0)
-    await _node(apiserver, "n1", port)
+    await add_node(apiserver, "n1", port)
     kubeconfig = clean_shims / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "t",
@@ -92,8 +98,8 @@ async def test_logs_follow_exec_and_cp_with_the_process_runtime(stack) -> None:
     workdir.mkdir()
     cid = await provider.start("app", ["sh", "-c", "echo started; read x; echo got $x; sleep 60"], workdir,
                                stdin=True)
-    await _api_pod(api, "app", ["main"])
-    follow = await _start(kubeconfig, "logs", "-f", "app")
+    await api_pod(api, "app", ["main"])
+    follow = await start_kubectl(kubeconfig, "logs", "-f", "app")
     try:
         assert await asyncio.wait_for(follow.stdout.readline(), 10) == b"started\n"
         writer = await provider.runtime.attach_stdin(cid)
@@ -122,9 +128,9 @@ async def test_logs_follow_exec_and_cp_with_the_process_runtime(stack) -> None:
 async def test_attach_with_the_process_runtime(stack) -> None:
     api, provider, kubeconfig, tmp = stack
     await provider.start("att", ["sh", "-c", "while read l; do echo got $l; done"], tmp, stdin=True)
-    await _api_pod(api, "att", ["main"])
-    await _mark_running(api, "att")
-    process = await _start(kubeconfig, "attach", "-i", "att")
+    await api_pod(api, "att", ["main"])
+    await mark_running(api, "att")
+    process = await start_kubectl(kubeconfig, "attach", "-i", "att")
     try:
         line = b""
         for _ in range(40):  # until the attach is established (it streams output from then on)
