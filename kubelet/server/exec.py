@@ -98,7 +98,10 @@ async def _pump(reader: Any, conn: channels.ChannelConn, channel: int) -> None:
     if reader is None:
         return
     while True:
-        data = await reader.read(65536)
+        try:
+            data = await reader.read(65536)
+        except OSError:  # a pty's master reads EIO once the last process on it is gone
+            return
         if not data:
             return
         await conn.send(channel, data)
@@ -137,6 +140,8 @@ async def exec_handler(request: web.Request) -> web.StreamResponse:
             await waiter
             return conn.ws
         code = waiter.result()
+        if code < 0:  # killed by a signal: reported as the shell and runc do, 128 + signal
+            code = 128 - code
         await asyncio.wait(pumps, timeout=OUTPUT_GRACE)
         status = channels.success_status() if code == 0 else channels.exit_code_status(code, argv)
         await conn.send_status(status)

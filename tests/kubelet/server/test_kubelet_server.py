@@ -199,3 +199,9 @@ async def test_a_follow_abandoned_by_its_client_ends_while_the_log_is_quiet(kube
     while following() and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     assert following() == 0
+
+
+async def test_exec_killed_by_a_signal_reports_128_plus_the_signal(kubelet: Kubelet) -> None:
+    await kubelet.run_pod("k", ["sleep", "30"])
+    _, error, _ = await _exec(kubelet, "k", ["sh", "-c", "kill -9 $$"])
+    assert json.loads(error)["details"]["causes"] == [{"reason": "ExitCode", "message": "137"}]
