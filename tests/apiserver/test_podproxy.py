@@ -195,3 +195,15 @@ async def test_exec_to_an_unreachable_kubelet_says_so(apiserver: InProcessServer
             body = await resp.json()
     assert resp.status == 500 and body["message"] == \
         "error dialing backend: dial tcp 127.0.0.1:1: connect: connection refused"
+
+
+async def test_discovery_lists_the_streaming_subresources(apiserver: InProcessServer) -> None:
+    status, body = await get(f"{apiserver.url}/api/v1")
+    assert status == 200
+    verbs = {r["name"]: (r["kind"], r["verbs"]) for r in body["resources"]}
+    assert verbs["pods/log"] == ("Pod", ["get"])
+    assert verbs["pods/exec"] == ("PodExecOptions", ["create", "get"])
+    assert verbs["pods/attach"] == ("PodAttachOptions", ["create", "get"])
+    assert verbs["pods/portforward"] == ("PodPortForwardOptions", ["create", "get"])
+    assert verbs["pods/proxy"] == ("PodProxyOptions", ["create", "delete", "get", "patch", "update"])
+    assert verbs["nodes/proxy"] == ("NodeProxyOptions", ["create", "delete", "get", "patch", "update"])
