@@ -303,7 +303,7 @@ class NamespacesRuntime:
         meta = json.loads((state / META).read_text())
         environ = _read_env(state / "env") | dict(env or {})
         cmd = ["nsenter", f"--target={current.pid}", "--mount", "--uts", "--ipc", "--pid", "--root",
-               f"--wd={meta.get('cwd') or '/'}"]
+               f"--wd=/proc/{current.pid}/root{meta.get('cwd') or '/'}"]
         if meta.get("netns"):
             cmd.append("--net")
         if meta.get("gid") is not None:

@@ -167,19 +167,19 @@ def test_exec_stats_readoption_and_kill(pod):
 
     async def go():
         runtime = pod.runtime
-        config = pod.config(code, env={"GREETING": "hello"}, resources=Resources(memory_limit=100 << 20,
-                                                                                   cpu_limit_millis=500))
+        config = pod.config(code, env={"GREETING": "hello"}, working_dir="/var/tmp",
+                            resources=Resources(memory_limit=100 << 20, cpu_limit_millis=500))
         t0 = time.monotonic()
         started = await runtime.start_container(config)
         latency = time.monotonic() - t0
         hex_id = started.id.removeprefix("namespaces://")
         proc = await runtime.exec(started.id, ["python3", "-c", "import os, socket; print(socket.gethostname(), "
-                                               "os.environ['GREETING'], os.getpid() != 1); "
+                                               "os.environ['GREETING'], os.getpid() != 1, os.getcwd()); "
                                                "print(open('/proc/self/cgroup').read())"],
                                   stdin=False, tty=False)
         out = (await proc.stdout.read()).decode()
         assert await proc.wait() == 0, out
-        assert out.splitlines()[0] == "mypod hello True"
+        assert out.splitlines()[0] == "mypod hello True /var/tmp"  # the container's working dir, in its root
         assert f"memory:/mkpods/{runtime.cgroups.node_path.split('/')[-1]}/pod{pod.uid}/{hex_id}" in out
         with pytest.raises(RuntimeError_, match='exec: "nope": executable file not found in \\$PATH'):
             await runtime.exec(started.id, ["nope"], stdin=False, tty=False)
