@@ -106,7 +106,7 @@ class Kubelet:
                                     informer=self.nodes, on_ready=self._node_ready, profile=config.profile(self.port))
         self.recorder = EventRecorder(client, COMPONENT, config.node, clock=self.clock)
         self.runtime = runtime or _runtime_for(config)
-        self.images = images or ImageStore(config.root / "images")
+        self.images = images or ImageStore(config.root)
         self.source = ObjectSource(client, self.configmaps, self.secrets)
         self.volumes = VolumeManager(config.root, self.source)
         self.network = network or self._network()

@@ -397,7 +397,8 @@ class PodWorker:
             requeue.append(record.backoff_until - mono)
             if record.waiting[0] == "ErrImagePull":
                 image = container.get("image")
-                record.waiting = ("ImagePullBackOff", f'Back-off pulling image "{image}"')
+                record.waiting = ("ImagePullBackOff", f'Back-off pulling image "{image}": ErrImagePull: '
+                                                      f"{record.waiting[1]}")
                 self._event(NORMAL, "BackOff", f'Back-off pulling image "{image}"', record.name)
                 self._event(WARNING, "Failed", "Error: ImagePullBackOff", record.name)
             return
@@ -456,6 +457,8 @@ class PodWorker:
         except Exception as exc:  # noqa: BLE001 - ImageNotFound, ErrImageNeverPull
             message = getattr(exc, "message", None) or str(exc)
             reason = "ErrImageNeverPull" if type(exc).__name__ == "ErrImageNeverPull" else "ErrImagePull"
+            if type(exc).__name__ == "ImageNotFound":  # as the CRI's gRPC error reaches the kubelet
+                message = f"rpc error: code = NotFound desc = {message}"
             if reason == "ErrImagePull":
                 self._event(WARNING, "Failed", f'Failed to pull image "{image_ref}": {message}', name)
             else:
@@ -472,7 +475,7 @@ class PodWorker:
         record.image_id = getattr(image, "repo_digest", None) or getattr(image, "id", "")
         # 2. environment, mounts, command
         try:
-            env = await self.ctx.env_for(self.pod, container, self.pod_ip)
+            env = {**(getattr(image, "env", None) or {}), **await self.ctx.env_for(self.pod, container, self.pod_ip)}
             mounts = self.ctx.volumes.mounts(self.pod, container, self.volume_paths or {}, env=env)
         except Exception as exc:  # noqa: BLE001 - ConfigError: CreateContainerConfigError
             message = getattr(exc, "message", None) or str(exc)

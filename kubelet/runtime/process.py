@@ -73,6 +73,28 @@ def reason_for(exit_code: int, error: str | None) -> tuple[str, str | None]:
     return (COMPLETED if exit_code == 0 else ERROR), None
 
 
+def host_paths(config: ContainerConfig) -> tuple[str, list[str]]:
+    """The working dir and argv to run with on the host: with no root filesystem, an
+    image's own paths (its WorkingDir, an absolute or relative program path such as
+    busybox's /bin/sh or podinfo's ./podinfo in /home/app) are the image layer's files
+    on the host. Paths the image does not have are used as they are."""
+    image = config.image
+    lookup = getattr(image, "host_path", None)
+    workdir = config.working_dir or "/"
+    cwd = workdir
+    argv = list(config.argv)
+    if lookup is None:
+        return cwd, argv
+    if config.working_dir:
+        cwd = lookup(config.working_dir) or config.working_dir
+    if argv and "/" in argv[0]:
+        inside = argv[0] if argv[0].startswith("/") else os.path.normpath(os.path.join(workdir, argv[0]))
+        mapped = lookup(inside)
+        if mapped is not None:
+            argv[0] = mapped
+    return cwd, argv
+
+
 def container_path_env(env: Mapping[str, str], image: Any) -> dict[str, str]:
     """The environment to run with: the image's PATH (meant for its root filesystem) is
     swapped for its `process_path`; a PATH the pod spec set itself is kept."""
@@ -112,7 +134,7 @@ class ProcessRuntime:
         config.log_path.parent.mkdir(parents=True, exist_ok=True)
         hex_id = secrets.token_hex(32)
         env = container_path_env(config.env, config.image)
-        cwd = config.working_dir or "/"
+        cwd, argv = host_paths(config)
         meta = {"id": PREFIX + hex_id, "pod_uid": config.sandbox.pod_uid, "name": config.name,
                 "attempt": config.attempt, "log_path": str(config.log_path), "labels": dict(config.labels),
                 "cwd": cwd, "tty": config.tty, "stdin": bool(config.stdin), "state_dir": str(state_dir)}
@@ -124,7 +146,7 @@ class ProcessRuntime:
         self.index.mkdir(parents=True, exist_ok=True)
         (self.index / hex_id).write_text(str(state_dir) + "\n")
         as_root = os.geteuid() == 0
-        options = ShimOptions(state=state_dir, log=config.log_path, argv=list(config.argv),
+        options = ShimOptions(state=state_dir, log=config.log_path, argv=argv,
                               env_file=state_dir / "env", cwd=cwd, stdin=config.stdin,
                               stdin_once=config.stdin and config.stdin_once, tty=config.tty,
                               uid=config.run_as_user if as_root else None,

@@ -175,10 +175,12 @@ def test_cp_copies_in_and_out(cluster: Any, tmp_path: Path) -> None:
     _wait(lambda: _ready(cluster, "my-app"), 60, "my-app Ready")
     src = tmp_path / "in.txt"
     src.write_text("copied into the pod\n")
-    cluster.kubectl("cp", str(src), "my-app:/tmp/in.txt")
-    assert cluster.kubectl("exec", "my-app", "--", "cat", "/tmp/in.txt").stdout == "copied into the pod\n"
+    target = f"/tmp/mkp-cp-{os.getpid()}-{cluster.runtime}.txt"  # the host's /tmp under `process`
+    cluster.kubectl("cp", str(src), f"my-app:{target}")
+    assert cluster.kubectl("exec", "my-app", "--", "cat", target).stdout == "copied into the pod\n"
     back = tmp_path / "out.txt"
-    cluster.kubectl("cp", "my-app:/tmp/in.txt", str(back))
+    cluster.kubectl("cp", f"my-app:{target}", str(back))
+    cluster.kubectl("exec", "my-app", "--", "rm", "-f", target)
     assert back.read_text() == "copied into the pod\n"
 
 
@@ -199,7 +201,7 @@ def _container_pid(cluster: Any, pod: str) -> int:
     uid = _pod(cluster, pod)["metadata"]["uid"]
     status = _status(cluster, pod)
     attempt = status.get("restartCount", 0)
-    root = cluster.state_dir / "nodes" / cluster.name / "pods" / uid / "containers" / status["name"]
+    root = cluster.home / "nodes" / cluster.name / "pods" / uid / "containers" / status["name"]
     files = sorted(root.glob("*/pid"), key=lambda p: int(p.parent.name))
     assert files, f"no pid file under {root} (attempt {attempt})"
     return int(files[-1].read_text().strip())
@@ -297,17 +299,28 @@ spec:
     _wait(lambda: _status(cluster, "configured").get("state", {}).get("running"), 60, "configured running")
     env = k("exec", "configured", "--", "sh", "-c", "echo $GREETING $DB_PASSWORD").stdout.strip()
     assert env == "hello s3cret"
+    config_dir, creds_dir = _volume_dirs(cluster, "configured")
     files = k("exec", "configured", "--", "sh", "-c",
-              "cat /etc/config/greeting; echo; cat /etc/creds/password").stdout.split()
+              f"cat {config_dir}/greeting; echo; cat {creds_dir}/password").stdout.split()
     assert files == ["hello", "s3cret"]
     editor = "sed -i -e s/greeting:\\ hello/greeting:\\ bonjour/"
     env_edit = dict(os.environ, KUBE_EDITOR=editor)
     subprocess.run([require_tool("kubectl"), "--kubeconfig", str(cluster.kubeconfig), "edit", "configmap",
                     "app-config"], env=env_edit, check=True, capture_output=True, timeout=30)
     assert "bonjour" in k("get", "configmap", "app-config", "-o", "jsonpath={.data.greeting}").stdout
-    _wait(lambda: k("exec", "configured", "--", "cat", "/etc/config/greeting", check=False).stdout == "bonjour", 60,
+    _wait(lambda: k("exec", "configured", "--", "cat", f"{config_dir}/greeting", check=False).stdout == "bonjour", 60,
           "the configMap file to update")
     k("delete", "pod", "configured", "--wait=false")
+
+
+def _volume_dirs(cluster: Any, pod: str) -> tuple[str, str]:
+    """Where the container sees its configMap and secret volumes: at their mountPaths
+    under `namespaces`; under `process`, which cannot remap paths, at the volume
+    directories on the host."""
+    if cluster.runtime == "namespaces":
+        return "/etc/config", "/etc/creds"
+    volumes = cluster.home / "nodes" / cluster.name / "pods" / _pod(cluster, pod)["metadata"]["uid"] / "volumes"
+    return str(volumes / "kubernetes.io~configmap" / "config"), str(volumes / "kubernetes.io~secret" / "creds")
 
 
 def test_missing_configmap_is_create_container_config_error(cluster: Any) -> None:
@@ -374,7 +387,7 @@ def test_restarting_the_kubelet_keeps_pods_running(cluster: Any) -> None:
     before = _status(cluster, "my-app")
     pid = _container_pid(cluster, "my-app")
     component = f"kubelet-{cluster.name}"
-    pid_file = cluster.state_dir / "pids" / f"{component}.pid"
+    pid_file = cluster.home / "pids" / f"{component}.pid"
     kubelet_pid = int(pid_file.read_text().strip())
     os.kill(kubelet_pid, signal.SIGTERM)
     _wait(lambda: not Path(f"/proc/{kubelet_pid}").exists(), 20, "the kubelet to stop")
