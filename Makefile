@@ -3,9 +3,13 @@
 VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
-APT_TEST_PACKAGES := curl procps wrk
+# Pods on real nodes: busybox-static (the busybox image), nginx-light (the nginx image),
+# gcc (builds mkp-shim), iproute2 (network namespaces), containernetworking-plugins (the
+# reference CNI binaries the cni tests run), openssl (probe HTTPS tests), tar (kubectl cp).
+APT_RUN_PACKAGES := busybox-static nginx-light gcc iproute2 tar
+APT_TEST_PACKAGES := curl procps wrk $(APT_RUN_PACKAGES) containernetworking-plugins openssl
 
-.PHONY: run test test-deps lint bench down clean
+.PHONY: run run-deps apt-install test test-deps lint bench down clean
 
 $(STAMP): setup.cfg pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,19 +18,26 @@ $(STAMP): setup.cfg pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-run: $(STAMP)
-	$(VENV)/bin/mkp up --fake-nodes 2
+run: $(STAMP) run-deps
+	$(VENV)/bin/mkp up --nodes 1 --fake-nodes 2
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash examples/demo.sh
+
+# What pods on a real node need (installed when we are root; else those images are missing).
+run-deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_RUN_PACKAGES)"
+
+apt-install:
+	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "not root: not installing$$missing"; fi; \
+	fi
 
 # Debian packages the suite uses. Installed when we are root (CI always is); on a
 # laptop without root, tests needing a missing tool skip (CI=true makes that a failure).
 test-deps:
-	@missing=""; for p in $(APT_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "not root: not installing$$missing (tests that need them will skip)"; fi; \
-	fi
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_TEST_PACKAGES)"
 	@test -x /usr/bin/kubectl || echo "warning: /usr/bin/kubectl not found; kubectl e2e tests will skip (fail in CI)"
 
 lint: $(STAMP)

@@ -14,9 +14,31 @@ k get namespaces
 k apply -f "$here/demo-configmap.yaml"
 k get configmap mkp-demo -o yaml
 
-# The control loops: a Deployment rolls out on the fake nodes (make run starts two).
-k get nodes
-k apply -f "$here/../tests/e2e/manifests/deployment.yaml"
+# A real node (`mkp up --nodes 1`): the study guide's Pod runs the podinfo demo app as a
+# real process, its probes turn it Ready, and kubectl logs/exec reach it.
+k get nodes -o wide
+place() {  # $1 = In (fake nodes) or DoesNotExist (real nodes): an affinity on mkp.dev/fake-node
+  python3 -c 'import json, sys
+op = sys.argv[1]
+term = {"key": "mkp.dev/fake-node", "operator": op, **({"values": ["true"]} if op == "In" else {})}
+obj = json.load(sys.stdin)
+for item in obj.get("items", [obj]):
+    if item["kind"] not in ("Pod", "Deployment", "StatefulSet", "Job"):
+        continue
+    spec = item["spec"]["template"]["spec"] if "template" in item.get("spec", {}) else item["spec"]
+    spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [term]}]}}}
+json.dump(obj, sys.stdout)' "$1"
+}
+k apply -f "$here/seed-pod.yaml" --dry-run=client -o json | place DoesNotExist | k apply -f -
+k wait --for=condition=Ready pod/my-app --timeout=60s
+k exec my-app -- sh -c 'echo "my pod IP is $POD_IP"'
+k logs my-app --tail=2
+k get pod my-app -o wide
+
+# The control loops: a Deployment rolls out on the fake nodes (make run starts two); its
+# images exist only as names, so a node affinity keeps it off the real node.
+k apply -f "$here/../tests/e2e/manifests/deployment.yaml" --dry-run=client -o json | place In | k apply -f -
 k rollout status deployment/order-service --timeout=60s
 k set image deployment/order-service order-service=walmart/order-service:2.2.0
 k rollout status deployment/order-service --timeout=60s
@@ -28,7 +50,7 @@ k get deployments,replicasets,pods -o wide
 k create job hello --image=busybox -- echo hello
 k wait --for=condition=complete job/hello --timeout=60s
 k get jobs
-k apply -f "$here/../tests/e2e/manifests/statefulset.yaml"
+k apply -f "$here/../tests/e2e/manifests/statefulset.yaml" --dry-run=client -o json | place In | k apply -f -
 k rollout status statefulset/web --timeout=90s
 k get statefulset web
 k get pods,pvc -l app=nginx

@@ -96,6 +96,8 @@ class KubeletConfig:
     sync_frequency: float = 10.0
     max_pods: int = 110
     pod_workers: int = 16
+    pod_cidr: str | None = None  # --pod-cidr: this node's pod range (else the next free 127.244.<i>.0/24)
+    node_ip: str | None = None  # --node-ip: its InternalIP, where the kubelet server listens
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
@@ -112,4 +114,4 @@ class KubeletConfig:
     def profile(self, port: int) -> NodeProfile:
         return NodeProfile(fake=False, kubelet_port=port, os_image=os_image(),
                            runtime_version=f"{self.runtime}://{MKP_VERSION}",
-                           cidr_for_index=ipam.loopback_cidr_for_index)
+                           cidr_for_index=ipam.loopback_cidr_for_index, pod_cidr=self.pod_cidr, node_ip=self.node_ip)

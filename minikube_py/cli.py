@@ -294,9 +294,11 @@ def controller_manager(kubeconfig: str | None, server: str | None, controllers: 
 @click.option("--root-dir", default=None, help="Node state: pods, logs, images ($MKP_CLUSTER_HOME/nodes/NAME).")
 @click.option("--port", type=click.IntRange(0, 65535), default=10250, show_default=True,
               help="Kubelet server port on the node's InternalIP (0: any free port).")
+@click.option("--pod-cidr", default=None, help="This node's pod range (default: the next free 127.244.<i>.0/24).")
+@click.option("--node-ip", default=None, help="The node's InternalIP, a loopback address (default: by index).")
 def kubelet(kubeconfig: str | None, server: str | None, fake: bool, nodes: tuple[str, ...], count: int,
             node_prefix: str, capacity: str, run_seconds: float, no_events: bool, runtime: str | None,
-            root_dir: str | None, port: int) -> None:
+            root_dir: str | None, port: int, pod_cidr: str | None, node_ip: str | None) -> None:
     """Run a node agent: a kubelet whose pods are real processes (`--node NAME`), or
     kwok-style fake nodes (`--fake`)."""
     from kubelet.fake.config import FakeNodeConfig, node_names, parse_capacity
@@ -310,7 +312,8 @@ def kubelet(kubeconfig: str | None, server: str | None, fake: bool, nodes: tuple
         from kubelet.config import KubeletConfig, default_root, default_runtime
         try:
             config = KubeletConfig(node=nodes[0], root=Path(root_dir) if root_dir else default_root(nodes[0]),
-                                   runtime=runtime or default_runtime(), port=port)
+                                   runtime=runtime or default_runtime(), port=port, pod_cidr=pod_cidr,
+                                   node_ip=node_ip)
         except ValueError as exc:
             _fail(str(exc))
         run_kubelet(config, kubeconfig=kubeconfig, server=server)

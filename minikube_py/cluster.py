@@ -100,11 +100,19 @@ def real_node_names(cluster: str, count: int) -> list[str]:
 KUBELET_PREFIX = "kubelet-"  # component (process, log, pid file) of a real node
 
 
-def real_node(name: str, runtime: str = "") -> Component:
-    """The process kubelet of one real node (component `kubelet-<name>`)."""
+REAL_NODE_IP_BASE = "127.2.0."  # real node k's InternalIP is 127.2.0.k (fake nodes: 127.1.x.y)
+REAL_NODE_CIDR_BASE = 255  # real node k's pod CIDR is 127.244.(255-k+1).0/24 (fake: 10.244.i.0/24)
+
+
+def real_node(name: str, runtime: str = "", number: int = 1) -> Component:
+    """The process kubelet of real node number `number` (component `kubelet-<name>`).
+    Its pod CIDR and InternalIP are fixed by its number, as a node-IPAM controller would
+    hand them out, so kubelets started together never pick the same ones."""
     def argv(launch: Launch) -> list[str]:
         extra = ["--runtime", runtime] if runtime else []
-        return ["kubelet", "--node", name, *extra, *_kubeconfig_args(launch)]
+        cidr = f"127.244.{REAL_NODE_CIDR_BASE - number + 1}.0/24"
+        return ["kubelet", "--node", name, "--pod-cidr", cidr, "--node-ip", f"{REAL_NODE_IP_BASE}{number}", *extra,
+                *_kubeconfig_args(launch)]
     return Component(f"{KUBELET_PREFIX}{name}", argv)
 
 
@@ -122,7 +130,7 @@ def components_for(state: ClusterState) -> tuple[Component, ...]:
     base = MODES[state.mode]
     if state.mode != "multi-process":
         return base
-    real = tuple(real_node(n, state.runtime) for n in real_node_names(state.name, state.nodes))
+    real = tuple(real_node(n, state.runtime, i) for i, n in enumerate(real_node_names(state.name, state.nodes), 1))
     fake = (FAKE_NODES,) if state.fake_nodes else ()
     added = tuple(added_node(n["name"], n.get("capacity", "")) for n in state.added_nodes
                   if n["name"] not in state.stopped_nodes)

@@ -229,9 +229,10 @@ class NodeAgent:
         Returns the Node and whether we created it."""
         # Choose and claim the CIDR before the first await: registrations run concurrently.
         index = ipam.free_index(self._used_cidrs())
-        cidr = self.profile.cidr_for_index(index)
+        cidr = self.profile.pod_cidr or self.profile.cidr_for_index(index)
         handle.pool.set_cidr(cidr)
-        body = nodestatus.registration(handle.name, pod_cidr=cidr, internal_ip=ipam.node_ip_for_index(index),
+        internal_ip = self.profile.node_ip or ipam.node_ip_for_index(index)
+        body = nodestatus.registration(handle.name, pod_cidr=cidr, internal_ip=internal_ip,
                                        config=self.config, now=self.clock.now(), profile=self.profile)
         try:
             handle.node = await self.client.create(NODES, body, field_manager=FIELD_MANAGER)
@@ -251,7 +252,7 @@ class NodeAgent:
         spec = node.get("spec") or {}
         cidr = spec.get("podCIDR")
         if not cidr:
-            cidr = self.profile.cidr_for_index(ipam.free_index(self._used_cidrs()))
+            cidr = self.profile.pod_cidr or self.profile.cidr_for_index(ipam.free_index(self._used_cidrs()))
             handle.node = await self.client.patch(NODES, handle.name, {"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}},
                                                   field_manager=FIELD_MANAGER)
         handle.pool.set_cidr(cidr)
@@ -271,6 +272,8 @@ class NodeAgent:
             self._all_ready.set()
 
     def _internal_ip(self, node: Obj, cidr: str) -> str:
+        if self.profile.node_ip:
+            return self.profile.node_ip
         for address in (node.get("status") or {}).get("addresses") or []:
             if address.get("type") == "InternalIP" and str(address.get("address", "")).startswith("127."):
                 return str(address["address"])

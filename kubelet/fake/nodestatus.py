@@ -65,6 +65,8 @@ class NodeProfile:
     os_image: str = "mkp fake node"
     runtime_version: str = CONTAINER_RUNTIME_VERSION
     cidr_for_index: Callable[[int], str] = ipam.cidr_for_index  # spec.podCIDR of node number i
+    pod_cidr: str | None = None  # fixed spec.podCIDR (the kubelet's --pod-cidr), else by index
+    node_ip: str | None = None  # fixed InternalIP (the kubelet's --node-ip), else by index
 
 
 FAKE = NodeProfile()

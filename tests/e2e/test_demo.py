@@ -1,4 +1,4 @@
-"""`make run`'s demo (examples/demo.sh) runs to the end against `mkp up --fake-nodes 2`."""
+"""`make run`'s demo (examples/demo.sh) runs to the end against `mkp up --nodes 1 --fake-nodes 2`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_demo_script_runs_clean(tmp_path):
-    with start_mkp_cluster(tmp_path, None, "--nodes", "0", "--fake-nodes", "2") as c:
+    with start_mkp_cluster(tmp_path, None, "--nodes", "1", "--fake-nodes", "2") as c:
         env = {**c.env, "MKP_HOME": str(c.mkp_home), "MKP_NAME": c.name, "KUBECTL": require_tool("kubectl"),
                "PATH": os.environ.get("PATH", "")}
         result = subprocess.run(["bash", str(REPO_ROOT / "examples" / "demo.sh")], env=env, capture_output=True,
