@@ -147,6 +147,7 @@ class NamespacesRuntime:
                                     "log_path": str(config.log_path), "cgroup": group.to_json(),
                                     "netns": sandbox.netns, "cwd": cwd, "uid": uid, "gid": gid}
             write_env_file(state / "env", config.env)
+            os.chmod(state / "env", 0o600)  # it may hold secrets
             (state / META).write_text(json.dumps(meta))
         except Exception as exc:
             self._undo(state, group)
