@@ -59,12 +59,31 @@ def _signal(pids: Iterable[int], sig: int) -> None:
 
 
 def stop_pods(root: Path, grace: float = 2.0) -> list[int]:
-    """Stop every container process under `root`; returns the pids that were running."""
+    """Stop every container process under `root` (a node's directory, named after the
+    node), detach its mounts and remove its cgroups; returns the pids that were running."""
     if not root.exists():
         return []
+    try:
+        return _stop(root, grace)
+    finally:
+        unmount_all(root)
+        remove_cgroups(root.name)
+
+
+def remove_cgroups(node: str) -> None:
+    """The namespaces runtime's cgroups of `node` (`mkpods/<node>/...`), if any."""
+    if os.geteuid() != 0:
+        return
+    from kubelet.runtime.cgroups import CgroupError, CgroupManager
+    try:
+        CgroupManager(node).remove_node()
+    except (CgroupError, OSError):
+        pass
+
+
+def _stop(root: Path, grace: float) -> list[int]:
     pids = container_pids(root)
     if not pids:
-        unmount_all(root)
         return []
     _signal(pids, signal.SIGTERM)
     deadline = time.monotonic() + grace
@@ -74,7 +93,6 @@ def stop_pods(root: Path, grace: float = 2.0) -> list[int]:
     deadline = time.monotonic() + 2.0
     while time.monotonic() < deadline and any(_alive(p) for p in pids):
         time.sleep(0.02)
-    unmount_all(root)
     return pids
 
 

@@ -33,6 +33,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from minikube_py.api.gostrings import go_quote
 from minikube_py.api.quantity import QuantityError, parse_quantity
 
 Obj = dict[str, Any]
@@ -181,25 +182,6 @@ def _qualified_name_errors(key: str) -> list[str]:
                       "end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', "
                       "regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")
     return errors
-
-
-def go_quote(text: str) -> str:
-    """strconv.Quote: a double-quoted Go string literal."""
-    named = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
-             '"': '\\"', "\\": "\\\\"}
-    out = []
-    for ch in text:
-        if ch in named:
-            out.append(named[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    return '"' + "".join(out) + '"'
 
 
 def format_map(values: Mapping[str, str]) -> str:

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kubelet.envvars import expand, mapping_for
 from kubelet.fake.podstatus import go_duration, restart_backoff, state_key, status_patch
 from kubelet.runtime.base import EXITED, ContainerConfig, ContainerState, Mount, Resources, Sandbox
 from kubelet.runtime.base import RuntimeError_ as RuntimeFailure
@@ -765,31 +766,8 @@ def command_line(container: Obj, image: Any, env: dict[str, str]) -> list[str]:
         argv = [*entrypoint, *args]
     else:
         argv = [*entrypoint, *cmd]
-    return [expand(a, env) for a in argv]
+    mapping = mapping_for(env)
+    return [expand(a, mapping) for a in argv]
 
 
-def expand(text: str, env: dict[str, str]) -> str:
-    """Kubernetes' $(VAR) expansion: `$$` is a literal `$`, unknown references stay."""
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "$" and i + 1 < len(text):
-            nxt = text[i + 1]
-            if nxt == "$":
-                out.append("$")
-                i += 2
-                continue
-            if nxt == "(":
-                end = text.find(")", i + 2)
-                if end != -1:
-                    name = text[i + 2:end]
-                    out.append(env[name] if name in env else text[i:end + 1])
-                    i = end + 1
-                    continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
-
-
-__all__ = ["Mount", "PodContext", "PodWorker", "command_line", "expand", "pod_key"]
+__all__ = ["Mount", "PodContext", "PodWorker", "command_line", "pod_key"]

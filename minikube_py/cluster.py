@@ -97,7 +97,7 @@ def real_node_names(cluster: str, count: int) -> list[str]:
     return [cluster if i == 1 else f"{cluster}-m{i:02d}" for i in range(1, count + 1)]
 
 
-KUBELET_PREFIX = "kubelet-"  # component (process, log, pid file) of a real node
+KUBELET_PREFIX = process.KUBELET_COMPONENT_PREFIX  # component (process, log, pid file) of a real node
 
 
 REAL_NODE_IP_BASE = "127.2.0."  # real node k's InternalIP is 127.2.0.k (fake nodes: 127.1.x.y)

@@ -125,6 +125,7 @@ def environ(pid: int) -> dict[str, str]:
 
 
 NODE_COMPONENT_PREFIX = "node-"  # components of nodes added one by one (`mkp node add`)
+KUBELET_COMPONENT_PREFIX = "kubelet-"  # the real nodes of `mkp up --nodes N`
 
 
 def is_component(pid: int, cluster_home: Path, component: str) -> bool:
@@ -136,8 +137,9 @@ def is_component(pid: int, cluster_home: Path, component: str) -> bool:
     if env.get(ENV_CLUSTER_HOME) != str(cluster_home) or env.get(ENV_COMPONENT) != component:
         return False
     words = cmdline(pid)
-    if component.startswith(NODE_COMPONENT_PREFIX):  # `node-NAME` runs `kubelet ... --node NAME`
-        return "kubelet" in words and component.removeprefix(NODE_COMPONENT_PREFIX) in words
+    for prefix in (NODE_COMPONENT_PREFIX, KUBELET_COMPONENT_PREFIX):  # `kubelet ... --node NAME`
+        if component.startswith(prefix):
+            return "kubelet" in words and component.removeprefix(prefix) in words
     return component in words
 
 

@@ -159,10 +159,30 @@ def _no_mkp_process_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Ite
     yield
     prefix = str(tmp_path_factory.getbasetemp().resolve()) + os.sep
     leaked = process.marked_processes(prefix, prefix=True)
+    # Pod processes carry only their spec's environment: find them by their shim's
+    # state path (process runtime) or their cgroup (namespaces runtime).
+    leaked += [pid for pid in _pod_processes(prefix) if pid not in leaked]
     if leaked:
         details = {pid: " ".join(process.cmdline(pid)) for pid in leaked}
         process.stop(leaked, grace=2.0)
         pytest.fail(f"processes of test clusters were left running (now killed): {details}")
+
+
+def _pod_processes(prefix: str) -> list[int]:
+    """Processes whose command line names a path under `prefix` (shims and what they
+    run from there) or that sit in the pod cgroups of a test cluster's node."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cgroup = (entry / "cgroup").read_text()
+        except OSError:
+            continue
+        if prefix in cmdline or "/mkpods/t-" in cgroup:  # test clusters' nodes are named t-<hex>
+            found.append(int(entry.name))
+    return found
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 90.0, what: str = "condition",

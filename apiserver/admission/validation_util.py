@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from apiserver.errors import FIELD_ERROR_TYPES, FieldError, invalid
+from minikube_py.api.gostrings import go_quote
 
 IS_NEGATIVE = "must be greater than or equal to 0"
 IMMUTABLE = "field is immutable"
 
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
 
 
 # --- paths ------------------------------------------------------------------------
@@ -70,26 +70,6 @@ def too_many(field: str, actual: int, maximum: int) -> FieldError:
 
 def not_found(field: str, value: Any) -> FieldError:
     return FieldError("NotFound", field, value)
-
-
-def go_quote(text: str) -> str:
-    """strconv.Quote."""
-    out = ['"']
-    for ch in text:
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    out.append('"')
-    return "".join(out)
 
 
 def go_scalar(value: Any) -> str:

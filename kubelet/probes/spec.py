@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from minikube_py.api.gostrings import go_quote
+
 # Probe types, spelled as the kubelet's probeType.String() (they start event messages).
 LIVENESS, READINESS, STARTUP = "Liveness", "Readiness", "Startup"
 FIELDS = {LIVENESS: "livenessProbe", READINESS: "readinessProbe", STARTUP: "startupProbe"}
@@ -128,26 +130,6 @@ def resolve_port(port: Any, container: Mapping[str, Any]) -> int:
 
 # -- Go spellings -----------------------------------------------------------------------
 
-_ESCAPES = {"\a": r"\a", "\b": r"\b", "\f": r"\f", "\n": r"\n", "\r": r"\r", "\t": r"\t",
-            "\v": r"\v", "\\": r"\\", '"': r"\""}
-
-
-def go_quote(text: str) -> str:
-    """Go's strconv.Quote (the `%q` verb): double quotes, backslash escapes."""
-    out = ['"']
-    for ch in text:
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    out.append('"')
-    return "".join(out)
 
 
 def go_duration(seconds: float) -> str:
