@@ -19,6 +19,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from kubelet.config import KubeletConfig
@@ -74,12 +76,12 @@ class ObjectSource:
             raise
 
 
-def _runtime_for(config: KubeletConfig) -> Any:
+def _runtime_for(config: KubeletConfig, run_root: Path) -> Any:
     if config.runtime == "namespaces":
         from kubelet.runtime.namespaces import NamespacesRuntime
-        return NamespacesRuntime(config.root, config.node)
+        return NamespacesRuntime(run_root, config.node)
     from kubelet.runtime.process import ProcessRuntime
-    return ProcessRuntime(config.root)
+    return ProcessRuntime(run_root)
 
 
 class Kubelet:
@@ -105,7 +107,8 @@ class Kubelet:
         self.node_agent = NodeAgent(client, [config.node], config=config.node_config(), clock=self.clock,
                                     informer=self.nodes, on_ready=self._node_ready, profile=config.profile(self.port))
         self.recorder = EventRecorder(client, COMPONENT, config.node, clock=self.clock)
-        self.runtime = runtime or _runtime_for(config)
+        self.run_root = config.run_root()
+        self.runtime = runtime or _runtime_for(config, self.run_root)
         self.images = images or ImageStore(config.root)
         self.source = ObjectSource(client, self.configmaps, self.secrets)
         self.volumes = VolumeManager(config.root, self.source)
@@ -117,7 +120,8 @@ class Kubelet:
         self.workers: dict[str, PodWorker] = {}  # by pod uid
         self.by_key: dict[str, str] = {}  # namespace/name -> uid of the worker under that name
         self.adoptable: dict[str, list[Any]] = {}  # pod uid -> runtime containers found at start
-        self.ctx = PodContext(client=client, node_name=config.node, root=config.root, runtime=self.runtime,
+        self.ctx = PodContext(client=client, node_name=config.node, root=config.root, run_root=self.run_root,
+                              runtime=self.runtime,
                               images=self.images, volumes=self.volumes, network=self.network, probes=self.probes,
                               recorder=self.recorder, env_for=self._env_for, host_ip=self.host_ip,
                               enqueue=self.queue.add, clock=self.clock)
@@ -132,7 +136,7 @@ class Kubelet:
 
     def _network(self) -> Any:
         from cni.manager import NetworkManager
-        return _DeferredNetwork(lambda cidr: NetworkManager.loopback(self.config.root / "cni", cidr), self)
+        return _DeferredNetwork(lambda cidr: NetworkManager.loopback(self.run_root / "cni", cidr), self)
 
     def handle(self) -> Any:
         return self.node_agent.handles[self.config.node]
@@ -281,6 +285,9 @@ class Kubelet:
     # -- running ------------------------------------------------------------------------
 
     async def run(self) -> None:
+        # Pod starts do their file system work on worker threads (slow disks); allow a
+        # burst of them to overlap.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32, thread_name_prefix="kubelet-io"))
         await self._adopt_existing()
         self.factory.start()
         self.node_agent.enqueue_all()

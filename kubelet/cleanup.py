@@ -41,7 +41,8 @@ def _alive(pid: int) -> bool:
 def container_pids(root: Path) -> list[int]:
     """Live container (and shim) pids recorded under a node root."""
     pids: list[int] = []
-    for attempt in root.glob("pods/*/containers/*/*"):
+    attempts = [*root.glob("pods/*/containers/*/*"), *root.glob("run/pods/*/containers/*/*")]
+    for attempt in attempts:
         for name in ("pid", "shim.pid"):
             pid = _read_pid(attempt / name)
             if pid is not None and pid > 1 and _alive(pid):
@@ -67,7 +68,22 @@ def stop_pods(root: Path, grace: float = 2.0) -> list[int]:
         return _stop(root, grace)
     finally:
         unmount_all(root)
+        run = root / "run"
+        if run.is_symlink():
+            unmount_all(run.resolve())
         remove_cgroups(root.name)
+
+
+def remove_run_dir(root: Path) -> None:
+    """The running state a node keeps outside its root (`<root>/run` links to a tmpfs
+    directory): with the node's pods stopped and unmounted, remove it."""
+    import shutil
+    link = root / "run"
+    if link.is_symlink():
+        target = link.resolve()
+        unmount_all(target)
+        shutil.rmtree(target, ignore_errors=True)
+        link.unlink(missing_ok=True)
 
 
 def remove_cgroups(node: str) -> None:

@@ -7,6 +7,7 @@ file system under the node's root directory, 110 pods (the kubelet's --max-pods)
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,14 @@ def host_capacity(root: Path, max_pods: int = 110) -> dict[str, str]:
     return capacity
 
 
+def _is_tmpfs(path: Path) -> bool:
+    try:
+        with open("/proc/self/mounts") as f:
+            return any(line.split()[1] == str(path) and line.split()[2] == "tmpfs" for line in f)
+    except OSError:
+        return False
+
+
 def os_image() -> str:
     """PRETTY_NAME of /etc/os-release, as the kubelet reports osImage."""
     try:
@@ -95,7 +104,7 @@ class KubeletConfig:
     status_report_frequency: float = 60.0
     sync_frequency: float = 10.0
     max_pods: int = 110
-    pod_workers: int = 16
+    pod_workers: int = 64
     pod_cidr: str | None = None  # --pod-cidr: this node's pod range (else the next free 127.244.<i>.0/24)
     node_ip: str | None = None  # --node-ip: its InternalIP, where the kubelet server listens
 
@@ -105,6 +114,28 @@ class KubeletConfig:
         if self.network not in NETWORKS:
             raise ValueError(f"unknown pod network {self.network!r}: choose one of {', '.join(NETWORKS)}")
         self.root = Path(self.root)
+
+    def run_root(self) -> Path:
+        """Where running pods' state lives (the shim's pid/exit files, fifos, env,
+        sandboxes, overlay upper dirs, pod IP allocations): a tmpfs (/run, else /dev/shm)
+        when we may write there, as containerd keeps tasks under /run/containerd;
+        metadata-heavy pod starts on a slow disk would otherwise wait on it. `<root>/run`
+        links to it. Containers do not survive a reboot, and neither does this state;
+        logs, images and volumes stay on disk under `root`."""
+        link = self.root / "run"
+        if link.is_symlink() or link.is_dir():
+            return link.resolve()
+        target = link
+        base = next((Path(d) for d in ("/run", "/dev/shm") if _is_tmpfs(Path(d)) and os.access(d, os.W_OK)), None)
+        if base is not None:
+            digest = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:16]
+            target = base / "mkp" / f"{self.node}-{digest}"
+            target.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.root.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(target)
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+        return target
 
     def node_config(self) -> FakeNodeConfig:
         """The node half's settings (shared with fake nodes: registration, Lease, status)."""

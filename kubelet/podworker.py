@@ -99,7 +99,8 @@ class PodContext:
 
     client: Any
     node_name: str
-    root: Path
+    root: Path  # node root on disk: logs, volumes
+    run_root: Path  # running state (tmpfs when possible): sandboxes, container attempts
     runtime: Any  # kubelet.runtime.base.Runtime
     images: Any  # kubelet.images.ImageStore
     volumes: Any  # kubelet.volumes.VolumeManager
@@ -281,8 +282,8 @@ class PodWorker:
         if self.sandbox_ready:
             return True
         meta, spec = _meta(self.pod), self.pod.get("spec") or {}
-        state_dir = self.ctx.root / "pods" / self.uid / "sandbox"
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir = self.ctx.run_root / "pods" / self.uid / "sandbox"
+        await asyncio.to_thread(state_dir.mkdir, parents=True, exist_ok=True)
         try:
             if spec.get("hostNetwork"):
                 self.pod_ip = self.ctx.host_ip()
@@ -490,9 +491,7 @@ class PodWorker:
         meta = _meta(self.pod)
         log_path = (self.ctx.root / "logs" / f"{meta.get('namespace')}_{meta.get('name')}_{self.uid}" / name
                     / f"{attempt}.log")
-        state_dir = self.ctx.root / "pods" / self.uid / "containers" / name / str(attempt)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir = self.ctx.run_root / "pods" / self.uid / "containers" / name / str(attempt)
         security = {**((self.pod.get("spec") or {}).get("securityContext") or {}),
                     **(container.get("securityContext") or {})}
         config = ContainerConfig(
@@ -722,6 +721,7 @@ class PodWorker:
                         await self.ctx.runtime.remove_container(state.id)
         meta = _meta(self.pod)
         shutil.rmtree(self.ctx.root / "pods" / self.uid, ignore_errors=True)
+        shutil.rmtree(self.ctx.run_root / "pods" / self.uid, ignore_errors=True)
         shutil.rmtree(self.ctx.root / "logs" / f"{meta.get('namespace')}_{meta.get('name')}_{self.uid}",
                       ignore_errors=True)
 

@@ -474,6 +474,9 @@ def down(paths: ClusterPaths, *, purge: bool = False) -> DownResult:
             if state and state.merged_kubeconfig:
                 result.kubeconfigs_cleaned = kubeconfig.remove_from_user_kubeconfig(
                     paths.name, paths=[Path(state.merged_kubeconfig)])
+            from kubelet.cleanup import remove_run_dir
+            for root in (paths.home / "nodes").glob("*"):
+                remove_run_dir(root)
             shutil.rmtree(paths.home)
             result.purged = True
         elif state:

@@ -16,6 +16,7 @@ Never fails with ErrImageNeverPull when absent.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import threading
@@ -36,6 +37,7 @@ from kubelet.images.image import (
 from kubelet.images.reference import Reference, normalize
 
 STATE_FILE = "repositories.json"
+RESOLVE_TTL = 10.0
 
 
 class ImageStore:
@@ -45,13 +47,24 @@ class ImageStore:
         self.layers_dir = self.dir / "layers"
         self._state_lock = threading.Lock()
         self._pull_locks: dict[str, asyncio.Lock] = {}
+        self._resolved: dict[str, tuple[float, Image]] = {}  # ref -> (monotonic time, image)
 
     # -- resolving --------------------------------------------------------------------
 
     def resolve(self, ref: str) -> Image:
         """The image `ref` names (pulled or not). Raises InvalidImageName for a bad
-        reference, ImageNotFound for one this node cannot run."""
-        return self._image(*self._recipe(ref))
+        reference, ImageNotFound for one this node cannot run. Remembered for
+        RESOLVE_TTL seconds: a burst of pods of one image hashes its recipe once, and a
+        change of the host's files (a busybox upgrade) is still seen within seconds."""
+        now = time.monotonic()
+        cached = self._resolved.get(ref)
+        if cached is not None and now - cached[0] < RESOLVE_TTL:
+            return copy.deepcopy(cached[1])
+        image = self._image(*self._recipe(ref))
+        if len(self._resolved) > 256:
+            self._resolved.clear()
+        self._resolved[ref] = (now, image)
+        return copy.deepcopy(image)
 
     def _recipe(self, ref: str) -> tuple[Reference, Recipe]:
         reference = normalize(ref)

@@ -126,6 +126,21 @@ class ProcessRuntime:
     # ---- containers ----
 
     async def start_container(self, config: ContainerConfig) -> ContainerState:
+        # File system work runs on a worker thread: on a slow disk a burst of pods would
+        # otherwise queue every start behind each other's mkdir and fsync-free writes.
+        hex_id, state_dir, options, meta = await asyncio.to_thread(self._prepare, config)
+        try:
+            pid = await spawn(options)
+        except ShimStartError as exc:
+            raise RuntimeError_(START_ERROR, start_error_message(exc.error)) from None
+        except (OSError, ShimBuildError) as exc:  # nothing started: leave no trace of it
+            (self.index / hex_id).unlink(missing_ok=True)
+            (state_dir / "container.json").unlink(missing_ok=True)
+            raise RuntimeError_("RunContainerError", f"cannot start mkp-shim: {exc}") from None
+        return await asyncio.to_thread(self._record_start, hex_id, state_dir, meta, pid)
+
+    def _prepare(self, config: ContainerConfig) -> tuple[str, Path, ShimOptions, dict[str, Any]]:
+        """The container's state directory, env file, metadata and index entry."""
         state_dir = Path(config.state_dir).absolute()
         state_dir.mkdir(parents=True, exist_ok=True)
         if (state_dir / "container.json").exists():
@@ -151,14 +166,9 @@ class ProcessRuntime:
                               stdin_once=config.stdin and config.stdin_once, tty=config.tty,
                               uid=config.run_as_user if as_root else None,
                               gid=config.run_as_group if as_root else None)
-        try:
-            pid = await spawn(options)
-        except ShimStartError as exc:
-            raise RuntimeError_(START_ERROR, start_error_message(exc.error)) from None
-        except (OSError, ShimBuildError) as exc:  # nothing started: leave no trace of it
-            (self.index / hex_id).unlink(missing_ok=True)
-            (state_dir / "container.json").unlink(missing_ok=True)
-            raise RuntimeError_("RunContainerError", f"cannot start mkp-shim: {exc}") from None
+        return hex_id, state_dir, options, meta
+
+    def _record_start(self, hex_id: str, state_dir: Path, meta: dict[str, Any], pid: int) -> ContainerState:
         meta["pid_start"] = procfs.start_ticks(pid)
         _write_json(state_dir / "container.json", meta)
         return self._state(hex_id, state_dir)
@@ -270,17 +280,23 @@ class ProcessRuntime:
             raise ContainerNotFound(container_id)
         return hex_id, state_dir
 
+    @staticmethod
+    def _exited(state: ContainerState, state_dir: Path) -> bool:
+        record = read_exit(state_dir)
+        if record is None:
+            return False
+        state.state = EXITED
+        state.started_at, state.finished_at = record.started, record.finished
+        state.exit_code = record.exit_code
+        state.reason, state.message = reason_for(record.exit_code, record.error)
+        return True
+
     def _state(self, hex_id: str, state_dir: Path) -> ContainerState:
         meta = _read_json(state_dir / "container.json")
         state = ContainerState(id=PREFIX + hex_id, pod_uid=meta["pod_uid"], name=meta["name"],
                                attempt=int(meta["attempt"]), state=RUNNING, log_path=Path(meta["log_path"]),
                                labels=dict(meta.get("labels") or {}))
-        record = read_exit(state_dir)
-        if record is not None:
-            state.state = EXITED
-            state.started_at, state.finished_at = record.started, record.finished
-            state.exit_code = record.exit_code
-            state.reason, state.message = reason_for(record.exit_code, record.error)
+        if self._exited(state, state_dir):
             return state
         pid = read_pid(state_dir)
         started = _mtime(state_dir / "pid")
@@ -289,6 +305,8 @@ class ProcessRuntime:
             return state
         if _shim_alive(state_dir):
             return state  # starting: the shim has not written `pid` yet
+        if self._exited(state, state_dir):  # the shim recorded the exit and ended just now
+            return state
         # The shim died without recording an exit (killed with SIGKILL) and so did the container.
         state.state, state.exit_code, state.reason = EXITED, 255, ERROR
         state.started_at, state.finished_at = started, datetime.now(UTC)

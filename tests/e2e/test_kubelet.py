@@ -201,7 +201,7 @@ def _container_pid(cluster: Any, pod: str) -> int:
     uid = _pod(cluster, pod)["metadata"]["uid"]
     status = _status(cluster, pod)
     attempt = status.get("restartCount", 0)
-    root = cluster.home / "nodes" / cluster.name / "pods" / uid / "containers" / status["name"]
+    root = cluster.home / "nodes" / cluster.name / "run" / "pods" / uid / "containers" / status["name"]
     files = sorted(root.glob("*/pid"), key=lambda p: int(p.parent.name))
     assert files, f"no pid file under {root} (attempt {attempt})"
     return int(files[-1].read_text().strip())

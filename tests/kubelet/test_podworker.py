@@ -199,7 +199,7 @@ def env(tmp_path: Path) -> Any:
             raise LookupError('configmap "nowhere" not found')
         return {"POD_IP": pod_ip or "", "NAME": "world"}
 
-    ctx = PodContext(client=client, node_name="n", root=tmp_path, runtime=runtime, images=Images(),
+    ctx = PodContext(client=client, node_name="n", root=tmp_path, run_root=tmp_path / "run", runtime=runtime, images=Images(),
                      volumes=Volumes(), network=Network(), probes=Probes(), recorder=recorder, env_for=env_for,
                      host_ip=lambda: "127.1.0.1", enqueue=enqueued.append, clock=clock)
 
