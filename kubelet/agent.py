@@ -77,6 +77,9 @@ class ObjectSource:
 
 
 def _runtime_for(config: KubeletConfig, run_root: Path) -> Any:
+    if config.runtime == "fake":
+        from kubelet.runtime.fake import FakeRuntime
+        return FakeRuntime()
     if config.runtime == "namespaces":
         from kubelet.runtime.namespaces import NamespacesRuntime
         return NamespacesRuntime(run_root, config.node)

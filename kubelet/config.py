@@ -16,7 +16,7 @@ from kubelet.fake import ipam
 from kubelet.fake.config import KUBELET_PORT, FakeNodeConfig
 from kubelet.fake.nodestatus import NodeProfile
 
-RUNTIMES = ("process", "namespaces")
+RUNTIMES = ("process", "namespaces", "fake")
 NETWORKS = ("loopback",)
 MKP_VERSION = "0.1.0"
 

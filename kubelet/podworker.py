@@ -573,7 +573,8 @@ class PodWorker:
             except Exception as exc:  # noqa: BLE001
                 return f"Get {url!r}: {exc}"
             return None
-        if "sleep" in hook:
+        if "sleep" in hook:  # the PodLifecycleSleepAction handler: wait, then succeed
+            await asyncio.sleep(min(float((hook.get("sleep") or {}).get("seconds") or 0), timeout))
             return None
         return "unknown lifecycle handler"
 

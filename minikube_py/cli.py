@@ -64,7 +64,7 @@ def cli() -> None:
               help="Run N real nodes (process kubelets; default 1, kept across restarts; 0: none).")
 @click.option("--fake-nodes", type=click.IntRange(0), default=None,
               help="Run N kwok-style fake nodes (kept across restarts; 0 removes them).")
-@click.option("--runtime", type=click.Choice(["process", "namespaces"]), default=None,
+@click.option("--runtime", type=click.Choice(["process", "namespaces", "fake"]), default=None,
               help="Container runtime of the real nodes (default: namespaces as root, else process).")
 def up(name: str, port: int | None, no_merge: bool, single_process: bool, nodes: int | None,
        fake_nodes: int | None, runtime: str | None) -> None:
@@ -289,8 +289,8 @@ def controller_manager(kubeconfig: str | None, server: str | None, controllers: 
 @click.option("--run-seconds", type=float, default=1.0, show_default=True,
               help="Run time of run-to-completion pods (annotation mkp.dev/fake-run-seconds overrides).")
 @click.option("--no-events", is_flag=True, help="Record no Pulled/Created/Started/Killing events.")
-@click.option("--runtime", type=click.Choice(["process", "namespaces"]), default=None,
-              help="Container runtime (default: namespaces as root, else process).")
+@click.option("--runtime", type=click.Choice(["process", "namespaces", "fake"]), default=None,
+              help="Container runtime (default: namespaces as root, else process; fake: no processes).")
 @click.option("--root-dir", default=None, help="Node state: pods, logs, images ($MKP_CLUSTER_HOME/nodes/NAME).")
 @click.option("--port", type=click.IntRange(0, 65535), default=10250, show_default=True,
               help="Kubelet server port on the node's InternalIP (0: any free port).")
