@@ -190,7 +190,7 @@ class Cluster:
         if self not in Cluster.live:
             Cluster.live.append(self)
         began = time.perf_counter()
-        done = self._mkp("up", "--port", "0", "--no-merge")
+        done = self._mkp("up", "--port", "0", "--no-merge", "--nodes", "0")
         elapsed = time.perf_counter() - began
         if done.returncode != 0:
             raise BenchAbort(f"mkp up failed ({done.returncode}):\n{done.stdout}{done.stderr}")

@@ -159,7 +159,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mkp-bench-") as tmp:
         env = {**os.environ, "MKP_HOME": tmp, "PYTHONPATH": str(ROOT)}
-        mkp("up", "--name", "bench", "--port", "0", "--no-merge", "--fake-nodes", str(args.nodes), env=env)
+        mkp("up", "--name", "bench", "--port", "0", "--no-merge", "--nodes", "0", "--fake-nodes", str(args.nodes), env=env)
         home = Path(tmp) / "bench"
         try:
             import yaml

@@ -41,6 +41,15 @@ async def stats_summary(request: web.Request) -> web.Response:
     return web.json_response(await provider.summary())
 
 
+async def metrics_resource(request: web.Request) -> web.Response:
+    """`/metrics/resource`: the Summary's cpu and memory in Prometheus text, as the
+    kubelet serves them for metrics-server."""
+    from kubelet.stats import resource_metrics
+    provider: PodProvider = request.app["pods"]
+    return web.Response(text=resource_metrics(await provider.summary()),
+                        content_type="text/plain", charset="utf-8", headers={"X-Content-Type-Options": "nosniff"})
+
+
 def build_app(provider: PodProvider) -> web.Application:
     app = web.Application(client_max_size=16 * 1024 * 1024)
     with warnings.catch_warnings():  # a plain "pods" key: the portforward module reads it too
@@ -49,6 +58,7 @@ def build_app(provider: PodProvider) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/pods", pods)
     app.router.add_get("/stats/summary", stats_summary)
+    app.router.add_get("/metrics/resource", metrics_resource)
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", logs.container_logs)
     for method in ("GET", "POST"):
         app.router.add_route(method, "/exec/{namespace}/{pod}/{container}", exec.exec_handler)

@@ -397,3 +397,18 @@ def test_restarting_the_kubelet_keeps_pods_running(cluster: Any) -> None:
     after = _status(cluster, "my-app")
     assert after["containerID"] == before["containerID"] and after["restartCount"] == before["restartCount"]
     assert _container_pid(cluster, "my-app") == pid
+
+
+def test_stats_summary_and_resource_metrics_through_the_node_proxy(cluster: Any) -> None:
+    _wait(lambda: _ready(cluster, "my-app"), 60, "my-app Ready")
+    path = f"/api/v1/nodes/{cluster.name}/proxy/stats/summary"
+    raw = _wait(lambda: (r := cluster.kubectl("get", "--raw", path, check=False)).returncode == 0 and r.stdout, 30,
+                "the kubelet to serve (it may be restarting)")
+    summary = json.loads(raw)
+    assert summary["node"]["nodeName"] == cluster.name
+    pod = next(p for p in summary["pods"] if p["podRef"]["name"] == "my-app")
+    app = next(c for c in pod["containers"] if c["name"] == "app")
+    assert app["memory"]["workingSetBytes"] > 1_000_000 and app["cpu"]["usageCoreNanoSeconds"] > 0
+    metrics = cluster.kubectl("get", "--raw", f"/api/v1/nodes/{cluster.name}/proxy/metrics/resource").stdout
+    assert re.search(r'container_memory_working_set_bytes\{container="app",namespace="default",pod="my-app"\} \d+',
+                     metrics), metrics[:2000]
