@@ -460,11 +460,19 @@ def _bad_request(message: str) -> web.Response:
     return web.Response(status=400, text=message + "\n")
 
 
+def _upgrade_required(message: str) -> web.Response:
+    """426 for a request without a WebSocket upgrade: the API server turns it into its
+    "WebSocket only" Status for kubectl's SPDY fallback."""
+    return web.Response(status=426, text=message + "\n")
+
+
 async def handler(request: web.Request) -> web.StreamResponse:
     """GET /portForward/{namespace}/{pod} (WebSocket only; see the module docstring)."""
     namespace, name = request.match_info["namespace"], request.match_info["pod"]
+    if request.app["pods"].find_pod(namespace, name) is None:  # as the kubelet: the pod before the protocol
+        return web.Response(status=404, text="pod does not exist\n")
     if request.headers.get("Upgrade", "").lower() != "websocket":
-        return _bad_request(
+        return _upgrade_required(
             "unable to upgrade: port-forward needs a WebSocket request (Upgrade: websocket) with subprotocol "
             f"{SPDY_PROTOCOL} (kubectl) or {V4_BINARY}/{V4_BASE64} (?port=N); plain SPDY/3.1 upgrades are "
             "not served by this kubelet")

@@ -457,12 +457,12 @@ async def test_v4_python_client_protocol_through_the_kubernetes_package(kubelet:
 
 
 @pytest.mark.parametrize("query, protocols, status, text", [
-    pytest.param("", None, 400, "unable to upgrade", id="not-websocket"),
+    pytest.param("", None, 426, "unable to upgrade", id="not-websocket"),
     pytest.param("", ["v4.channel.k8s.io"], 400, 'query parameter "port" is required', id="no-ports"),
     pytest.param("?ports=http", ["v4.channel.k8s.io"], 400, 'unable to parse "http" as a port', id="bad-port"),
     pytest.param("?ports=80", ["v5.channel.k8s.io"], 400, "subprotocols", id="unsupported-protocol"),
 ])
-async def test_bad_requests_get_400_with_the_reason(kubelet: Kubelet, query, protocols, status, text):
+async def test_bad_requests_get_4xx_with_the_reason(kubelet: Kubelet, query, protocols, status, text):
     headers = {}
     if protocols is not None:
         headers = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
