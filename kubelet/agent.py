@@ -107,12 +107,13 @@ class Kubelet:
         self.services = self.factory.informer(SERVICES)
         self.nodes = self.factory.informer(NODES, field_selector=f"metadata.name={config.node}")
         self.port = config.port
+        self.images = images or ImageStore(config.root)
         self.node_agent = NodeAgent(client, [config.node], config=config.node_config(), clock=self.clock,
-                                    informer=self.nodes, on_ready=self._node_ready, profile=config.profile(self.port))
+                                    informer=self.nodes, on_ready=self._node_ready,
+                                    profile=config.profile(self.port, self._node_images))
         self.recorder = EventRecorder(client, COMPONENT, config.node, clock=self.clock)
         self.run_root = config.run_root()
         self.runtime = runtime or _runtime_for(config, self.run_root)
-        self.images = images or ImageStore(config.root)
         self.source = ObjectSource(client, self.configmaps, self.secrets)
         self.volumes = VolumeManager(config.root, self.source)
         self.network = network or self._network()
@@ -140,6 +141,13 @@ class Kubelet:
     def _network(self) -> Any:
         from cni.manager import NetworkManager
         return _DeferredNetwork(lambda cidr: NetworkManager.loopback(self.run_root / "cni", cidr), self)
+
+    def _node_images(self) -> list[Obj]:
+        try:
+            return list(self.images.node_status_images())
+        except Exception:  # noqa: BLE001 - an unreadable store must not stop node status
+            log.exception("listing the node's images")
+            return []
 
     def handle(self) -> Any:
         return self.node_agent.handles[self.config.node]

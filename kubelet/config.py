@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kubelet.fake import ipam
 from kubelet.fake.config import KUBELET_PORT, FakeNodeConfig
@@ -142,7 +144,7 @@ class KubeletConfig:
         return FakeNodeConfig(capacity=host_capacity(self.root, self.max_pods), heartbeat=self.heartbeat,
                               status_report_frequency=self.status_report_frequency)
 
-    def profile(self, port: int) -> NodeProfile:
-        return NodeProfile(fake=False, kubelet_port=port, os_image=os_image(),
+    def profile(self, port: int, images: Callable[[], list[dict[str, Any]]] | None = None) -> NodeProfile:
+        return NodeProfile(fake=False, kubelet_port=port, os_image=os_image(), images=images,
                            runtime_version=f"{self.runtime}://{MKP_VERSION}",
                            cidr_for_index=ipam.loopback_cidr_for_index, pod_cidr=self.pod_cidr, node_ip=self.node_ip)

@@ -52,7 +52,8 @@ HEALTHY_CONDITIONS: tuple[tuple[str, str, str, str], ...] = (
 CONDITION_EVENTS = {"MemoryPressure": "NodeHasSufficientMemory", "DiskPressure": "NodeHasNoDiskPressure",
                     "PIDPressure": "NodeHasSufficientPID", "Ready": "NodeReady"}
 # Status fields a fake node owns besides conditions (written when they differ).
-_STATIC_FIELDS = ("capacity", "allocatable", "addresses", "daemonEndpoints", "nodeInfo")
+_STATIC_FIELDS = ("capacity", "allocatable", "addresses", "daemonEndpoints", "nodeInfo", "images")
+MAX_IMAGES = 50  # the kubelet's --node-status-max-images
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class NodeProfile:
     cidr_for_index: Callable[[int], str] = ipam.cidr_for_index  # spec.podCIDR of node number i
     pod_cidr: str | None = None  # fixed spec.podCIDR (the kubelet's --pod-cidr), else by index
     node_ip: str | None = None  # fixed InternalIP (the kubelet's --node-ip), else by index
+    images: Callable[[], list[Obj]] | None = None  # status.images: what the node has pulled
 
 
 FAKE = NodeProfile()
@@ -119,13 +121,16 @@ def node_info(name: str, config: FakeNodeConfig, profile: NodeProfile = FAKE) ->
 
 def static_status(name: str, internal_ip: str, config: FakeNodeConfig, profile: NodeProfile = FAKE) -> Obj:
     """Every status field of the node but its conditions."""
-    return {
+    status = {
         "capacity": {k: canonical(v) for k, v in config.capacity.items()},
         "allocatable": allocatable(config.capacity),
         "addresses": [{"address": internal_ip, "type": "InternalIP"}, {"address": name, "type": "Hostname"}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": profile.kubelet_port}},
         "nodeInfo": node_info(name, config, profile),
     }
+    if profile.images is not None:
+        status["images"] = profile.images()[:MAX_IMAGES]
+    return status
 
 
 def conditions(previous: list[Obj] | None, now: datetime) -> list[Obj]:

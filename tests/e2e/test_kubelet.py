@@ -123,6 +123,9 @@ def test_seed_pod_runs_the_demo_app_and_turns_ready(cluster: Any) -> None:
         assert reason in reasons
     table = cluster.kubectl("get", "pod", "my-app").stdout
     assert re.search(r"my-app\s+1/1\s+Running\s+0", table), table
+    # The node reports what it pulled (status.images), within a heartbeat or two.
+    _wait(lambda: "ghcr.io/stefanprodan/podinfo:6.7.1" in cluster.kubectl(
+        "get", "node", cluster.name, "-o", "jsonpath={.status.images[*].names}").stdout, 40, "the node's images")
 
 
 def test_exec_prints_the_pod_ip_and_passes_exit_codes(cluster: Any) -> None:
