@@ -240,7 +240,7 @@ class PodWorker:
             return await self._terminate(grace=float(grace), write_status=True)
         phase = (pod.get("status") or {}).get("phase")
         if phase in ("Succeeded", "Failed"):
-            await self._stop_all(signal.SIGKILL)
+            await self._stop_all()
             if not any(r.running for r in self.records.values()):
                 await self._release()
                 return None
@@ -613,10 +613,14 @@ class PodWorker:
             self._hooks.add(task)
             task.add_done_callback(self._hooks.discard)
 
-    async def _stop_all(self, sig: int) -> None:
+    async def _stop_all(self) -> None:
+        """A finished pod (Succeeded or Failed) stops what still runs, its sidecars:
+        SIGTERM once, SIGKILL after the termination grace period."""
         for record in self.records.values():
-            if record.running:
-                await self._kill(record, sig, grace=0)
+            if record.running and record.current is not None and record.killing != record.current.id:
+                record.killing = record.current.id
+                self._event(NORMAL, "Killing", f"Stopping container {record.name}", record.name)
+                await self._kill(record, signal.SIGTERM, grace=self._grace({}))
 
     async def _terminate(self, *, grace: float, write_status: bool) -> Result | None:
         """Graceful termination: preStop hooks and SIGTERM once, SIGKILL at the deadline,

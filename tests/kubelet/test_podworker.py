@@ -375,3 +375,23 @@ def test_command_line_combines_image_and_spec_like_docker() -> None:
     assert command_line({"command": ["run"], "args": ["$(X)", "$$(X)", "$(Y)"]}, image, {"X": "1"}) == \
         ["run", "1", "$(X)", "$(Y)"]
     assert command_line({"command": ["a$b$(X"]}, image, {"X": "1"}) == ["a$b$(X"]
+
+
+async def test_sidecar_is_stopped_with_sigterm_once_the_pod_completes(env: Any) -> None:
+    pod = _pod({"restartPolicy": "Never", "terminationGracePeriodSeconds": 7,
+                "initContainers": [{"name": "proxy", "image": "busybox:1.36", "restartPolicy": "Always"}],
+                "containers": [{"name": "job", "image": "busybox:1.36"}]})
+    worker = PodWorker(env.ctx, pod)
+    await _sync(worker, env, pod)  # the sidecar starts (and is started: no startup probe)
+    await _sync(worker, env, pod)  # then the job container
+    assert {s.name for s in env.runtime.containers.values()} == {"proxy", "job"}
+    env.runtime.end(env.runtime.running("job"), 0)
+    await asyncio.sleep(0)
+    await _sync(worker, env, pod)
+    assert env.client.pod["status"]["phase"] == "Succeeded"
+    sidecar = env.runtime.running("proxy")
+    done = {**pod, "status": env.client.pod["status"]}
+    await worker.sync(done)
+    await worker.sync(done)  # once only
+    assert env.runtime.signals.count((sidecar, signal.SIGTERM)) == 1
+    assert (sidecar, signal.SIGKILL) not in env.runtime.signals
