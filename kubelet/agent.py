@@ -185,7 +185,7 @@ class Kubelet:
         namespace = (obj.get("metadata") or {}).get("namespace")
         for worker in self.workers.values():
             if (worker.pod.get("metadata") or {}).get("namespace") == namespace:
-                worker._refresh_due = 0.0
+                worker.refresh_volumes_soon()
                 self.queue.add(worker.key)
 
     def _probe_changed(self, pod_uid: str) -> None:
@@ -215,8 +215,6 @@ class Kubelet:
             return None
         worker = self.workers.get(uid)
         if worker is None:
-            if self._admit(pod) is False:
-                return None
             worker = PodWorker(self.ctx, pod)
             worker.adopt(self.adoptable.pop(uid, []))
             self.workers[uid] = worker
@@ -226,9 +224,6 @@ class Kubelet:
             await self._finish(uid)
             return None
         return result
-
-    def _admit(self, pod: Obj) -> bool:
-        return True
 
     async def _finish(self, uid: str) -> Result | None:
         """Stop the worker of a pod whose object is gone; None once it is cleaned up."""

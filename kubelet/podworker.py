@@ -39,6 +39,7 @@ from kubelet.envvars import expand, mapping_for
 from kubelet.fake.podstatus import go_duration, restart_backoff, state_key, status_patch
 from kubelet.runtime.base import EXITED, ContainerConfig, ContainerState, Mount, Resources, Sandbox
 from kubelet.runtime.base import RuntimeError_ as RuntimeFailure
+from kubelet.runtime.logs import pod_log_dir
 from kubelet.status import ContainerRecord, PodView, pod_status
 from minikube_py.api import QuantityError, parse_quantity
 from minikube_py.client import NORMAL, PODS, WARNING, ApiError, Result
@@ -174,6 +175,10 @@ class PodWorker:
         if states:
             self.started_at = min((s.started_at for s in states if s.started_at), default=None)
             self.pod_ip = status.get("podIP")
+
+    def refresh_volumes_soon(self) -> None:
+        """A ConfigMap or Secret changed: rewrite the volume files at the next sync."""
+        self._refresh_due = 0.0
 
     def _watch(self, state: ContainerState) -> None:
         if state.id in self._watches:
@@ -368,7 +373,7 @@ class PodWorker:
                 record.killing = record.current.id
                 restart = should_restart(policy, 1)
                 self._event(NORMAL, "Killing", reason.event_message(restart=restart), record.name)
-                grace = reason.grace_period if reason.grace_period is not None else self._grace(container)
+                grace = reason.grace_period if reason.grace_period is not None else self._grace()
                 await self._kill(record, signal.SIGTERM, grace=float(grace))
             elif record.started and record.current.started_at is not None:
                 ran = (self._now() - record.current.started_at).total_seconds()
@@ -489,8 +494,7 @@ class PodWorker:
         attempt = record.attempts_started
         assert self.sandbox is not None
         meta = _meta(self.pod)
-        log_path = (self.ctx.root / "logs" / f"{meta.get('namespace')}_{meta.get('name')}_{self.uid}" / name
-                    / f"{attempt}.log")
+        log_path = pod_log_dir(self.ctx.root, self.pod) / name / f"{attempt}.log"
         state_dir = self.ctx.run_root / "pods" / self.uid / "containers" / name / str(attempt)
         security = {**((self.pod.get("spec") or {}).get("securityContext") or {}),
                     **(container.get("securityContext") or {})}
@@ -588,7 +592,7 @@ class PodWorker:
 
     # -- stopping -----------------------------------------------------------------
 
-    def _grace(self, container: Obj) -> float:
+    def _grace(self) -> float:
         return float((self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS))
 
     async def _kill(self, record: ContainerRecord, sig: int, *, grace: float) -> None:
@@ -620,7 +624,7 @@ class PodWorker:
             if record.running and record.current is not None and record.killing != record.current.id:
                 record.killing = record.current.id
                 self._event(NORMAL, "Killing", f"Stopping container {record.name}", record.name)
-                await self._kill(record, signal.SIGTERM, grace=self._grace({}))
+                await self._kill(record, signal.SIGTERM, grace=self._grace())
 
     async def _terminate(self, *, grace: float, write_status: bool) -> Result | None:
         """Graceful termination: preStop hooks and SIGTERM once, SIGKILL at the deadline,
@@ -724,11 +728,9 @@ class PodWorker:
                 if state is not None:
                     with contextlib.suppress(Exception):
                         await self.ctx.runtime.remove_container(state.id)
-        meta = _meta(self.pod)
         shutil.rmtree(self.ctx.root / "pods" / self.uid, ignore_errors=True)
         shutil.rmtree(self.ctx.run_root / "pods" / self.uid, ignore_errors=True)
-        shutil.rmtree(self.ctx.root / "logs" / f"{meta.get('namespace')}_{meta.get('name')}_{self.uid}",
-                      ignore_errors=True)
+        shutil.rmtree(pod_log_dir(self.ctx.root, self.pod), ignore_errors=True)
 
     async def close(self) -> None:
         """The kubelet stops: leave the containers running (they are re-adopted)."""

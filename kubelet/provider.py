@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kubelet.runtime.logs import pod_log_dir
 from kubelet.stats import SummaryBuilder
 
 if TYPE_CHECKING:
@@ -47,9 +48,7 @@ class Provider:
             if state is not None and state.id == container_id:
                 if state.log_path is not None:
                     return Path(state.log_path)
-                meta = pod.get("metadata") or {}
-                return (worker.ctx.root / "logs" / f"{meta.get('namespace')}_{meta.get('name')}_{uid}" / container
-                        / f"{state.attempt}.log")
+                return pod_log_dir(worker.ctx.root, pod) / container / f"{state.attempt}.log"
         return None
 
     async def summary(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kubelet.runtime.logs import pod_log_dir
 from minikube_py.api.quantity import QuantityError, parse_quantity
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -186,8 +187,7 @@ class SummaryBuilder:
             out["cpu"] = self._cpu(f"ctr/{cid}", now_ns, when, s.get("cpu_usage_nanos", 0))
             out["memory"] = self._memory(when, s, _memory_limit(spec))
         if fs and self.root_dir is not None:
-            meta = pod.get("metadata") or {}
-            logs = self.root_dir / "logs" / f"{meta.get('namespace')}_{meta.get('name')}_{meta.get('uid')}" / name
+            logs = pod_log_dir(self.root_dir, pod) / name
             used, inodes = dir_usage(logs)
             stats = fs_stats(self.root_dir, when, used)
             if stats is not None:

@@ -27,6 +27,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+
+def pod_log_dir(root: Path, pod: dict) -> Path:
+    """`<node root>/logs/<namespace>_<name>_<uid>`: where the kubelet keeps a pod's
+    container logs, `<container>/<attempt>.log` (the layout of /var/log/pods)."""
+    meta = pod.get("metadata") or {}
+    return Path(root) / "logs" / f"{meta.get('namespace')}_{meta.get('name')}_{meta.get('uid')}"
+
+
 FOLLOW_INTERVAL = 0.1  # seconds between size checks while following
 _CHUNK = 65536
 _TS = re.compile(rb"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$")
