@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from cni.bridge import bridge_cni, bridge_network, none_network
 from cni.config import NetworkConfigList, RuntimeConf
 from cni.ipam import hostlocal
 from cni.libcni import CNIConfig
@@ -91,6 +92,22 @@ class NetworkManager:
         state_dir = Path(state_dir)
         network = loopback_network(pod_cidr, data_dir=None if builtin_ipam else state_dir / "networks")
         return cls(loopback_cni(state_dir, cni_path, builtin_ipam=builtin_ipam), network)
+
+    @classmethod
+    def bridge(cls, state_dir: Path, pod_cidr: str, bridge: str, *, netns_dir: NetnsDir,
+               cni_path: list[str] | None = None) -> NetworkManager:
+        """The bridge mode for a node (see cni.bridge): each sandbox a namespace in
+        `netns_dir`, a veth into `bridge`, an address of `pod_cidr`; state under
+        `state_dir` (results cache, host-local files in `networks/`)."""
+        state_dir = Path(state_dir)
+        network = bridge_network(pod_cidr, bridge, data_dir=state_dir / "networks")
+        return cls(bridge_cni(state_dir, cni_path), network, netns_dir=netns_dir)
+
+    @classmethod
+    def none(cls, state_dir: Path, *, netns_dir: NetnsDir, cni_path: list[str] | None = None) -> NetworkManager:
+        """Namespaces with only `lo` up (annotation mkp.dev/network: none). The Result
+        holds lo's 127.0.0.1, which is no pod IP: callers report none."""
+        return cls(bridge_cni(state_dir, cni_path), none_network(), netns_dir=netns_dir)
 
     async def setup_pod(self, namespace: str, name: str, uid: str, sandbox_id: str) -> PodNetwork:
         """ADD the sandbox to the network, or return what an earlier ADD gave it."""
