@@ -1,0 +1,462 @@
+"""What networking.k8s.io/v1 NetworkPolicy means, as pure data: no API, no kernel.
+
+Both enforcers read the same compiled answer, so they cannot disagree: the nftables
+renderer (`cni.netpol.nft`, for traffic between pods) and `PolicyModel.allowed`, which
+the service proxy asks for each connection it opens on a client's behalf.
+
+The semantics, as Kubernetes defines them:
+
+- A policy selects pods of its own namespace (`podSelector`; `{}` is all of them).
+- `policyTypes` defaults to ["Ingress"], plus "Egress" when the policy has egress rules.
+- A pod selected by any policy of a type is *isolated* for that direction; an isolated
+  pod accepts (or opens) only what the union of those policies' rules allows. A pod no
+  policy selects is not isolated: everything is allowed.
+- A connection needs both halves: the source's egress (if isolated) and the
+  destination's ingress (if isolated).
+- A rule's peers (`from`/`to`): a missing or empty list is everyone. `podSelector`
+  alone means pods of the policy's namespace; `namespaceSelector` alone all pods of the
+  matching namespaces; both together the matching pods in the matching namespaces;
+  `ipBlock` a CIDR minus its `except` CIDRs (applied to any address, pod or not).
+- A rule's ports: missing or empty is every port of every protocol (ICMP too). Each
+  entry is a protocol (TCP by default) with no port (all of that protocol), a number, a
+  range `port`..`endPort`, or a container port *name*: resolved against the destination
+  pod's `containers[].ports` with the same protocol (for ingress the selected pod, for
+  egress each peer pod; an address that is no pod never matches a named port).
+- Exceptions Kubernetes makes: a pod cannot block traffic to itself, and traffic from
+  and to the node a pod runs on is always allowed. On one machine every node is this
+  host, so any host address (127.0.0.0/8, ::1, node addresses, each pod range's
+  gateway) is exempt, unless it is a pod's own address.
+- Pods without an address, hostNetwork pods (they have the node's address) and
+  finished pods (Succeeded/Failed: their address may already be someone else's) are
+  neither selected nor peers.
+
+A policy that does not parse (the API server validates, so only a stale or hand-made
+object) still isolates the pods it selects, with no rules of its own: failing closed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from minikube_py.client.labels import EVERYTHING, Selector, from_label_selector
+
+Obj = Mapping[str, Any]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+INGRESS, EGRESS = "Ingress", "Egress"
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # the API server sets it on every namespace
+HOST_NETWORKS = ("127.0.0.0/8", "::1/128")
+_PORT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$")
+_CACHE_SIZE = 8192
+
+
+class PolicyError(ValueError):
+    """A NetworkPolicy (or a connection's description) that does not make sense."""
+
+
+# -- the spec, parsed ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PolicyPort:
+    """One `ports` entry: protocol, and a port number, range start or name (None: all)."""
+
+    protocol: str = "TCP"
+    port: int | str | None = None
+    end_port: int | None = None
+
+    @classmethod
+    def parse(cls, raw: Obj, where: str) -> PolicyPort:
+        protocol = raw.get("protocol") or "TCP"
+        if protocol not in PROTOCOLS:
+            raise PolicyError(f"{where}.protocol: {protocol!r} is not one of {', '.join(PROTOCOLS)}")
+        port, end = raw.get("port"), raw.get("endPort")
+        if isinstance(port, bool) or not isinstance(port, int | str | None):
+            raise PolicyError(f"{where}.port: {port!r} is neither a number nor a name")
+        if isinstance(port, int) and not 1 <= port <= 65535:
+            raise PolicyError(f"{where}.port: {port} is not in 1-65535")
+        if isinstance(port, str) and not (_PORT_NAME.match(port) and re.search("[a-z]", port)):
+            raise PolicyError(f"{where}.port: {port!r} is not a valid port name")
+        if end is not None:
+            if not isinstance(port, int):
+                raise PolicyError(f"{where}.endPort: needs a numeric port")
+            if isinstance(end, bool) or not isinstance(end, int) or not port <= end <= 65535:
+                raise PolicyError(f"{where}.endPort: {end!r} must be a number from port ({port}) to 65535")
+        return cls(protocol, port, end)
+
+
+@dataclass(frozen=True)
+class IPBlock:
+    cidr: IPNetwork
+    except_: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def parse(cls, raw: Obj, where: str) -> IPBlock:
+        cidr = _network(raw.get("cidr"), f"{where}.cidr")
+        excepts = tuple(_network(e, f"{where}.except[{i}]") for i, e in enumerate(raw.get("except") or []))
+        for i, e in enumerate(excepts):
+            if e.version != cidr.version or not e.subnet_of(cidr) or e == cidr:  # type: ignore[arg-type]
+                raise PolicyError(f"{where}.except[{i}]: {e} is not strictly inside {cidr}")
+        return cls(cidr, excepts)
+
+    def networks(self) -> list[IPNetwork]:
+        """The block as disjoint networks: the CIDR with every `except` cut out."""
+        remaining: list[IPNetwork] = [self.cidr]
+        for cut in self.except_:
+            next_round: list[IPNetwork] = []
+            for net in remaining:
+                if cut.subnet_of(net):  # type: ignore[arg-type]
+                    next_round.extend(net.address_exclude(cut))  # type: ignore[arg-type]
+                elif not net.subnet_of(cut):  # type: ignore[arg-type]
+                    next_round.append(net)
+            remaining = next_round
+        return remaining
+
+
+def _network(value: Any, where: str) -> IPNetwork:
+    if not isinstance(value, str) or "/" not in value:
+        raise PolicyError(f"{where}: {value!r} is not a CIDR")
+    try:
+        return ipaddress.ip_network(value, strict=False)
+    except ValueError as exc:
+        raise PolicyError(f"{where}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One `from`/`to` entry. Selectors are None when absent (which is not `{}`)."""
+
+    pod_selector: Selector | None = None
+    namespace_selector: Selector | None = None
+    ip_block: IPBlock | None = None
+
+    @classmethod
+    def parse(cls, raw: Obj, where: str) -> Peer:
+        if not isinstance(raw, Mapping):
+            raise PolicyError(f"{where}: not an object")
+        pods, namespaces = _selector(raw, "podSelector", where), _selector(raw, "namespaceSelector", where)
+        block = raw.get("ipBlock")
+        if block is not None and (pods is not None or namespaces is not None):
+            raise PolicyError(f"{where}: ipBlock may not be combined with podSelector or namespaceSelector")
+        if block is None and pods is None and namespaces is None:
+            raise PolicyError(f"{where}: must give podSelector, namespaceSelector or ipBlock")
+        return cls(pods, namespaces, IPBlock.parse(block, f"{where}.ipBlock") if block is not None else None)
+
+
+def _selector(raw: Obj, key: str, where: str) -> Selector | None:
+    if raw.get(key) is None:
+        return None
+    try:
+        return from_label_selector(raw[key])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise PolicyError(f"{where}.{key}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One ingress/egress rule; empty `peers` is everyone, empty `ports` every port."""
+
+    peers: tuple[Peer, ...] = ()
+    ports: tuple[PolicyPort, ...] = ()
+
+    @classmethod
+    def parse(cls, raw: Obj, where: str, peers_key: str) -> Rule:
+        if not isinstance(raw, Mapping):
+            raise PolicyError(f"{where}: not an object")
+        peers = tuple(Peer.parse(p, f"{where}.{peers_key}[{i}]") for i, p in enumerate(raw.get(peers_key) or []))
+        ports = tuple(PolicyPort.parse(p, f"{where}.ports[{i}]") for i, p in enumerate(raw.get("ports") or []))
+        return cls(peers, ports)
+
+
+@dataclass(frozen=True)
+class Policy:
+    namespace: str
+    name: str
+    pod_selector: Selector = EVERYTHING
+    policy_types: frozenset[str] = frozenset({INGRESS})
+    ingress: tuple[Rule, ...] = ()
+    egress: tuple[Rule, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def from_object(cls, obj: Obj) -> Policy:
+        """Parse a NetworkPolicy object; PolicyError says what is wrong and where."""
+        meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+        namespace, name = meta.get("namespace") or "default", meta.get("name") or ""
+        selector, types = _head(spec)
+        ingress = tuple(Rule.parse(r, f"spec.ingress[{i}]", "from") for i, r in enumerate(spec.get("ingress") or []))
+        egress = tuple(Rule.parse(r, f"spec.egress[{i}]", "to") for i, r in enumerate(spec.get("egress") or []))
+        return cls(namespace, name, selector, types, ingress, egress)
+
+    @classmethod
+    def fail_closed(cls, obj: Obj) -> Policy | None:
+        """The policy's isolation without its rules, for an object whose rules do not
+        parse; None when not even its selector and types do."""
+        meta = obj.get("metadata") or {}
+        try:
+            selector, types = _head(obj.get("spec") or {})
+        except PolicyError:
+            return None
+        return cls(meta.get("namespace") or "default", meta.get("name") or "", selector, types)
+
+
+def _head(spec: Obj) -> tuple[Selector, frozenset[str]]:
+    """spec.podSelector (missing is `{}`, as the Go zero value) and defaulted policyTypes."""
+    try:
+        selector = from_label_selector(spec.get("podSelector") or {})
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise PolicyError(f"spec.podSelector: {exc}") from None
+    types = spec.get("policyTypes") or ([INGRESS, EGRESS] if spec.get("egress") else [INGRESS])
+    bad = [t for t in types if t not in (INGRESS, EGRESS)]
+    if bad:
+        raise PolicyError(f"spec.policyTypes: {bad[0]!r} is not Ingress or Egress")
+    return selector, frozenset(types)
+
+
+# -- pods and namespaces ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class ContainerPort:
+    name: str
+    port: int
+    protocol: str = "TCP"
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    namespace: str
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    ips: tuple[str, ...] = ()
+    node: str = ""
+    ports: tuple[ContainerPort, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def from_object(cls, pod: Obj) -> PodInfo | None:
+        """The pod as policy sees it; None when policy does not apply to it (no address
+        yet, hostNetwork, finished)."""
+        meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+        if spec.get("hostNetwork") or status.get("phase") in ("Succeeded", "Failed"):
+            return None
+        ips = [entry.get("ip") for entry in status.get("podIPs") or [] if entry.get("ip")]
+        if not ips and status.get("podIP"):
+            ips = [status["podIP"]]
+        if not ips:
+            return None
+        ports = tuple(ContainerPort(p["name"], int(p["containerPort"]), p.get("protocol") or "TCP")
+                      for c in spec.get("containers") or [] for p in c.get("ports") or []
+                      if p.get("name") and p.get("containerPort"))
+        return cls(meta.get("namespace") or "default", meta.get("name") or "", dict(meta.get("labels") or {}),
+                   tuple(ips), spec.get("nodeName") or "", ports)
+
+    def named_port(self, name: str, protocol: str) -> int | None:
+        return next((p.port for p in self.ports if p.name == name and p.protocol == protocol), None)
+
+
+def namespace_labels(namespace: Obj) -> tuple[str, dict[str, str]]:
+    """(name, labels) of a Namespace object."""
+    meta = namespace.get("metadata") or {}
+    return meta.get("name") or "", dict(meta.get("labels") or {})
+
+
+# -- the compiled answer ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class PortRange:
+    """A resolved port match: a protocol and an inclusive range (None: every port)."""
+
+    protocol: str
+    first: int | None = None
+    last: int | None = None
+
+    def matches(self, port: int, protocol: str) -> bool:
+        return protocol == self.protocol and (self.first is None or self.first <= port <= (self.last or 0))
+
+
+@dataclass(frozen=True)
+class Allow:
+    """One resolved rule for one pod: which addresses (None: any) may do what (None:
+    anything, ports or not). `source` names the policy and rule, for people reading."""
+
+    peers: tuple[IPNetwork, ...] | None
+    ports: tuple[PortRange, ...] | None
+    source: str = ""
+
+    def matches(self, address: IPAddress, port: int, protocol: str) -> bool:
+        if self.peers is not None and not any(address in net for net in self.peers):
+            return False
+        return self.ports is None or any(r.matches(port, protocol) for r in self.ports)
+
+
+@dataclass(frozen=True)
+class PodRules:
+    """A pod's verdict: None for a direction it is not isolated in, else what is allowed."""
+
+    pod: PodInfo
+    ingress: tuple[Allow, ...] | None
+    egress: tuple[Allow, ...] | None
+
+
+def _host_network(address: str) -> IPNetwork:
+    return ipaddress.ip_network(address, strict=False)
+
+
+class PolicyModel:
+    """Policies, pods and namespaces at one moment, compiled per pod on demand. Immutable:
+    the agent builds a new one for every change and swaps it in."""
+
+    def __init__(self, policies: Iterable[Policy], pods: Iterable[PodInfo],
+                 namespaces: Mapping[str, Mapping[str, str]] | None = None, *,
+                 host_addresses: Iterable[str] = ()) -> None:
+        self.policies = list(policies)
+        self.pods = list(pods)
+        self.namespaces = dict(namespaces or {})
+        self.host_networks = tuple(_host_network(a) for a in (*HOST_NETWORKS, *host_addresses))
+        self.by_ip: dict[IPAddress, PodInfo] = {}
+        for pod in self.pods:
+            for ip in pod.ips:
+                self.by_ip[ipaddress.ip_address(ip)] = pod
+        self._rules: dict[str, PodRules] = {}
+        self._answers: dict[tuple[str, str, int, str], bool] = {}
+
+    @classmethod
+    def from_objects(cls, policies: Iterable[Obj], pods: Iterable[Obj], namespaces: Iterable[Obj], *,
+                     host_addresses: Iterable[str] = ()) -> tuple[PolicyModel, list[str]]:
+        """Build from API objects; also returns a message per policy that did not parse."""
+        parsed, errors = [], []
+        for obj in policies:
+            try:
+                parsed.append(Policy.from_object(obj))
+            except PolicyError as exc:
+                meta = obj.get("metadata") or {}
+                errors.append(f"NetworkPolicy {meta.get('namespace')}/{meta.get('name')}: {exc}")
+                closed = Policy.fail_closed(obj)
+                if closed is not None:
+                    parsed.append(closed)
+        infos = [info for info in (PodInfo.from_object(p) for p in pods) if info is not None]
+        return cls(parsed, infos, dict(namespace_labels(n) for n in namespaces), host_addresses=host_addresses), errors
+
+    # -- selection -----------------------------------------------------------------------
+    def labels_of_namespace(self, name: str) -> Mapping[str, str]:
+        return self.namespaces.get(name) or {NAMESPACE_NAME_LABEL: name}
+
+    def policies_for(self, pod: PodInfo) -> list[Policy]:
+        return [p for p in self.policies if p.namespace == pod.namespace and p.pod_selector.matches(pod.labels)]
+
+    def peer_pods(self, policy: Policy, peer: Peer) -> list[PodInfo]:
+        if peer.ip_block is not None:
+            return []
+        pods = peer.pod_selector or EVERYTHING
+        if peer.namespace_selector is None:
+            return [p for p in self.pods if p.namespace == policy.namespace and pods.matches(p.labels)]
+        namespaces = peer.namespace_selector
+        return [p for p in self.pods
+                if namespaces.matches(self.labels_of_namespace(p.namespace)) and pods.matches(p.labels)]
+
+    # -- compilation ---------------------------------------------------------------------
+    def rules_for(self, pod: PodInfo) -> PodRules:
+        """The pod's compiled isolation and allowances (cached per model)."""
+        cached = self._rules.get(pod.key)
+        if cached is not None:
+            return cached
+        selecting = self.policies_for(pod)
+        result = PodRules(pod, self._direction(pod, selecting, INGRESS), self._direction(pod, selecting, EGRESS))
+        self._rules[pod.key] = result
+        return result
+
+    def _direction(self, pod: PodInfo, selecting: list[Policy], direction: str) -> tuple[Allow, ...] | None:
+        policies = [p for p in selecting if direction in p.policy_types]
+        if not policies:
+            return None
+        allows: list[Allow] = []
+        for policy in policies:
+            rules = policy.ingress if direction == INGRESS else policy.egress
+            for i, rule in enumerate(rules):
+                source = f"{policy.key} {direction.lower()}[{i}]"
+                allows.extend(self._compile(pod, policy, rule, direction, source))
+        return tuple(allows)
+
+    def _compile(self, pod: PodInfo, policy: Policy, rule: Rule, direction: str, source: str) -> list[Allow]:
+        peer_pods = [p for peer in rule.peers for p in self.peer_pods(policy, peer)]
+        peers = None if not rule.peers else _networks(
+            [n for peer in rule.peers if peer.ip_block for n in peer.ip_block.networks()]
+            + [_host_network(ip) for p in peer_pods for ip in p.ips])
+        if not rule.ports:
+            return [Allow(peers, None, source)]
+        fixed = [PortRange(p.protocol, p.port, p.end_port or p.port) if isinstance(p.port, int)
+                 else PortRange(p.protocol) for p in rule.ports if not isinstance(p.port, str)]
+        named = [p for p in rule.ports if isinstance(p.port, str)]
+        allows = [Allow(peers, tuple(fixed), source)] if fixed else []
+        if direction == INGRESS:  # names are the selected pod's own ports
+            resolved = [PortRange(p.protocol, n, n) for p in named
+                        if (n := pod.named_port(str(p.port), p.protocol)) is not None]
+            if resolved:
+                allows.append(Allow(peers, tuple(resolved), source))
+            return allows
+        # Egress: each destination pod names its own ports, so group peers by number.
+        candidates = peer_pods if rule.peers else self.pods
+        for p in named:
+            by_number: dict[int, list[str]] = {}
+            for peer_pod in candidates:
+                number = peer_pod.named_port(str(p.port), p.protocol)
+                if number is not None:
+                    by_number.setdefault(number, []).extend(peer_pod.ips)
+            for number, ips in sorted(by_number.items()):
+                allows.append(Allow(_networks([_host_network(ip) for ip in ips]),
+                                    (PortRange(p.protocol, number, number),), source))
+        return allows
+
+    # -- the question the service proxy asks ----------------------------------------------
+    def is_host(self, address: IPAddress) -> bool:
+        return address not in self.by_ip and any(address in net for net in self.host_networks)
+
+    def allowed(self, src_ip: str, dst_ip: str, port: int, protocol: str = "TCP") -> bool:
+        """May `src_ip` open a connection to `dst_ip`:`port`/`protocol` (both halves)?"""
+        key = (src_ip, dst_ip, port, protocol)
+        answer = self._answers.get(key)
+        if answer is None:
+            answer = self._decide(src_ip, dst_ip, port, protocol)
+            if len(self._answers) >= _CACHE_SIZE:
+                self._answers.clear()
+            self._answers[key] = answer
+        return answer
+
+    def _decide(self, src_ip: str, dst_ip: str, port: int, protocol: str) -> bool:
+        protocol = protocol.upper()
+        if protocol not in PROTOCOLS:
+            raise PolicyError(f"protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise PolicyError(f"port {port!r} is not in 0-65535")
+        try:
+            src, dst = ipaddress.ip_address(src_ip), ipaddress.ip_address(dst_ip)
+        except ValueError as exc:
+            raise PolicyError(str(exc)) from None
+        if src == dst:
+            return True  # a pod cannot block traffic to itself
+        src_pod, dst_pod = self.by_ip.get(src), self.by_ip.get(dst)
+        if src_pod is not None and not self.is_host(dst):
+            egress = self.rules_for(src_pod).egress
+            if egress is not None and not any(a.matches(dst, port, protocol) for a in egress):
+                return False
+        if dst_pod is not None and not self.is_host(src):
+            ingress = self.rules_for(dst_pod).ingress
+            if ingress is not None and not any(a.matches(src, port, protocol) for a in ingress):
+                return False
+        return True
+
+
+def _networks(nets: Iterable[IPNetwork]) -> tuple[IPNetwork, ...]:
+    """Disjoint, merged, sorted: IPv4 first."""
+    nets = list(nets)
+    v4 = [n for n in nets if n.version == 4]
+    v6 = [n for n in nets if n.version == 6]
+    return (*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6))  # type: ignore[arg-type]
