@@ -1,0 +1,197 @@
+"""`mkp proxy`: one node's service proxy as a process (kube-proxy's place in a cluster).
+
+    mkp proxy --kubeconfig K --hostname-override NODE
+              [--cluster-ip-bind-device DEV ...] [--no-cluster-ips]
+              [--nodeport-addresses 127.0.0.1,192.168.49.2]
+              [--load-balancers/--no-load-balancers]
+              [--metrics-bind-address 127.0.0.1:10249] [--udp-timeout 30s]
+
+`main(...)` is the same thing for Python callers; `run_proxy` is the async core (the
+proxy plus its metrics server) for tests and in-process use. The proxy connects as
+`system:kube-proxy`'s field manager, raises its open-file limit to the hard limit (every
+proxied connection costs two descriptors; Go programs such as kube-proxy get this from
+their runtime) and stops cleanly on SIGTERM or SIGINT, closing its listeners.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import resource
+import sys
+from collections.abc import AsyncIterator
+
+import click
+import orjson
+from aiohttp import web
+
+from minikube_py.client import (
+    ApiClient,
+    SharedInformerFactory,
+    client_for,
+    run_until_signalled,
+    setup_process,
+)
+from proxy.service.listeners import ConnectionPolicy
+from proxy.service.metrics import ProxyMetrics
+from proxy.service.model import ProxyConfig
+from proxy.service.proxier import ServiceProxy
+from proxy.service.udp import DEFAULT_IDLE_TIMEOUT
+
+log = logging.getLogger("proxy.service")
+
+FIELD_MANAGER = "kube-proxy"
+USER_AGENT = "kube-proxy/minikube_py"
+DEFAULT_METRICS_ADDRESS = "127.0.0.1:10249"
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    """`HOST:PORT` (`[V6]:PORT` too); ValueError with the flag's name otherwise."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"--metrics-bind-address {text!r}: give HOST:PORT, e.g. 127.0.0.1:10249")
+    return host.strip("[]"), int(port)
+
+
+def parse_duration(text: str) -> float:
+    """`250ms`, `2s`, `1m` or plain seconds."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0}
+    for suffix in ("ms", "s", "m"):
+        if text.endswith(suffix):
+            number, scale = text[: -len(suffix)], units[suffix]
+            break
+    else:
+        number, scale = text, 1.0
+    try:
+        value = float(number) * scale
+    except ValueError:
+        raise ValueError(f"--udp-timeout {text!r}: give a duration such as 250ms, 30s or 1m") from None
+    if value <= 0:
+        raise ValueError(f"--udp-timeout {text!r} must be greater than 0")
+    return value
+
+
+@contextlib.asynccontextmanager
+async def metrics_server(proxy: ServiceProxy, address: str | None) -> AsyncIterator[int | None]:
+    """/metrics and /healthz on `address`; yields the bound port (None if not serving).
+    A failed bind is logged, not fatal: the proxy itself still works."""
+    if not address:
+        yield None
+        return
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=proxy.metrics.render().encode(),
+                            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    async def healthz(_: web.Request) -> web.Response:
+        code, body = proxy.metrics.healthz(proxy.synced())
+        return web.Response(status=code, body=orjson.dumps(body), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    host, port = parse_host_port(address)
+    bound: int | None = None
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = runner.addresses[0][1]
+        log.info("serving /metrics and /healthz on %s:%d", host, bound)
+    except OSError as exc:
+        log.error("cannot serve metrics on %s: %s", address, exc)
+    try:
+        yield bound
+    finally:
+        await runner.cleanup()
+
+
+async def run_proxy(client: ApiClient, config: ProxyConfig, *, metrics_bind_address: str | None = None,
+                    policy: ConnectionPolicy | None = None, udp_idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+                    metrics: ProxyMetrics | None = None) -> None:
+    """Run one node's proxy (and its metrics server) until cancelled."""
+    informers = SharedInformerFactory(client)
+    proxy = ServiceProxy(informers, config, policy=policy, metrics=metrics, udp_idle_timeout=udp_idle_timeout)
+    log.info("service proxy for node %s: cluster IPs %s, NodePorts on %s, load balancers %s",
+             config.node_name,
+             ("on " + ",".join(config.bind_devices) if config.bind_devices else "on any device")
+             if config.cluster_ips else "off",
+             ",".join(config.nodeport_addresses) or "nothing", "on" if config.load_balancers else "off")
+    try:
+        async with metrics_server(proxy, metrics_bind_address):
+            await proxy.run()
+    finally:
+        await informers.shutdown()
+
+
+def raise_open_file_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def main(kubeconfig: str | None, server: str | None, hostname_override: str, *,
+         cluster_ip_bind_devices: tuple[str, ...] = (), cluster_ips: bool = True,
+         nodeport_addresses: tuple[str, ...] = ("127.0.0.1",), load_balancers: bool = True,
+         metrics_bind_address: str | None = DEFAULT_METRICS_ADDRESS, udp_timeout: float = DEFAULT_IDLE_TIMEOUT,
+         policy: ConnectionPolicy | None = None) -> None:
+    """Entry point of `mkp proxy` (blocks until SIGTERM/SIGINT); exit 1 on bad flags."""
+    import uvloop
+
+    setup_process()
+    try:
+        config = ProxyConfig(hostname_override, tuple(cluster_ip_bind_devices), cluster_ips,
+                             tuple(nodeport_addresses), load_balancers)
+        if metrics_bind_address:
+            parse_host_port(metrics_bind_address)
+        client = client_for(kubeconfig, server, field_manager=FIELD_MANAGER, user_agent=USER_AGENT)
+    except (ValueError, OSError) as exc:
+        log.error("%s", exc)
+        sys.exit(1)
+    raise_open_file_limit()
+
+    async def serve() -> None:
+        await run_until_signalled(client, lambda: run_proxy(
+            client, config, metrics_bind_address=metrics_bind_address, policy=policy,
+            udp_idle_timeout=udp_timeout), "proxy")
+
+    uvloop.run(serve())
+
+
+def _split_addresses(_: click.Context, __: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(a.strip() for v in value for a in v.split(",") if a.strip())
+
+
+@click.command("proxy")
+@click.option("--kubeconfig", default=None, help="kubeconfig of the cluster to join.")
+@click.option("--master", "--server", "server", default=None, help="API server URL; overrides the kubeconfig's.")
+@click.option("--hostname-override", required=True, help="This proxy's node name (endpoints' nodeName, topology).")
+@click.option("--cluster-ip-bind-device", "bind_devices", multiple=True, metavar="DEV",
+              help="Bind ClusterIP and externalIP listeners to this device (repeatable); none: any device.")
+@click.option("--cluster-ips/--no-cluster-ips", default=True, show_default=True,
+              help="Serve Service ClusterIPs (off for other nodes sharing loopback).")
+@click.option("--nodeport-addresses", multiple=True, callback=_split_addresses, default=("127.0.0.1",),
+              show_default=True, help="Comma-separated addresses NodePorts listen on.")
+@click.option("--load-balancers/--no-load-balancers", default=True, show_default=True,
+              help="Listen on status.loadBalancer.ingress addresses.")
+@click.option("--metrics-bind-address", default=DEFAULT_METRICS_ADDRESS, show_default=True,
+              help="HOST:PORT of /metrics and /healthz; empty to serve none.")
+@click.option("--udp-timeout", default="30s", show_default=True, help="Idle time after which a UDP flow ends.")
+def proxy_command(kubeconfig: str | None, server: str | None, hostname_override: str, bind_devices: tuple[str, ...],
+                  cluster_ips: bool, nodeport_addresses: tuple[str, ...], load_balancers: bool,
+                  metrics_bind_address: str, udp_timeout: str) -> None:
+    """Run one node's service proxy (ClusterIP, NodePort, LoadBalancer) in the foreground."""
+    if not kubeconfig and not server:
+        raise click.UsageError("give --kubeconfig or --server")
+    try:
+        timeout = parse_duration(udp_timeout)
+        if metrics_bind_address:
+            parse_host_port(metrics_bind_address)
+        ProxyConfig(hostname_override, bind_devices, cluster_ips, nodeport_addresses, load_balancers)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    main(kubeconfig, server, hostname_override, cluster_ip_bind_devices=bind_devices, cluster_ips=cluster_ips,
+         nodeport_addresses=nodeport_addresses, load_balancers=load_balancers,
+         metrics_bind_address=metrics_bind_address or None, udp_timeout=timeout)
