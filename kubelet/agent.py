@@ -4,8 +4,9 @@
 nodes use, with this host's capacity and a `NodeProfile` of its own) and the pod half:
 an informer on the pods bound to this node, a work queue keyed by namespace/name and a
 `PodWorker` per pod uid that makes the runtime match the spec (`kubelet.podworker`).
-Around them: the image store, the volume manager, the pod network (CNI), the prober,
-and the kubelet's own HTTP server (logs, exec, attach, port-forward, stats), which the
+Around them: the image store, the volume manager, the pod network (CNI, loopback or
+bridge: kubelet.podnetwork), pods' DNS settings (kubelet.dnsconfig), the prober, and
+the kubelet's own HTTP server (logs, exec, attach, port-forward, stats), which the
 API server calls for `kubectl logs/exec/port-forward`.
 
 Restarting the kubelet keeps pods running: at start it lists the runtime's containers
@@ -26,7 +27,7 @@ from typing import Any
 from kubelet.config import KubeletConfig
 from kubelet.fake.config import COMPONENT, FIELD_MANAGER
 from kubelet.fake.nodes import NodeAgent
-from kubelet.podworker import PodContext, PodWorker
+from kubelet.podworker import DNSSettings, PodContext, PodWorker
 from minikube_py.client import (
     CONFIGMAPS,
     NODES,
@@ -128,7 +129,7 @@ class Kubelet:
                               runtime=self.runtime,
                               images=self.images, volumes=self.volumes, network=self.network, probes=self.probes,
                               recorder=self.recorder, env_for=self._env_for, host_ip=self.host_ip,
-                              enqueue=self.queue.add, clock=self.clock)
+                              enqueue=self.queue.add, clock=self.clock, dns=self._dns())
         self._ready = asyncio.Event()
         self._server: Any = None
         self.pods.add_event_handler(EventHandler(self._on_pod, lambda old, new: self._on_pod(new), self._on_pod))
@@ -139,8 +140,14 @@ class Kubelet:
     # -- collaborators -----------------------------------------------------------------
 
     def _network(self) -> Any:
-        from cni.manager import NetworkManager
-        return _DeferredNetwork(lambda cidr: NetworkManager.loopback(self.run_root / "cni", cidr), self)
+        from kubelet.podnetwork import pod_network
+        return pod_network(self.config, self.run_root, self.pod_cidr)
+
+    def _dns(self) -> DNSSettings | None:
+        """Pod DNS settings, for a runtime that gives pods their own /etc/resolv.conf."""
+        if getattr(self.runtime, "name", None) != "namespaces":
+            return None
+        return DNSSettings(tuple(self.config.cluster_dns), self.config.cluster_domain, self.config.resolv_conf)
 
     def _node_images(self) -> list[Obj]:
         try:
@@ -300,8 +307,8 @@ class Kubelet:
         controllers = [self.node_agent.controller(),
                        Controller("kubelet-pods", self.queue, self.reconcile, workers=self.config.pod_workers,
                                   wait_for=[self.pods, self.configmaps, self.secrets, self.services])]
-        log.info("kubelet for node %s starting (runtime %s, root %s)", self.config.node, self.config.runtime,
-                 self.config.root)
+        log.info("kubelet for node %s starting (runtime %s, network %s, root %s)", self.config.node,
+                 self.config.runtime, self.config.network, self.config.root)
         try:
             async with asyncio.TaskGroup() as group:
                 for controller in controllers:
@@ -320,29 +327,6 @@ class Kubelet:
             await self.factory.shutdown()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.recorder.close(), 2.0)
-
-
-class _DeferredNetwork:
-    """The pod network needs the node's pod CIDR, known once the Node is registered."""
-
-    def __init__(self, make: Any, kubelet: Kubelet) -> None:
-        self._make = make
-        self._kubelet = kubelet
-        self._plugin: Any = None
-
-    def _get(self) -> Any:
-        if self._plugin is None:
-            cidr = self._kubelet.pod_cidr()
-            if not cidr:
-                raise RuntimeError("the node has no pod CIDR yet")
-            self._plugin = self._make(cidr)
-        return self._plugin
-
-    async def setup_pod(self, *args: Any) -> Any:
-        return await self._get().setup_pod(*args)
-
-    async def teardown_pod(self, *args: Any) -> Any:
-        return await self._get().teardown_pod(*args)
 
 
 def user_agent() -> str:

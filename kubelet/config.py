@@ -8,6 +8,7 @@ file system under the node's root directory, 110 pods (the kubelet's --max-pods)
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,8 +20,23 @@ from kubelet.fake.config import KUBELET_PORT, FakeNodeConfig
 from kubelet.fake.nodestatus import NodeProfile
 
 RUNTIMES = ("process", "namespaces", "fake")
-NETWORKS = ("loopback",)
+NETWORKS = ("loopback", "bridge")
+NETNS_DIR = Path("/var/run/netns")  # where `ip netns` (and containerd) keep pods' namespaces
 MKP_VERSION = "0.1.0"
+
+
+def _addresses(values: list[str] | tuple[str, ...] | str) -> list[str]:
+    """--cluster-dns values: repeated or comma-separated IP addresses."""
+    items = [values] if isinstance(values, str) else list(values)
+    out = []
+    for item in items:
+        for part in str(item).split(","):
+            if part.strip():
+                try:
+                    out.append(str(ipaddress.ip_address(part.strip())))
+                except ValueError:
+                    raise ValueError(f"--cluster-dns {part.strip()!r} is not an IP address") from None
+    return out
 
 
 def default_runtime() -> str:
@@ -89,7 +105,13 @@ class KubeletConfig:
     node            the Node's name
     root            node root directory (pods, logs, cni state, checkpoints)
     runtime         `process` or `namespaces` (see kubelet/runtime)
-    network         pod network: `loopback` (each pod a 127.244.<node>.x address)
+    network         pod network: `loopback` (each pod a 127.244.<node>.x address, the
+                    host's namespace) or `bridge` (root, the namespaces runtime: a netns
+                    per pod on the node's bridge `bridge`, addresses of `pod_cidr`; the
+                    host side is made by `mkp up`, cni.hostnet)
+    cluster_dns     --cluster-dns: the nameservers of ClusterFirst pods (none: they fall
+                    back to the host's resolv.conf with a MissingClusterDNS warning)
+    cluster_domain  --cluster-domain: the search domains' suffix (cluster.local)
     port            kubelet server port (10250; 0 picks a free one); it listens on the
                     node's InternalIP (127.1.0.<n>), so several nodes share a port number
     heartbeat       Lease renewal period; status_report_frequency: node status writes
@@ -109,6 +131,12 @@ class KubeletConfig:
     pod_workers: int = 64
     pod_cidr: str | None = None  # --pod-cidr: this node's pod range (else the next free 127.244.<i>.0/24)
     node_ip: str | None = None  # --node-ip: its InternalIP, where the kubelet server listens
+    bridge: str | None = None  # --bridge: the node's bridge (bridge network)
+    cluster_dns: list[str] = field(default_factory=list)
+    cluster_domain: str = "cluster.local"
+    resolv_conf: Path = Path("/etc/resolv.conf")  # --resolv-conf: the host's, base of Default
+    netns_dir: Path = NETNS_DIR  # bridge network: where pods' namespaces are bound
+    cni_path: list[str] | None = None  # CNI plugin directories (default /opt/cni/bin, /usr/lib/cni)
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
@@ -116,6 +144,28 @@ class KubeletConfig:
         if self.network not in NETWORKS:
             raise ValueError(f"unknown pod network {self.network!r}: choose one of {', '.join(NETWORKS)}")
         self.root = Path(self.root)
+        self.resolv_conf = Path(self.resolv_conf)
+        self.netns_dir = Path(self.netns_dir)
+        self.cluster_dns = _addresses(self.cluster_dns)
+        if self.network == "bridge":
+            self._check_bridge()
+
+    def _check_bridge(self) -> None:
+        """The bridge network puts each pod in a network namespace: only a runtime that
+        joins one can run its pods, and only root can make them."""
+        if self.runtime != "namespaces":
+            raise ValueError(f"the bridge pod network needs the namespaces runtime: the {self.runtime} runtime "
+                             "cannot put a pod's processes in its network namespace (use --network loopback)")
+        if os.geteuid() != 0:
+            raise ValueError("the bridge pod network needs root (it makes network namespaces and veth pairs)")
+        missing = [flag for flag, value in (("--bridge", self.bridge), ("--pod-cidr", self.pod_cidr),
+                                            ("--node-ip", self.node_ip)) if not value]
+        if missing:
+            raise ValueError(f"the bridge pod network needs {', '.join(missing)} (mkp up passes them)")
+        try:
+            ipaddress.ip_network(str(self.pod_cidr), strict=True)
+        except ValueError as exc:
+            raise ValueError(f"--pod-cidr {self.pod_cidr}: {exc}") from None
 
     def run_root(self) -> Path:
         """Where running pods' state lives (the shim's pid/exit files, fifos, env,

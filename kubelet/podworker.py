@@ -9,7 +9,8 @@ enqueues the pod again. One sync:
 1. a pod with a deletionTimestamp (or gone from the API) is terminated: preStop hooks,
    SIGTERM, SIGKILL when the grace period is over, then volumes, network and sandbox
    are released, the final status written and the object deleted (grace 0);
-2. sandbox: pod directories, the pod network (an IP from CNI), the runtime sandbox;
+2. sandbox: pod directories, the pod network (an IP and a namespace from CNI, or the
+   host's for hostNetwork), the pod's resolv.conf (kubelet.dnsconfig), the runtime sandbox;
 3. volumes (a missing ConfigMap: FailedMount, retried);
 4. init containers in order (sidecars, restartPolicy Always, start and keep running);
 5. app containers: start those not running, restart the ones that exited as
@@ -50,6 +51,8 @@ Obj = dict[str, Any]
 BACKOFF_RESET_SECONDS = 600.0  # a container that ran 10 minutes starts its back-off afresh
 ORPHAN_GRACE_SECONDS = 2.0  # pods force-deleted from the API: SIGTERM, then SIGKILL after this
 DEFAULT_GRACE_SECONDS = 30
+NETWORK_ANNOTATION = "mkp.dev/network"  # "none": a namespace with only lo, as Docker's --network none
+NETWORK_NONE = "none"
 RESYNC_SECONDS = 10.0
 
 
@@ -94,6 +97,15 @@ def should_restart(policy: str, exit_code: int | None) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class DNSSettings:
+    """The kubelet's --cluster-dns, --cluster-domain and --resolv-conf."""
+
+    cluster_dns: tuple[str, ...] = ()
+    cluster_domain: str = "cluster.local"
+    resolv_conf: Path = Path("/etc/resolv.conf")
+
+
 @dataclass
 class PodContext:
     """What every pod worker of a kubelet shares (set up by `kubelet.agent.Kubelet`)."""
@@ -112,6 +124,7 @@ class PodContext:
     host_ip: Callable[[], str | None]
     enqueue: Callable[[str], None]
     clock: Any
+    dns: DNSSettings | None = None  # set when the runtime gives pods their own /etc/resolv.conf
 
 
 class PodWorker:
@@ -290,14 +303,12 @@ class PodWorker:
         state_dir = self.ctx.run_root / "pods" / self.uid / "sandbox"
         await asyncio.to_thread(state_dir.mkdir, parents=True, exist_ok=True)
         try:
-            if spec.get("hostNetwork"):
-                self.pod_ip = self.ctx.host_ip()
-            else:
-                network = await self.ctx.network.setup_pod(meta.get("namespace"), meta.get("name"), self.uid, self.uid)
-                self.pod_ip = network.ip
+            netns = await self._setup_network(meta, spec)
+            if self.ctx.dns is not None:
+                await self._write_resolv_conf(state_dir)
             hostname = spec.get("hostname") or str(meta.get("name"))
             self.sandbox = Sandbox(pod_uid=self.uid, namespace=str(meta.get("namespace")), name=str(meta.get("name")),
-                                   hostname=hostname[:63], state_dir=state_dir, pod_ip=self.pod_ip,
+                                   hostname=hostname[:63], state_dir=state_dir, pod_ip=self.pod_ip, netns=netns,
                                    labels={"io.kubernetes.pod.uid": self.uid})
             await self.ctx.runtime.create_sandbox(self.sandbox)
         except Exception as exc:  # noqa: BLE001 - reported as the kubelet does, retried
@@ -312,6 +323,39 @@ class PodWorker:
             self.started_at = self._now()
         view.started_at = self.started_at
         return True
+
+    async def _setup_network(self, meta: Obj, spec: Obj) -> str | None:
+        """The pod's network: the host's (hostNetwork: pod IP = node IP), a namespace
+        with only `lo` (annotation mkp.dev/network: none: no pod IP), or the node's pod
+        network. Returns the namespace path the runtime joins (None: the host's)."""
+        if spec.get("hostNetwork"):
+            self.pod_ip = self.ctx.host_ip()
+            return None
+        args = (meta.get("namespace"), meta.get("name"), self.uid, self.uid)
+        if (meta.get("annotations") or {}).get(NETWORK_ANNOTATION) == NETWORK_NONE:
+            network = await self.ctx.network.setup_isolated_pod(*args)
+            self.pod_ip = None
+        else:
+            network = await self.ctx.network.setup_pod(*args)
+            self.pod_ip = network.ip
+        return getattr(network, "netns", None)
+
+    async def _write_resolv_conf(self, state_dir: Path) -> None:
+        """The pod's /etc/resolv.conf from its dnsPolicy and dnsConfig (see
+        kubelet.dnsconfig), in the sandbox directory where the runtime binds it from;
+        the events the decision calls for are recorded on the pod (and the node)."""
+        from kubelet.dnsconfig import pod_dns_config, read_host_resolv_conf
+        dns = self.ctx.dns
+        host = await asyncio.to_thread(read_host_resolv_conf, dns.resolv_conf)
+        config, events = pod_dns_config(self.pod, cluster_dns=list(dns.cluster_dns),
+                                        cluster_domain=dns.cluster_domain, host_resolv_conf=host)
+        await asyncio.to_thread((state_dir / "resolv.conf").write_text, config.resolv_conf())
+        for event in events:
+            if event.node and self.ctx.recorder is not None:
+                self.ctx.recorder.event({"kind": "Node", "name": self.ctx.node_name, "uid": self.ctx.node_name},
+                                        event.type, event.reason, event.message)
+            elif not event.node:
+                self._event(event.type, event.reason, event.message)
 
     async def _ensure_volumes(self, view: PodView, requeue: list[float]) -> bool:
         mono = self._mono()
@@ -777,4 +821,4 @@ def command_line(container: Obj, image: Any, env: dict[str, str]) -> list[str]:
     return [expand(a, mapping) for a in argv]
 
 
-__all__ = ["Mount", "PodContext", "PodWorker", "command_line", "pod_key"]
+__all__ = ["DNSSettings", "Mount", "PodContext", "PodWorker", "command_line", "pod_key"]

@@ -296,9 +296,19 @@ def controller_manager(kubeconfig: str | None, server: str | None, controllers: 
               help="Kubelet server port on the node's InternalIP (0: any free port).")
 @click.option("--pod-cidr", default=None, help="This node's pod range (default: the next free 127.244.<i>.0/24).")
 @click.option("--node-ip", default=None, help="The node's InternalIP, a loopback address (default: by index).")
+@click.option("--network", type=click.Choice(["loopback", "bridge"]), default="loopback", show_default=True,
+              help="Pod network: loopback (127.x addresses, the host's namespace) or bridge (root, namespaces "
+                   "runtime: a network namespace per pod on --bridge; needs --pod-cidr and --node-ip).")
+@click.option("--bridge", default=None, help="The node's bridge (bridge network), e.g. mkpbr1.")
+@click.option("--cluster-dns", multiple=True, metavar="IP[,IP]",
+              help="Nameservers of ClusterFirst pods (repeatable; none: pods fall back to the host's resolv.conf).")
+@click.option("--cluster-domain", default="cluster.local", show_default=True, help="The cluster's DNS domain.")
+@click.option("--resolv-conf", default="/etc/resolv.conf", show_default=True,
+              help="The host resolver configuration that Default-policy pods get.")
 def kubelet(kubeconfig: str | None, server: str | None, fake: bool, nodes: tuple[str, ...], count: int,
             node_prefix: str, capacity: str, run_seconds: float, no_events: bool, runtime: str | None,
-            root_dir: str | None, port: int, pod_cidr: str | None, node_ip: str | None) -> None:
+            root_dir: str | None, port: int, pod_cidr: str | None, node_ip: str | None, network: str,
+            bridge: str | None, cluster_dns: tuple[str, ...], cluster_domain: str, resolv_conf: str) -> None:
     """Run a node agent: a kubelet whose pods are real processes (`--node NAME`), or
     kwok-style fake nodes (`--fake`)."""
     from kubelet.fake.config import FakeNodeConfig, node_names, parse_capacity
@@ -313,7 +323,8 @@ def kubelet(kubeconfig: str | None, server: str | None, fake: bool, nodes: tuple
         try:
             config = KubeletConfig(node=nodes[0], root=Path(root_dir) if root_dir else default_root(nodes[0]),
                                    runtime=runtime or default_runtime(), port=port, pod_cidr=pod_cidr,
-                                   node_ip=node_ip)
+                                   node_ip=node_ip, network=network, bridge=bridge, cluster_dns=list(cluster_dns),
+                                   cluster_domain=cluster_domain, resolv_conf=Path(resolv_conf))
         except ValueError as exc:
             _fail(str(exc))
         run_kubelet(config, kubeconfig=kubeconfig, server=server)

@@ -168,8 +168,9 @@ def _link_or_bind(root: Path, src: str, dst: str, binds: list[Bind]) -> None:
 def pod_files(sandbox_dir: Path, *, hostname: str, pod_ip: str | None,
               hosts_file: Path | None = None) -> dict[str, Path]:
     """The pod's /etc/hosts (the kubelet-managed one unless `hosts_file` is given),
-    /etc/hostname and /etc/resolv.conf (the host's, as dnsPolicy Default), created once
-    in the sandbox dir."""
+    /etc/hostname and /etc/resolv.conf, created once in the sandbox dir. The kubelet
+    writes resolv.conf there from the pod's dnsPolicy before it creates the sandbox
+    (kubelet.dnsconfig); without one, the pod gets a copy of the host's (as Default)."""
     sandbox_dir.mkdir(parents=True, exist_ok=True)
     hosts = hosts_file or sandbox_dir / "hosts"
     if not hosts.exists():
