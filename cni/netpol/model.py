@@ -306,7 +306,8 @@ class PodRules:
     egress: tuple[Allow, ...] | None
 
 
-def _host_network(address: str) -> IPNetwork:
+def address_network(address: str) -> IPNetwork:
+    """An address (or CIDR) as a network: a single address is a /32 or /128."""
     return ipaddress.ip_network(address, strict=False)
 
 
@@ -320,7 +321,7 @@ class PolicyModel:
         self.policies = list(policies)
         self.pods = list(pods)
         self.namespaces = dict(namespaces or {})
-        self.host_networks = tuple(_host_network(a) for a in (*HOST_NETWORKS, *host_addresses))
+        self.host_networks = tuple(address_network(a) for a in (*HOST_NETWORKS, *host_addresses))
         self.by_ip: dict[IPAddress, PodInfo] = {}
         for pod in self.pods:
             for ip in pod.ips:
@@ -344,6 +345,9 @@ class PolicyModel:
                     parsed.append(closed)
         infos = [info for info in (PodInfo.from_object(p) for p in pods) if info is not None]
         return cls(parsed, infos, dict(namespace_labels(n) for n in namespaces), host_addresses=host_addresses), errors
+
+    def pod_at(self, ip: str) -> PodInfo | None:
+        return self.by_ip.get(ipaddress.ip_address(ip))
 
     # -- selection -----------------------------------------------------------------------
     def labels_of_namespace(self, name: str) -> Mapping[str, str]:
@@ -389,7 +393,7 @@ class PolicyModel:
         peer_pods = [p for peer in rule.peers for p in self.peer_pods(policy, peer)]
         peers = None if not rule.peers else _networks(
             [n for peer in rule.peers if peer.ip_block for n in peer.ip_block.networks()]
-            + [_host_network(ip) for p in peer_pods for ip in p.ips])
+            + [address_network(ip) for p in peer_pods for ip in p.ips])
         if not rule.ports:
             return [Allow(peers, None, source)]
         fixed = [PortRange(p.protocol, p.port, p.end_port or p.port) if isinstance(p.port, int)
@@ -411,7 +415,7 @@ class PolicyModel:
                 if number is not None:
                     by_number.setdefault(number, []).extend(peer_pod.ips)
             for number, ips in sorted(by_number.items()):
-                allows.append(Allow(_networks([_host_network(ip) for ip in ips]),
+                allows.append(Allow(_networks([address_network(ip) for ip in ips]),
                                     (PortRange(p.protocol, number, number),), source))
         return allows
 
