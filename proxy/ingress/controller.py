@@ -157,10 +157,10 @@ class IngressController:
         address = self.options.address
         for listener, ssl_context in ((self.http, None), (self.https, self.certificates.default)):
             runner = web.ServerRunner(web.Server(self.dataplane.handler(listener), access_log=None),
-                                      handle_signals=False)
+                                      handle_signals=False, shutdown_timeout=1.0)
             await runner.setup()
             self._runners.append(runner)
-            await web.TCPSite(runner, address, listener.port, ssl_context=ssl_context, shutdown_timeout=1.0,
+            await web.TCPSite(runner, address, listener.port, ssl_context=ssl_context,
                               reuse_address=True).start()
             listener.port = runner.addresses[0][1]
         self.dataplane.https_port = self.https.port
@@ -168,10 +168,11 @@ class IngressController:
                  address, self.https.port)
         if self.options.metrics_bind_address:
             host, port = _host_port(self.options.metrics_bind_address)
-            runner = web.AppRunner(metrics_app(self.metrics, self.healthy), access_log=None, handle_signals=False)
+            runner = web.AppRunner(metrics_app(self.metrics, self.healthy), access_log=None, handle_signals=False,
+                                   shutdown_timeout=1.0)
             await runner.setup()
             self._runners.append(runner)
-            await web.TCPSite(runner, host, port, shutdown_timeout=1.0, reuse_address=True).start()
+            await web.TCPSite(runner, host, port, reuse_address=True).start()
             self.metrics_port = runner.addresses[0][1]
             log.info("metrics and health checks on http://%s:%d/metrics, /healthz", host, self.metrics_port)
 

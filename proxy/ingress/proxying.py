@@ -44,9 +44,10 @@ HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-connection", "te", "t
 NEXT_UPSTREAM_TRIES = 3
 
 
-@dataclass(frozen=True)
+@dataclass
 class Listener:
-    """What a request needs to know about the listener it came in on."""
+    """What a request needs to know about the listener it came in on (the port is the bound
+    one once the listener is up, when 0 asked for any free port)."""
 
     scheme: str  # http | https
     port: int
