@@ -141,15 +141,6 @@ class NetworkPolicyAgent:
         with self._nft_lock:
             fn(*args)
 
-    async def wait_for_pass(self, after: int, timeout: float = 10.0) -> None:
-        """Wait until more than `after` passes completed (tests, tools)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.passes <= after:
-            if loop.time() > deadline:
-                raise TimeoutError(f"no NetworkPolicy pass after {after} within {timeout}s")
-            await asyncio.sleep(0.02)
-
     # -- the answer ----------------------------------------------------------------------
     def allowed(self, src_ip: str, dst_ip: str, port: int, protocol: str = "TCP") -> bool:
         """May `src_ip` open a connection to `dst_ip`:`port`/`protocol` under the
