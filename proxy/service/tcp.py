@@ -49,25 +49,41 @@ class Pipe(asyncio.Protocol):
         self.peer = peer
         self.eof = False
         self.closed = False
+        self.pending: list[bytes] = []  # read before the peer existed (uvloop reads even when paused early)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]
         if self.peer is not None:
             if self.peer.closed:  # the client left while we dialled
-                transport.abort()
+                self.transport.abort()
                 return
             self.peer.peer = self
 
-    def data_received(self, data: bytes) -> None:
+    def _linked(self) -> Pipe | None:
         peer = self.peer
-        if peer is not None and peer.transport is not None and not peer.closed:
-            peer.transport.write(data)
+        return peer if peer is not None and peer.transport is not None else None
+
+    def data_received(self, data: bytes) -> None:
+        peer = self._linked()
+        if peer is None:
+            self.pending.append(data)
+            if self.transport is not None:
+                self.transport.pause_reading()
+        elif not peer.closed:
+            peer.transport.write(data)  # type: ignore[union-attr]
 
     def eof_received(self) -> bool:
+        if self.eof:  # uvloop may report it again after a resume_reading
+            return True
         self.eof = True
-        peer = self.peer
-        if peer is None or peer.transport is None or peer.closed:
+        peer = self._linked()
+        if peer is None:
+            return True  # passed on once linked
+        return self._pass_eof(peer)
+
+    def _pass_eof(self, peer: Pipe) -> bool:
+        assert peer.transport is not None
+        if peer.closed:
             return False
         if peer.eof:  # both directions are finished
             peer.transport.close()
@@ -77,21 +93,23 @@ class Pipe(asyncio.Protocol):
         return True  # keep our write side open (half-close)
 
     def pause_writing(self) -> None:
-        if self.peer is not None and self.peer.transport is not None and not self.peer.closed:
-            self.peer.transport.pause_reading()
+        peer = self._linked()
+        if peer is not None and not peer.closed:
+            peer.transport.pause_reading()  # type: ignore[union-attr]
 
     def resume_writing(self) -> None:
-        if self.peer is not None and self.peer.transport is not None and not self.peer.closed:
-            self.peer.transport.resume_reading()
+        peer = self._linked()
+        if peer is not None and not peer.closed and not peer.eof:
+            peer.transport.resume_reading()  # type: ignore[union-attr]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        peer = self.peer
-        if peer is not None and peer.transport is not None and not peer.closed:
+        peer = self._linked()
+        if peer is not None and not peer.closed:
             if exc is not None:
-                peer.transport.abort()
+                peer.transport.abort()  # type: ignore[union-attr]
             else:
-                peer.transport.close()
+                peer.transport.close()  # type: ignore[union-attr]
 
 
 class ClientSide(Pipe):
@@ -103,10 +121,9 @@ class ClientSide(Pipe):
         self._dial: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]
         self.target.connection_opened()
-        transport.pause_reading()  # nothing is read until a backend is connected
+        self.transport.pause_reading()  # nothing is read until a backend is connected
         self._dial = asyncio.get_running_loop().create_task(self._connect())
 
     async def _connect(self) -> None:
@@ -124,11 +141,25 @@ class ClientSide(Pipe):
             except (OSError, TimeoutError) as exc:
                 self.target.dial_failed(client_ip, endpoint, exc)
                 continue
-            if not self.closed:
-                self.transport.resume_reading()
+            self._start_splicing()
             return
         if not self.closed:
             self.transport.abort()  # RST: no endpoint would take the connection
+
+    def _start_splicing(self) -> None:
+        """The backend is connected: hand over what was read meanwhile, then read on."""
+        peer = self._linked()
+        if self.closed or peer is None:
+            return
+        assert self.transport is not None and peer.transport is not None
+        for data in self.pending:
+            peer.transport.write(data)
+        self.pending.clear()
+        if self.eof:
+            if not self._pass_eof(peer):
+                self.transport.close()
+        else:
+            self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._dial is not None and not self._dial.done():
