@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from minikube_py.client import SERVICES
-from tests.proxy.harness import (
+from tests.proxy.service.harness import (
     NS,
     endpoint_slice,
     fetch_name,
