@@ -3,7 +3,8 @@
 Containers outlive their kubelet on purpose (a restarted kubelet re-adopts them), so
 tearing a cluster down cannot rely on the kubelet: `stop_pods(root)` finds each
 container attempt's `pid` file under `<root>/pods/*/containers/*/*/`, signals its
-process group (SIGTERM, then SIGKILL after `grace` seconds), and `unmount_all(root)`
+process group (SIGTERM, then SIGKILL after `grace` seconds), removes the pods' network
+namespaces (bridge mode: named in the node's CNI cache), and `unmount_all(root)`
 detaches every mount below the root (overlay roots, bind-mounted volumes, tmpfs), so
 that removing the directory afterwards can never reach through a bind mount into the
 host's files.
@@ -67,11 +68,39 @@ def stop_pods(root: Path, grace: float = 2.0) -> list[int]:
     try:
         return _stop(root, grace)
     finally:
+        remove_pod_networks(root)
         unmount_all(root)
         run = root / "run"
         if run.is_symlink():
             unmount_all(run.resolve())
         remove_cgroups(root.name)
+
+
+def remove_pod_networks(root: Path) -> list[str]:
+    """The network namespaces of the node's pods (bridge mode), found in its CNI result
+    cache: unmounted and removed, which takes each pod's veth with it once its processes
+    are gone (the IPAM files go with the run dir). Returns the namespaces removed."""
+    import json
+
+    from cni.netns import NetnsDir, NetnsError, is_netns_mount
+    removed = []
+    for results in (root / "run" / "cni" / "results", root / "cni" / "results"):
+        for path in sorted(results.glob("*")) if results.is_dir() else []:
+            try:
+                netns = json.loads(path.read_text()).get("netns")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if not netns or netns.startswith("/proc/") or not Path(netns).name.startswith("cni-"):
+                continue
+            namespace = Path(netns)
+            if not (is_netns_mount(namespace) or namespace.exists()):
+                continue
+            try:
+                NetnsDir(namespace.parent).delete(namespace.name.removeprefix("cni-"))
+                removed.append(netns)
+            except NetnsError:
+                pass
+    return removed
 
 
 def remove_run_dir(root: Path) -> None:
