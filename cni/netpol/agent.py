@@ -23,7 +23,7 @@ import asyncio
 import logging
 import sys
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 import click
 
@@ -68,6 +68,14 @@ def host_addresses(nodes: list[dict[str, Any]]) -> list[str]:
     return found
 
 
+class NftRunner(Protocol):
+    """What the agent needs of nft (`cni.netpol.nft.Nftables`; tests may stand in)."""
+
+    def apply(self, script: str) -> None: ...
+
+    def delete(self, table: str) -> None: ...
+
+
 class NetworkPolicyAgent:
     """Enforces NetworkPolicy for one node's pods (nftables) and answers `allowed()`.
 
@@ -77,13 +85,13 @@ class NetworkPolicyAgent:
     """
 
     def __init__(self, client: ApiClient, node_name: str, *, table_prefix: str = nftables.DEFAULT_PREFIX,
-                 nftables_enabled: bool = True, nft: nftables.Nftables | None = None,
+                 nftables_enabled: bool = True, nft: NftRunner | None = None,
                  factory: SharedInformerFactory | None = None) -> None:
         self.client = client
         self.node_name = node_name
         self.table = nftables.table_name(node_name, table_prefix)
         self.nftables_enabled = nftables_enabled
-        self.nft = nft or nftables.Nftables()
+        self.nft: NftRunner = nft or nftables.Nftables()
         self._own_factory = factory is None
         self.factory = factory or SharedInformerFactory(client)
         self.informers = [self.factory.informer(r) for r in (NETWORKPOLICIES, PODS, NAMESPACES, NODES)]

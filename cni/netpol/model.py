@@ -318,7 +318,7 @@ class PolicyModel:
     def __init__(self, policies: Iterable[Policy], pods: Iterable[PodInfo],
                  namespaces: Mapping[str, Mapping[str, str]] | None = None, *,
                  host_addresses: Iterable[str] = ()) -> None:
-        self.policies = list(policies)
+        self.policies = sorted(policies, key=lambda p: p.key)  # informer order varies; rulesets must not
         self.pods = list(pods)
         self.namespaces = dict(namespaces or {})
         self.host_networks = tuple(address_network(a) for a in (*HOST_NETWORKS, *host_addresses))
@@ -327,6 +327,7 @@ class PolicyModel:
             for ip in pod.ips:
                 self.by_ip[ipaddress.ip_address(ip)] = pod
         self._rules: dict[str, PodRules] = {}
+        self._peers: dict[tuple[str, str, int], tuple[tuple[IPNetwork, ...] | None, list[PodInfo]]] = {}
         self._answers: dict[tuple[str, str, int, str], bool] = {}
 
     @classmethod
@@ -385,15 +386,26 @@ class PolicyModel:
         for policy in policies:
             rules = policy.ingress if direction == INGRESS else policy.egress
             for i, rule in enumerate(rules):
-                source = f"{policy.key} {direction.lower()}[{i}]"
-                allows.extend(self._compile(pod, policy, rule, direction, source))
+                allows.extend(self._compile(pod, policy, rule, direction, i))
         return tuple(allows)
 
-    def _compile(self, pod: PodInfo, policy: Policy, rule: Rule, direction: str, source: str) -> list[Allow]:
-        peer_pods = [p for peer in rule.peers for p in self.peer_pods(policy, peer)]
-        peers = None if not rule.peers else _networks(
-            [n for peer in rule.peers if peer.ip_block for n in peer.ip_block.networks()]
-            + [address_network(ip) for p in peer_pods for ip in p.ips])
+    def _rule_peers(self, policy: Policy, rule: Rule, direction: str,
+                    index: int) -> tuple[tuple[IPNetwork, ...] | None, list[PodInfo]]:
+        """A rule's peer addresses (None: anyone) and peer pods; the same for every pod
+        the policy selects, so resolved once per model."""
+        key = (policy.key, direction, index)
+        cached = self._peers.get(key)
+        if cached is None:
+            peer_pods = [p for peer in rule.peers for p in self.peer_pods(policy, peer)]
+            peers = None if not rule.peers else _networks(
+                [n for peer in rule.peers if peer.ip_block for n in peer.ip_block.networks()]
+                + [address_network(ip) for p in peer_pods for ip in p.ips])
+            cached = self._peers[key] = (peers, peer_pods)
+        return cached
+
+    def _compile(self, pod: PodInfo, policy: Policy, rule: Rule, direction: str, index: int) -> list[Allow]:
+        source = f"{policy.key} {direction.lower()}[{index}]"
+        peers, peer_pods = self._rule_peers(policy, rule, direction, index)
         if not rule.ports:
             return [Allow(peers, None, source)]
         fixed = [PortRange(p.protocol, p.port, p.end_port or p.port) if isinstance(p.port, int)

@@ -129,7 +129,7 @@ async def test_a_burst_of_changes_is_one_more_apply_never_two_at_once(mkp_cluste
     nft = GatedNft()
     async with ApiClient.from_kubeconfig(mkp_cluster.kubeconfig, field_manager="tn-test") as client:
         await create_pod(client, "x", "10.244.250.2", "tn-n9")
-        agent = NetworkPolicyAgent(client, "tn-n9", table_prefix=PREFIX, nft=nft)  # type: ignore[arg-type]
+        agent = NetworkPolicyAgent(client, "tn-n9", table_prefix=PREFIX, nft=nft)
         await agent.start()
         try:
             nft.gate.clear()
