@@ -1,6 +1,9 @@
 """The service proxy on real sockets: a node's proxy against the real API server,
 backends on 127.x addresses, clients connecting to ClusterIPs, NodePorts and
-load-balancer addresses as pods and host clients would (loopback mode)."""
+load-balancer addresses as pods and host clients would (loopback mode).
+
+Every test runs on both event loops, asyncio's and uvloop's (what `mkp proxy` runs on):
+their transports differ in flow control and half-close details."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import uvloop
 
 from minikube_py.client import SERVICES
 from tests.proxy.service.harness import (
@@ -24,6 +28,11 @@ from tests.proxy.service.harness import (
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:Overriding the \"event_loop_policy\":DeprecationWarning")
+
+
+@pytest.fixture(scope="module", params=["asyncio", "uvloop"])
+def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoopPolicy:
+    return uvloop.EventLoopPolicy() if request.param == "uvloop" else asyncio.DefaultEventLoopPolicy()
 
 
 async def test_cluster_ip_round_robins_over_ready_endpoints(tmp_path: Path) -> None:
