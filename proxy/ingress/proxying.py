@@ -41,6 +41,7 @@ log = logging.getLogger("proxy.ingress")
 
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
                         "upgrade", "proxy-authenticate", "proxy-authorization"))
+NOT_FORWARDED = HOP_BY_HOP | {"expect"}  # 100-continue is answered here, as nginx does
 NEXT_UPSTREAM_TRIES = 3
 
 
@@ -59,7 +60,7 @@ def upstream_headers(request: web.BaseRequest, listener: Listener) -> CIMultiDic
     headers: CIMultiDict[str] = CIMultiDict()
     for name, value in request.headers.items():
         lower = name.lower()
-        if lower in HOP_BY_HOP or lower in connection_tokens or lower.startswith("x-forwarded-"):
+        if lower in NOT_FORWARDED or lower in connection_tokens or lower.startswith("x-forwarded-"):
             continue
         headers.add(name, value)
     remote = request.remote or ""
@@ -178,6 +179,8 @@ class Dataplane:
     async def _proxy(self, request: web.BaseRequest, endpoints: list[Endpoint], uri: str,
                      headers: CIMultiDict[str], config: LocationConfig) -> web.StreamResponse:
         body = request.content if request.body_exists else None
+        if body is not None and request.headers.get("Expect", "").lower() == "100-continue":
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         timeout = aiohttp.ClientTimeout(sock_connect=config.connect_timeout, sock_read=config.read_timeout)
         status = 502
         for endpoint in endpoints:
@@ -203,8 +206,8 @@ class Dataplane:
 
     @staticmethod
     async def _relay_response(request: web.BaseRequest, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
         tokens = {t.strip().lower() for t in upstream.headers.get("Connection", "").split(",")}
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
         for name, value in upstream.headers.items():
             if name.lower() not in HOP_BY_HOP and name.lower() not in tokens:
                 response.headers.add(name, value)

@@ -41,6 +41,7 @@ class Backend:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/ws", self._websocket)
+        app.router.add_get("/stream", self._stream)
         app.router.add_route("*", "/{tail:.*}", self._echo)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
@@ -53,6 +54,15 @@ class Backend:
                 "headers": dict(request.headers), "body_length": len(body)}
         self.requests.append(seen)
         return web.json_response(seen, headers={"X-Backend": self.name})
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        """100 chunks of 1000 bytes without a Content-Length (chunked)."""
+        response = web.StreamResponse(headers={"X-Backend": self.name})
+        await response.prepare(request)
+        for _ in range(100):
+            await response.write(b"x" * 1000)
+        await response.write_eof()
+        return response
 
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(protocols=("echo",))
@@ -140,6 +150,8 @@ class Harness:
         out, err = await process.communicate()
         text = out.decode(errors="replace")
         head, _, body = text.partition("\r\n\r\n")
+        while head.startswith("HTTP/1.1 1"):  # interim responses (100 Continue)
+            head, _, body = body.partition("\r\n\r\n")
         lines = head.split("\r\n")
         if not lines[0].startswith("HTTP/"):
             raise AssertionError(f"curl {url} {args}: no response: {err.decode()}")

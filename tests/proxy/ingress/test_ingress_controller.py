@@ -269,3 +269,19 @@ async def test_metrics_count_requests_and_healthz_answers(harness: Harness):
     line = next(m for m in metrics.splitlines() if m.startswith("nginx_ingress_controller_requests{")
                 and f'namespace="{harness.namespace}"' in m and 'ingress="counted"' in m and 'status="200"' in m)
     assert 'service="counted"' in line and 'path="/c"' in line and int(line.rsplit(" ", 1)[1]) >= 1
+
+
+async def test_expect_100_continue_head_and_chunked_responses(harness: Harness):
+    backend = await harness.backend("bodies")
+    await harness.service("bodies", [(backend.address, backend.port, True)])
+    await harness.ingress("bodies", {"rules": [{"host": "bodies.test", "http": paths(("/", "Prefix", "bodies"))}]})
+    await eventually(lambda: _status(harness, "bodies.test", "/", 200), what="bodies Ingress")
+    # Without a "100 Continue" from the ingress curl would wait --expect100-timeout (past --max-time).
+    upload = await harness.get("bodies.test", "/up", "-H", "Expect: 100-continue", "--expect100-timeout", "20",
+                               "--data-binary", "y" * 50_000)
+    assert upload.status == 200 and upload.json()["body_length"] == 50_000
+    assert "Expect" not in upload.json()["headers"]
+    head = await harness.get("bodies.test", "/h", "-I", "-o", "/dev/null")
+    assert head.status == 200 and int(head.headers["content-length"]) > 0 and head.body == ""
+    streamed = await harness.get("bodies.test", "/stream")
+    assert len(streamed.body) == 100_000 and streamed.headers.get("transfer-encoding") == "chunked"
