@@ -159,28 +159,31 @@ class NetworkPolicyAgent:
     def _changed(self, _obj: Any) -> None:
         self.queue.add(KEY)
 
-    def build_model(self) -> PolicyModel:
-        policies, pods, namespaces, nodes = (i.lister.list() for i in self.informers)
+    def compute(self, objects: list[list[dict[str, Any]]]) -> tuple[PolicyModel, list[str], str | None]:
+        """The model, its policy errors and this node's ruleset (None without nftables)
+        from listed NetworkPolicies, Pods, Namespaces and Nodes. Pure CPU: it runs in a
+        thread, off the loop that may also carry the service proxy's traffic."""
+        policies, pods, namespaces, nodes = objects
         model, errors = PolicyModel.from_objects(policies, pods, namespaces, host_addresses=host_addresses(nodes))
+        script = nftables.render(model, self.node_name, table=self.table) if self.nftables_enabled else None
+        return model, errors, script
+
+    async def _reconcile(self, _key: str) -> None:
+        objects = [informer.lister.list() for informer in self.informers]  # copies, taken on the loop
+        model, errors, script = await asyncio.to_thread(self.compute, objects)
         for message in sorted(set(errors) - set(self.errors)):
             log.warning("%s (its pods stay isolated, without its rules)", message)
         self.errors = errors
-        return model
-
-    async def _reconcile(self, _key: str) -> None:
-        model = self.build_model()
         self.model = model
-        if self.nftables_enabled:
-            script = nftables.render(model, self.node_name, table=self.table)
-            if script != self.applied:
-                self.applied = script  # before the await: stop() must remove even a half-done apply
-                try:
-                    await asyncio.to_thread(self._locked, self.nft.apply, script)
-                except BaseException:
-                    self.applied = ""  # unknown: the next pass applies again, stop() still deletes
-                    raise
-                log.info("node %s: NetworkPolicy ruleset applied (%d isolated pods)", self.node_name,
-                         len(nftables.local_rules(model, self.node_name)))
+        if script is not None and script != self.applied:
+            self.applied = script  # before the await: stop() must remove even a half-done apply
+            try:
+                await asyncio.to_thread(self._locked, self.nft.apply, script)
+            except BaseException:
+                self.applied = ""  # unknown: the next pass applies again, stop() still deletes
+                raise
+            log.info("node %s: NetworkPolicy ruleset applied (%d isolated pods)", self.node_name,
+                     len(nftables.local_rules(model, self.node_name)))
         self.passes += 1
 
 

@@ -62,7 +62,7 @@ def _sh(*argv: str, input: str | None = None) -> str:
     return proc.stdout
 
 
-def _require_root_networking() -> None:
+def require_root_networking() -> None:
     missing = [tool for tool in ("ip", "nft") if not any(
         os.access(Path(d) / tool, os.X_OK) for d in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/sbin"])]
     message = None
@@ -123,7 +123,7 @@ class PodNet:
 
 @pytest.fixture
 def podnet() -> Iterator[PodNet]:
-    _require_root_networking()
+    require_root_networking()
     suffix = uuid.uuid4().hex[:6]
     net = PodNet(f"tn-host-{suffix}", suffix)
     sysctl = "/proc/sys/net/bridge/bridge-nf-call-iptables"
