@@ -79,9 +79,10 @@ class NftRunner(Protocol):
 class NetworkPolicyAgent:
     """Enforces NetworkPolicy for one node's pods (nftables) and answers `allowed()`.
 
-    `nftables=False` keeps only the answer (no kernel rules: the loopback network, or a
-    host without root); `nft` runs nft elsewhere (tests: in their own namespace);
-    `factory` shares informers with the caller (who then also starts and stops them).
+    `nftables_enabled=False` keeps only the answer (no kernel rules: the loopback
+    network, or a host without root); `nft` runs nft elsewhere (tests: in their own
+    namespace); `factory` shares informers with the caller, who then starts the factory
+    (before or while `start()` waits for its caches) and shuts it down.
     """
 
     def __init__(self, client: ApiClient, node_name: str, *, table_prefix: str = nftables.DEFAULT_PREFIX,
