@@ -39,6 +39,7 @@ from controllers.podgc.controller import PodGCController
 from controllers.replicaset.controller import ReplicaSetController
 from controllers.replicaset.replicationcontroller import ReplicationManager
 from controllers.serviceaccount.controller import ServiceAccountController
+from controllers.servicelb.controller import ServiceLBController
 from controllers.statefulset.controller import StatefulSetController
 from controllers.volume.binder import PersistentVolumeBinderController
 from controllers.volume.protection import PVCProtectionController, PVProtectionController
@@ -126,6 +127,8 @@ CONTROLLERS: dict[str, ControllerConstructor] = {
         **ctx.standard("node-lifecycle-controller", source="node-controller"),
         config=NodeLifecycleConfig.from_options(ctx.options)),
     "taint-eviction-controller": lambda ctx: TaintEvictionController(**ctx.standard("taint-eviction-controller")),
+    "service-lb-controller": lambda ctx: ServiceLBController(
+        **ctx.standard("service-lb-controller", source="service-controller")),
     # storage
     "persistentvolume-binder-controller": PersistentVolumeBinderController.from_context,
     "local-path-provisioner": LocalPathProvisioner.from_context,

@@ -1,0 +1,1 @@
+"""The load-balancer controller: loopback addresses for `type: LoadBalancer` Services."""
