@@ -160,10 +160,13 @@ def _sysctl(record: _Record, key: str, value: str) -> None:
 
 
 def _route(record: _Record, spec: list[str], table: str) -> None:
+    """Add the route unless it is there. One that was there before us is not ours to
+    remove; one we recorded but is gone (a reboot) is made again."""
     key = f"route {table} {' '.join(spec)}"
-    if record.has(key) or _route_present(spec, table):
+    if _route_present(spec, table):
         return
-    record.add({"key": key, "undo": ["route", "del", *spec, "table", table]})
+    if not record.has(key):
+        record.add({"key": key, "undo": ["route", "del", *spec, "table", table]})
     _ip("route", "add", *spec, "table", table)
 
 
@@ -171,11 +174,13 @@ def _bridge(record: _Record, node: NodeNet) -> None:
     network = ipaddress.ip_network(node.pod_cidr, strict=True)
     gateway = f"{addressing.gateway(node.pod_cidr)}/{network.prefixlen}"
     key = f"link {node.bridge}"
-    if not record.has(key):
-        if _link_present(node.bridge):
-            raise HostNetError(f"link {node.bridge} already exists and was not made by this cluster "
-                               f"(left over? `ip link del {node.bridge}`)")
-        record.add({"key": key, "undo": ["link", "del", "dev", node.bridge]})
+    present = _link_present(node.bridge)
+    if present and not record.has(key):
+        raise HostNetError(f"link {node.bridge} already exists and was not made by this cluster "
+                           f"(left over? `ip link del {node.bridge}`)")
+    if not present:
+        if not record.has(key):
+            record.add({"key": key, "undo": ["link", "del", "dev", node.bridge]})
         _ip("link", "add", "name", node.bridge, "type", "bridge")
     addrs = _ip_json("-4", "addr", "show", "dev", node.bridge)
     have = {f"{a['local']}/{a['prefixlen']}" for i in addrs for a in i.get("addr_info", [])}
@@ -195,7 +200,8 @@ def _validate(service_cidr: str, cluster_cidr: str, node_cidr: str, nodes: list[
                 raise HostNetError(f"node {node.bridge}: pod CIDR {node.pod_cidr} is not inside {cluster_cidr}")
             if not 0 < len(node.bridge) <= 15 or any(c in node.bridge for c in "/ :"):
                 raise HostNetError(f"invalid bridge name {node.bridge!r}")
-            ipaddress.ip_address(node.node_ip)
+            if ipaddress.ip_address(node.node_ip) not in ipaddress.ip_network(node_cidr):
+                raise HostNetError(f"node {node.bridge}: node IP {node.node_ip} is not inside {node_cidr}")
     except ValueError as exc:
         raise HostNetError(f"invalid address: {exc}") from None
 
@@ -223,9 +229,10 @@ def setup_cluster(state_file: Path, *, service_cidr: str, cluster_cidr: str, nod
                    str(table))
         _route(record, ["unreachable", "default"], str(table))
         key = f"rule {cluster_cidr} {table} {priority}"
-        if not record.has(key) and not _rule_present(cluster_cidr, table, priority):
-            record.add({"key": key, "undo": ["rule", "del", "priority", str(priority), "from", cluster_cidr,
-                                             "lookup", str(table)]})
+        if not _rule_present(cluster_cidr, table, priority):
+            if not record.has(key):
+                record.add({"key": key, "undo": ["rule", "del", "priority", str(priority), "from", cluster_cidr,
+                                                 "lookup", str(table)]})
             _ip("rule", "add", "priority", str(priority), "from", cluster_cidr, "lookup", str(table))
 
 

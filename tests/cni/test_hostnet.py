@@ -83,6 +83,25 @@ def test_setup_makes_bridges_local_routes_and_guards_and_teardown_removes_them(t
     hostnet.teardown_cluster(state)  # nothing recorded: nothing to do
 
 
+def test_setup_again_after_a_reboot_makes_what_is_recorded_but_gone(tmp_path: Path, tag: str):
+    state = tmp_path / "hostnet.json"
+    nodes = [hostnet.NodeNet(f"{tag}1", "10.235.255.0/24", "192.168.235.2")]
+    try:
+        setup(state, nodes)
+        recorded = json.loads(state.read_text())["changes"]
+        ip("link", "del", f"{tag}1")  # takes the guard table's route through it along
+        ip("rule", "del", "priority", str(TABLE))
+        assert f"link {tag}1" not in leftovers(tag)
+        setup(state, nodes)
+        assert json.loads(state.read_text())["changes"] == recorded
+        assert "10.235.255.1/24" in ip("-br", "addr", "show", "dev", f"{tag}1")
+        assert f"10.235.255.0/24 dev {tag}1" in ip("route", "show", "table", str(TABLE))
+        assert f"from {CLUSTER} lookup {TABLE}" in ip("rule", "show")
+    finally:
+        hostnet.teardown_cluster(state)
+    assert leftovers(tag) == []
+
+
 def test_a_setup_that_fails_half_way_is_undone_by_teardown(tmp_path: Path, tag: str):
     state = tmp_path / "hostnet.json"
     subprocess.run(["ip", "link", "add", "name", f"{tag}x", "type", "bridge"], check=True)
@@ -106,6 +125,8 @@ def test_a_setup_that_fails_half_way_is_undone_by_teardown(tmp_path: Path, tag: 
     pytest.param([hostnet.NodeNet("tbbr-name-far-too-long", "10.235.1.0/24", "192.168.235.2")],
                  "invalid bridge name", id="long-name"),
     pytest.param([hostnet.NodeNet("tbbrz", "10.235.1.0/24", "nonsense")], "invalid address", id="node-ip"),
+    pytest.param([hostnet.NodeNet("tbbrz", "10.235.1.0/24", "192.168.1.2")], "not inside 192.168.235.0/24",
+                 id="node-ip-outside"),
 ])
 def test_bad_input_is_refused_before_anything_changes(tmp_path: Path, nodes: list[hostnet.NodeNet], message: str):
     state = tmp_path / "hostnet.json"
