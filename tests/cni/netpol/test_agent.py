@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from cni.netpol.agent import NetworkPolicyAgent, host_addresses
-from minikube_py.client import PODS, ApiClient
+from minikube_py.client import PODS, ApiClient, SharedInformerFactory
 from minikube_py.client.resources import NETWORKPOLICIES
 from tests.cni.netpol.conftest import PodNet
 
@@ -89,7 +89,9 @@ async def test_an_agent_without_nftables_only_answers(mkp_cluster) -> None:
     async with ApiClient.from_kubeconfig(mkp_cluster.kubeconfig, field_manager="tn-test") as client:
         await create_pod(client, "x", "10.244.250.2", "tn-n9")
         await client.create(NETWORKPOLICIES, netpol("deny", {"podSelector": {}}), "default")
-        agent = NetworkPolicyAgent(client, "tn-n9", table_prefix=PREFIX, nftables_enabled=False)
+        factory = SharedInformerFactory(client)  # shared, as the service proxy would
+        agent = NetworkPolicyAgent(client, "tn-n9", table_prefix=PREFIX, nftables_enabled=False, factory=factory)
+        factory.start()
         await agent.start()
         try:
             assert agent.applied is None
@@ -100,6 +102,8 @@ async def test_an_agent_without_nftables_only_answers(mkp_cluster) -> None:
             assert agent.passes > passes
         finally:
             await agent.stop()
+        assert all(informer.has_synced() for informer in factory.informers())  # still the caller's
+        await factory.shutdown()
 
 
 class GatedNft:
