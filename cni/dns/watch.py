@@ -97,11 +97,13 @@ class ZoneSync:
         return None
 
     async def wait_synced(self) -> None:
-        """Until every informer has listed and the queue has drained once: then the zone
-        answers from a complete picture (and NXDOMAIN may be said)."""
+        """Until every informer has listed; then the zone is filled from the caches in one
+        pass (the queue repeats that work harmlessly) and may say NXDOMAIN. Waiting for
+        the queue to drain instead could take long on a busy cluster."""
         for informer in self.informers:
             await informer.wait_synced()
-        await self.queue.wait_idle()
+        for key in [NAMESPACES_KEY, *self.services.store.keys()]:
+            await self.reconcile(key)
         self.zone.synced = True
 
     async def run(self) -> None:

@@ -4,6 +4,7 @@ address of its own with a free port."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import socket
@@ -19,6 +20,7 @@ import dns.query
 import dns.rcode
 import pytest
 
+from minikube_py.client import SERVICES, ApiClient, ApiError
 from tests.conftest import REPO_ROOT, MkpCluster, require_tool, start_mkp_cluster, wait_until
 
 HOST = "127.53.53.1"
@@ -157,6 +159,36 @@ def test_kube_dns_objects_are_put_back_when_changed(cluster, server):
                     "-p", '{"spec": {"selector": {"k8s-app": "kube-dns"}}}')
     within_a_second(lambda: "selector" not in get(cluster, "-n", "kube-system", "service", "kube-dns")["spec"],
                     "the selector to be removed")
+
+
+def test_kube_dns_with_another_cluster_ip_is_created_again(cluster, server):
+    other = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-dns", "namespace": "kube-system"},
+             "spec": {"clusterIP": "10.96.0.11", "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}]}}
+
+    async def swap() -> bool:
+        """Delete kube-dns and create it with another address before mkp dns does."""
+        async with ApiClient.from_kubeconfig(cluster.kubeconfig) as client:
+            await client.delete(SERVICES, "kube-dns", "kube-system")
+            try:
+                await client.create(SERVICES, other)
+            except ApiError as exc:
+                if exc.is_already_exists():
+                    return False
+                raise
+            return True
+
+    assert any(asyncio.run(swap()) for _ in range(20)), "mkp dns always won the race"
+
+    def recreated() -> bool:
+        found = cluster.kubectl("-n", "kube-system", "get", "service", "kube-dns", "-o", "json", check=False)
+        return found.returncode == 0 and json.loads(found.stdout)["spec"]["clusterIP"] == SERVICE_IP
+
+    wait_until(recreated, 5, "kube-dns to get its address back", interval=0.05)
+    owner = get(cluster, "-n", "kube-system", "endpointslice", "kube-dns-mkp")["metadata"]["ownerReferences"][0]
+    wait_until(lambda: get(cluster, "-n", "kube-system", "endpointslice", "kube-dns-mkp")["metadata"]
+               ["ownerReferences"][0]["uid"] == get(cluster, "-n", "kube-system", "service", "kube-dns")
+               ["metadata"]["uid"], 5, "the slice to name the new Service as its owner", interval=0.05)
+    assert owner["kind"] == "Service" and owner["name"] == "kube-dns"
 
 
 # -- records --------------------------------------------------------------------------------
