@@ -131,6 +131,23 @@ async def test_pods_on_two_bridges_talk_with_their_own_addresses(cluster: Cluste
         server.wait()
 
 
+async def test_a_pod_reaches_a_cluster_ip_and_a_node_ip_the_host_listens_on(cluster: Cluster):
+    a = await cluster.nodes[0].manager.setup_pod("default", "a", "uid-a", "sb-a")
+    assert a.netns and a.ip
+    for address in ("10.234.0.10", "192.168.233.3"):  # AnyIP: bound with no address on any link
+        with socket.socket() as listener:
+            listener.bind((address, 0))
+            listener.listen()
+            port = listener.getsockname()[1]
+            client = subprocess.Popen(["nsenter", f"--net={a.netns}", sys.executable, "-c",
+                                       f"import socket; socket.create_connection(('{address}', {port}), timeout=5)"])
+            listener.settimeout(5)
+            conn, peer = listener.accept()
+            conn.close()
+            assert client.wait(10) == 0
+            assert peer[0] == a.ip  # the proxy sees the pod's own address
+
+
 async def test_guard_keeps_pod_traffic_on_the_machine(cluster: Cluster):
     one = cluster.nodes[0]
     a = await one.manager.setup_pod("default", "a", "uid-a", "sb-a")
