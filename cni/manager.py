@@ -56,8 +56,8 @@ def _pod_network(entry_netns: str | None, sandbox_id: str, result: Result,
 
 
 class NetworkPlugin(Protocol):
-    """What the kubelet needs from pod networking (NetworkManager is the one
-    implementation; a test double or the bridge mode's manager can stand in)."""
+    """What the kubelet needs from pod networking (NetworkManager implements it; the
+    kubelet's per-mode wrappers in kubelet.podnetwork delegate to one or two managers)."""
 
     async def setup_pod(self, namespace: str, name: str, uid: str, sandbox_id: str) -> PodNetwork: ...
 
