@@ -166,6 +166,12 @@ class KubeletConfig:
             ipaddress.ip_network(str(self.pod_cidr), strict=True)
         except ValueError as exc:
             raise ValueError(f"--pod-cidr {self.pod_cidr}: {exc}") from None
+        # The host side (bridges, local routes, the guards that keep pod traffic on this
+        # machine) comes first: without it, the plugin would make the bridge and turn on
+        # forwarding, and a pod's packets could follow the default route out.
+        if not Path("/sys/class/net", str(self.bridge)).exists():
+            raise ValueError(f"bridge {self.bridge} does not exist: the host side of the bridge network is set up "
+                             "by `mkp up` (cni.hostnet.setup_cluster) before its kubelets start")
 
     def run_root(self) -> Path:
         """Where running pods' state lives (the shim's pid/exit files, fifos, env,
