@@ -351,3 +351,18 @@ def test_a_policy_with_bad_rules_still_isolates_its_pods():
 def test_allowed_rejects_nonsense(args, message):
     with pytest.raises(PolicyError, match=message):
         model().allowed(*args)
+
+
+def test_rules_of_a_type_the_policy_does_not_list_are_ignored():
+    spec = {"podSelector": {"matchLabels": {"role": "db"}}, "policyTypes": ["Egress"],
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "frontend"}}}]}], "egress": []}
+    m = model(policy(spec))
+    assert ok(m, "default/stranger", "default/db")  # not isolated for ingress: its rules do not apply
+    assert not ok(m, "default/db", "default/frontend")
+
+
+def test_a_namespace_not_yet_in_the_cache_still_has_its_name_label():
+    spec = {"podSelector": {}, "ingress": [{"from": [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "other"}}}]}]}
+    built, _ = PolicyModel.from_objects([policy(spec)], EVERYONE, [])
+    assert ok(built, "other/tool", "default/db") and not ok(built, "myproject/app", "default/db")
