@@ -2,7 +2,7 @@
 
     mkp ingress --kubeconfig K [--address 127.0.0.1] [--http-port 80] [--https-port 443]
                 [--ingress-class mkp] [--publish-address 127.0.0.1]
-                [--metrics-bind-address 127.0.0.1:10254]
+                [--metrics-bind-address 127.0.0.1:10254] [--no-update-status-on-shutdown]
 
 Ports default to 80/443 as root and 8080/8443 otherwise. `main` is the same thing for
 Python callers; `run_ingress` is the coroutine underneath, for tests and for running the
@@ -64,9 +64,11 @@ def main(kubeconfig: str | None, server: str | None, options: IngressOptions) ->
               help="Address written to status.loadBalancer.ingress (default: --address).")
 @click.option("--metrics-bind-address", default="127.0.0.1:10254", show_default=True,
               help="host:port of /metrics and /healthz ('' for none).")
+@click.option("--update-status-on-shutdown/--no-update-status-on-shutdown", default=True, show_default=True,
+              help="Take the address out of the served Ingresses' status when stopping.")
 def ingress_command(kubeconfig: str | None, server: str | None, address: str, http_port: int | None,
                     https_port: int | None, ingress_class: str, controller_class: str, publish_address: str | None,
-                    metrics_bind_address: str) -> None:
+                    metrics_bind_address: str, update_status_on_shutdown: bool) -> None:
     """Run the ingress controller (IngressClass mkp) in the foreground."""
     if not kubeconfig and not server:
         raise click.UsageError("give --kubeconfig PATH or --master URL")
@@ -74,7 +76,8 @@ def ingress_command(kubeconfig: str | None, server: str | None, address: str, ht
     options = IngressOptions(address=address, http_port=http_default if http_port is None else http_port,
                              https_port=https_default if https_port is None else https_port,
                              ingress_class=ingress_class, controller_class=controller_class,
-                             publish_address=publish_address, metrics_bind_address=metrics_bind_address)
+                             publish_address=publish_address, metrics_bind_address=metrics_bind_address,
+                             update_status_on_shutdown=update_status_on_shutdown)
     main(kubeconfig, server, options)
 
 

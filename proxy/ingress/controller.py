@@ -16,7 +16,8 @@ bad regexes, missing or invalid TLS Secrets) are kept per Ingress.
 status.loadBalancer.ingress [{ip: <publish address>}] (with `ports` when the listeners are
 not on 80/443) and a `Normal Sync "Scheduled for sync"` Event per new generation, as
 ingress-nginx records; problems become Warning Sync Events. An Ingress we stop serving
-(class changed) gets our address taken out of its status again.
+(class changed) gets our address taken out of its status again, and so do all of them
+when the controller stops cleanly (ingress-nginx's --update-status-on-shutdown).
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class IngressOptions:
     controller_class: str = CONTROLLER_CLASS
     publish_address: str | None = None  # default: --address (127.0.0.1 when that is 0.0.0.0)
     metrics_bind_address: str = "127.0.0.1:10254"  # "" for none
+    update_status_on_shutdown: bool = True  # take our address out of the Ingresses on a clean stop
 
     def publish(self) -> str:
         if self.publish_address:
@@ -150,7 +152,9 @@ class IngressController:
                      Controller("ingress-status", self.status_queue, self.sync_ingress, workers=2)]
             await asyncio.gather(*(loop.run() for loop in loops))
         finally:
-            self._ready = False
+            was_ready, self._ready = self._ready, False
+            if was_ready and self.options.update_status_on_shutdown:
+                await self.clear_statuses()
             await self.stop()
 
     async def start_listeners(self) -> None:
@@ -252,6 +256,17 @@ class IngressController:
                 if message not in self._warned.get(key, []):
                     self.recorder.event(ing, WARNING, "Sync", message)
             self._warned[key] = problems
+
+    async def clear_statuses(self, timeout: float = 5.0) -> None:
+        """ingress-nginx's --update-status-on-shutdown: a controller going away takes its
+        address out of the Ingresses it served, so none points at a dead listener."""
+        desired = self.desired_status()
+        ours = [i for i in self.ingresses.lister.list()
+                if ((i.get("status") or {}).get("loadBalancer") or {}).get("ingress") == desired]
+        try:
+            await asyncio.wait_for(asyncio.gather(*(self._write_status(i, []) for i in ours)), timeout)
+        except (TimeoutError, ApiError, OSError) as exc:
+            log.warning("could not clear the status of every Ingress on shutdown: %s", exc)
 
     async def _write_status(self, ing: Obj, entries: list[Obj]) -> None:
         meta = ing["metadata"]

@@ -5,7 +5,7 @@ EndpointSlice's port for the Service port), not to the ClusterIP: connections ar
 by the controller and keep-alive pools go to each pod. An endpoint is ready unless its
 `conditions.ready` is false (absent means ready, as the EndpointSlice API says); a
 terminating endpoint is not ready. An ExternalName Service is proxied to its external
-name at the backend's port.
+name at the Service port's targetPort.
 """
 
 from __future__ import annotations
@@ -83,14 +83,22 @@ def resolve(backend: ServiceBackend, services: Lister, slices: Lister) -> list[E
         return []
     spec = service.get("spec") or {}
     if spec.get("type") == "ExternalName":
-        port = service_port(service, backend.port)
-        number = port.get("port") if port else backend.port
-        return [Endpoint(spec["externalName"], int(number))] if spec.get("externalName") and isinstance(number, int) else []
+        return _external_name(spec, service_port(service, backend.port), backend.port)
     port = service_port(service, backend.port)
     if port is None:
         return []
     mine = slices.list(backend.namespace, {SERVICE_NAME_LABEL: backend.name})
     return ready_endpoints(mine, port.get("name") or "")
+
+
+def _external_name(spec: Obj, port: Obj | None, wanted: int | str) -> list[Endpoint]:
+    """ingress-nginx proxies to the external name at the Service port's targetPort (a
+    numeric backend port naming no Service port is used as it is)."""
+    host = spec.get("externalName")
+    number = (port.get("targetPort") or port.get("port")) if port else wanted
+    if not host or not isinstance(number, int):
+        return []
+    return [Endpoint(host, number)]
 
 
 def build_upstreams(backends: set[ServiceBackend], services: Lister, slices: Lister,

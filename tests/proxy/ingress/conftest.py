@@ -93,7 +93,13 @@ class Harness:
     client: ApiClient
     controller: IngressController
     namespace: str
+    task: asyncio.Task[None]
     backends: list[Backend] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        """Stop the controller as SIGTERM would (cancel its run)."""
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
 
     @property
     def http_port(self) -> int:
@@ -186,13 +192,12 @@ async def harness(mkp_cluster_module) -> AsyncIterator[Harness]:
     controller = IngressController(client, IngressOptions(http_port=0, https_port=0,
                                                           metrics_bind_address="127.0.0.1:0"))
     task = asyncio.create_task(controller.run())
-    h = Harness(client, controller, namespace)
+    h = Harness(client, controller, namespace, task)
     try:
         await eventually(lambda: _ready(controller, task), what="the controller to serve")
         yield h
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await h.stop()
         for backend in h.backends:
             await backend.stop()
         await client.delete_collection(INGRESSES, namespace)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aiohttp
 
-from minikube_py.client import EVENTS, INGRESSES, SECRETS
+from minikube_py.client import EVENTS, INGRESSES, SECRETS, SERVICES
 from proxy.ingress.classes import DEFAULT_CLASS_ANNOTATION, INGRESSCLASSES
 from tests.conftest import require_tool
 from tests.proxy.ingress.conftest import Harness, eventually
@@ -285,3 +285,26 @@ async def test_expect_100_continue_head_and_chunked_responses(harness: Harness):
     assert head.status == 200 and int(head.headers["content-length"]) > 0 and head.body == ""
     streamed = await harness.get("bodies.test", "/stream")
     assert len(streamed.body) == 100_000 and streamed.headers.get("transfer-encoding") == "chunked"
+
+
+async def test_stopping_the_controller_takes_its_address_out_of_the_status(harness: Harness):
+    await harness.ingress("leaving", {"rules": [{"host": "leaving.test", "http": paths(("/", "Prefix", "none"))}]})
+
+    async def addresses():
+        ing = await harness.client.get(INGRESSES, "leaving", harness.namespace)
+        return ing["status"]["loadBalancer"].get("ingress") or []
+
+    await eventually(addresses, what="status set")
+    await harness.stop()
+    assert await addresses() == []
+
+
+async def test_external_name_service_is_proxied_to_its_name_and_target_port(harness: Harness):
+    backend = await harness.backend("external", address="127.0.0.1")
+    await harness.client.create(SERVICES, {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "external", "namespace": harness.namespace},
+        "spec": {"type": "ExternalName", "externalName": "localhost",
+                 "ports": [{"port": 80, "targetPort": backend.port}]}})
+    await harness.ingress("external", {"rules": [{"host": "ext.test", "http": paths(("/", "Prefix", "external"))}]})
+    reply = await eventually(lambda: _status(harness, "ext.test", "/e", 200), what="ExternalName backend")
+    assert reply.json()["backend"] == "external"
