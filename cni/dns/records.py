@@ -24,6 +24,7 @@ no data (NOERROR); a name that is absent is NXDOMAIN.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import math
@@ -62,8 +63,8 @@ class ServiceRecords:
     queries need (cluster IPs first, endpoints second, as CoreDNS's reverse lookup)."""
 
     names: dict[bytes, Node] = field(default_factory=dict)
-    cluster_ips: list[tuple[str, bytes]] = field(default_factory=list)
-    endpoint_ptrs: list[tuple[str, bytes]] = field(default_factory=list)
+    cluster_ips: dict[str, bytes] = field(default_factory=dict)  # address -> Service name
+    endpoint_ptrs: dict[str, list[bytes]] = field(default_factory=dict)  # address -> endpoint names
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,22 +119,28 @@ def ready_endpoints(slices: Iterable[Obj], publish_not_ready: bool) -> list[tupl
     return found
 
 
-def _family(ip: str) -> int:
+@functools.lru_cache(maxsize=65536)
+def _packed(ip: str) -> bytes:
+    """The address in network order (4 or 16 octets), b"" if `ip` is not an address."""
     try:
-        return ipaddress.ip_address(ip).version
+        return ipaddress.ip_address(ip).packed
     except ValueError:
-        return 0
+        return b""
+
+
+def _family(ip: str) -> int:
+    return {4: 4, 16: 6}.get(len(_packed(ip)), 0)
 
 
 # -- rendering CoreDNS's answers from entries ------------------------------------------------
 
 
 def _address_rr(owner: bytes, ip: str) -> bytes | None:
-    version = _family(ip)
-    if version == 4:
-        return wire.rr(owner, wire.A, TTL, ipaddress.IPv4Address(ip).packed)
-    if version == 6:
-        return wire.rr(owner, wire.AAAA, TTL, ipaddress.IPv6Address(ip).packed)
+    packed = _packed(ip)
+    if len(packed) == 4:
+        return wire.rr(owner, wire.A, TTL, packed)
+    if len(packed) == 16:
+        return wire.rr(owner, wire.AAAA, TTL, packed)
     return None
 
 
@@ -219,14 +226,16 @@ def service_records(service: Obj, slices: list[Obj], zone: str) -> ServiceRecord
                 _add_ports(builder, base, ip, [port], base)
         base_wire = builder.wire(base)
         if base_wire is not None:
-            records.cluster_ips = [(ip, base_wire) for ip in cluster_ips]
+            records.cluster_ips = {ip: base_wire for ip in cluster_ips}
     for ip, hostname, ports in endpoints:
         endpoint_name = f"{hostname}.{base}"
         for port in ports:
             builder.add(endpoint_name, Entry(ip, port.port, endpoint_name))
         name_wire = builder.wire(endpoint_name)
         if name_wire is not None:
-            records.endpoint_ptrs.append((ip, name_wire))
+            names = records.endpoint_ptrs.setdefault(ip, [])
+            if name_wire not in names:
+                names.append(name_wire)
     builder.render(records)
     return records
 

@@ -117,9 +117,23 @@ def query_id(data: bytes) -> int | None:
 
 
 def name_wire(text: str) -> bytes:
-    """`web-0.nginx.default.svc.cluster.local` -> wire form (ValueError if not a valid name)."""
+    """`web-0.nginx.default.svc.cluster.local` -> wire form (ValueError if not a valid name).
+    Kubernetes names are plain ASCII labels, which take the fast path; anything with
+    escapes goes through dnspython."""
+    text = text.rstrip(".")
+    if "\\" not in text and text.isascii():
+        out = bytearray()
+        for label in text.split(".") if text else ():
+            if not 0 < len(label) < 64:
+                raise ValueError(f"not a DNS name: {text!r}: labels are 1 to 63 octets")
+            out.append(len(label))
+            out += label.encode()
+        out.append(0)
+        if len(out) > 255:
+            raise ValueError(f"not a DNS name: {text!r}: longer than 255 octets")
+        return bytes(out)
     try:
-        return dns.name.from_text(text.rstrip(".") + ".").to_wire()
+        return dns.name.from_text(text + ".").to_wire()
     except dns.exception.DNSException as exc:
         raise ValueError(f"not a DNS name: {text!r}: {exc}") from exc
 

@@ -103,18 +103,19 @@ class ClusterZone:
     def set_service(self, key: str, records: ServiceRecords | None) -> None:
         """Replace what Service `key` (namespace/name) contributes; None removes it."""
         old = self._services.pop(key, None)
-        touched: set[str] = set()
+        before: set[str] = set()
         if old is not None:
             for name in old.names:
                 self.names.pop(name, None)
-            touched.update(ip for ip, _ in old.cluster_ips + old.endpoint_ptrs)
+            before = old.cluster_ips.keys() | old.endpoint_ptrs.keys()
+        now: set[str] = set()
         if records is not None:
             self._services[key] = records
             self.names.update(records.names)
-            touched.update(ip for ip, _ in records.cluster_ips + records.endpoint_ptrs)
-        for ip in touched:
+            now = records.cluster_ips.keys() | records.endpoint_ptrs.keys()
+        for ip in before | now:
             owners = self._addresses.setdefault(ip, set())
-            if records is not None and any(a == ip for a, _ in records.cluster_ips + records.endpoint_ptrs):
+            if ip in now:
                 owners.add(key)
             else:
                 owners.discard(key)
@@ -130,11 +131,11 @@ class ClusterZone:
             return
         targets: list[bytes] = []
         for key in sorted(owners):
-            cluster = [t for a, t in self._services[key].cluster_ips if a == ip]
-            if cluster:
-                targets = cluster[:1]
+            records = self._services[key]
+            if ip in records.cluster_ips:
+                targets = [records.cluster_ips[ip]]
                 break
-            targets += [t for a, t in self._services[key].endpoint_ptrs if a == ip and t not in targets]
+            targets += [t for t in records.endpoint_ptrs.get(ip, ()) if t not in targets]
         if not targets:
             self.ptr.pop(name, None)
             self._addresses.pop(ip, None)
