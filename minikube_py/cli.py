@@ -305,10 +305,13 @@ def controller_manager(kubeconfig: str | None, server: str | None, controllers: 
 @click.option("--cluster-domain", default="cluster.local", show_default=True, help="The cluster's DNS domain.")
 @click.option("--resolv-conf", default="/etc/resolv.conf", show_default=True,
               help="The host resolver configuration that Default-policy pods get.")
+@click.option("--netns-dir", default="/var/run/netns", show_default=True,
+              help="Where pods' network namespaces are bound (bridge network; the default is `ip netns`'s).")
 def kubelet(kubeconfig: str | None, server: str | None, fake: bool, nodes: tuple[str, ...], count: int,
             node_prefix: str, capacity: str, run_seconds: float, no_events: bool, runtime: str | None,
             root_dir: str | None, port: int, pod_cidr: str | None, node_ip: str | None, network: str,
-            bridge: str | None, cluster_dns: tuple[str, ...], cluster_domain: str, resolv_conf: str) -> None:
+            bridge: str | None, cluster_dns: tuple[str, ...], cluster_domain: str, resolv_conf: str,
+            netns_dir: str) -> None:
     """Run a node agent: a kubelet whose pods are real processes (`--node NAME`), or
     kwok-style fake nodes (`--fake`)."""
     from kubelet.fake.config import FakeNodeConfig, node_names, parse_capacity
@@ -324,7 +327,8 @@ def kubelet(kubeconfig: str | None, server: str | None, fake: bool, nodes: tuple
             config = KubeletConfig(node=nodes[0], root=Path(root_dir) if root_dir else default_root(nodes[0]),
                                    runtime=runtime or default_runtime(), port=port, pod_cidr=pod_cidr,
                                    node_ip=node_ip, network=network, bridge=bridge, cluster_dns=list(cluster_dns),
-                                   cluster_domain=cluster_domain, resolv_conf=Path(resolv_conf))
+                                   cluster_domain=cluster_domain, resolv_conf=Path(resolv_conf),
+                                   netns_dir=Path(netns_dir))
         except ValueError as exc:
             _fail(str(exc))
         run_kubelet(config, kubeconfig=kubeconfig, server=server)

@@ -2,7 +2,9 @@
 the two nodes talk with their own addresses, get the cluster's resolv.conf, hostNetwork
 pods share the node's address, `mkp.dev/network: none` pods have only `lo`; and a
 kubelet that dies leaves nothing once its node is cleaned up. The host side is set up as
-`mkp up` does (cni.hostnet), with test-only ranges and `tb`-prefixed bridges."""
+`mkp up` does (cni.hostnet), with test-only ranges and `tb`-prefixed bridges; the pods'
+namespaces are bound under the node roots, not /var/run/netns, so tests of other
+clusters on this machine never see them."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Any
 import pytest
 
 from cni import hostnet
+from cni.netns import is_netns_mount
 from kubelet.cleanup import stop_pods
 from kubelet.config import KubeletConfig
 from tests.cni.conftest import reference_plugin
@@ -70,7 +73,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
                     [sys.executable, "-m", "minikube_py.cli", "kubelet", "--node", f"tb{i}", "--network", "bridge",
                      "--bridge", net.bridge, "--pod-cidr", net.pod_cidr, "--node-ip", net.node_ip,
                      "--cluster-dns", DNS_IP, "--kubeconfig", str(cluster.kubeconfig), "--port", "0",
-                     "--root-dir", str(root)],
+                     "--root-dir", str(root), "--netns-dir", str(root / "netns")],
                     env={**cluster.env, "MKP_CLUSTER_HOME": str(cluster.home)}, stdout=log, stderr=log))
                 log.close()
             wait_until(lambda: cluster.kubectl("get", "nodes", "--no-headers", check=False).stdout.count(" Ready") == 2,
@@ -128,12 +131,12 @@ def test_a_dead_kubelets_pods_lose_their_network_when_the_node_is_cleaned_up(nod
     two = nodes.nets[1]
     nodes.kubectl("apply", "-f", "-", input=json.dumps(_pod("orphan", "tb2", command=["sleep", "3600"])))
     pod = wait_until(lambda: _running(nodes, ["orphan"]), 60, "the pod to run")["orphan"]
-    netns = Path("/var/run/netns") / f"cni-{pod['metadata']['uid']}"
-    assert netns.exists()
+    netns = nodes.roots[1] / "netns" / f"cni-{pod['metadata']['uid']}"
+    assert is_netns_mount(netns)
     nodes.kubelets[1].kill()  # as if it crashed: its pod keeps running
     nodes.kubelets[1].wait(10)
     stop_pods(nodes.roots[1], grace=1.0)  # what `mkp down` does for each node
-    assert not netns.exists()
+    assert not netns.exists() and not is_netns_mount(netns)
     # the kernel destroys a namespace (and its veth pair) shortly after the last user goes
     wait_until(lambda: _ports(two.bridge) == "", 10, f"the veth to leave {two.bridge}")
 
