@@ -12,7 +12,10 @@ them. Honoured:
     limit-rps, limit-rpm    requests per second / minute per client address; burst = limit x
                             limit-burst-multiplier (default 5); over it: 503, as ingress-nginx
     limit-connections       concurrent connections per client address; over it: 503
-    proxy-connect-timeout   seconds (default 5), proxy-read-timeout / proxy-send-timeout (60)
+    proxy-connect-timeout   seconds to connect to a pod (default 5); over it the next endpoint
+    proxy-read-timeout      seconds between two reads from the pod (default 60); over it 504
+    proxy-body-size         largest request body by Content-Length, nginx size ("8m", "512k";
+                            "0" for no limit; default 1m); over it 413
 
 `rate-limit` is not an ingress-nginx annotation, but the study guide's seed Ingress uses
 it; it is read as `limit-rps` (when `limit-rps` itself is absent) so the seed does what
@@ -46,7 +49,7 @@ class LocationConfig:
     limit_connections: int = 0
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
-    send_timeout: float = 60.0
+    proxy_body_size: int = 1024 * 1024
     errors: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -80,6 +83,16 @@ def _seconds(value: str) -> float:
     return float(number)
 
 
+def _size(value: str) -> int:
+    """An nginx size: bytes, or with k / m / g (either case)."""
+    value = value.strip()
+    factor = {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}.get(value[-1:].lower(), 1)
+    digits = value[:-1] if factor > 1 else value
+    if not digits.isdigit():
+        raise ValueError("not an nginx size like 1m, 512k or 1048576")
+    return int(digits) * factor
+
+
 _PARSERS: dict[str, tuple[str, Any]] = {
     "ssl-redirect": ("ssl_redirect", _bool),
     "force-ssl-redirect": ("force_ssl_redirect", _bool),
@@ -91,7 +104,7 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "limit-connections": ("limit_connections", _count),
     "proxy-connect-timeout": ("connect_timeout", _seconds),
     "proxy-read-timeout": ("read_timeout", _seconds),
-    "proxy-send-timeout": ("send_timeout", _seconds),
+    "proxy-body-size": ("proxy_body_size", _size),
 }
 
 

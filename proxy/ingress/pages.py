@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-REASONS = {308: "Permanent Redirect", 404: "Not Found", 502: "Bad Gateway", 503: "Service Temporarily Unavailable",
+REASONS = {308: "Permanent Redirect", 404: "Not Found", 413: "Request Entity Too Large", 502: "Bad Gateway", 503: "Service Temporarily Unavailable",
            504: "Gateway Time-out"}
 
 

@@ -3,7 +3,9 @@
 One request, in ingress-nginx's order:
 1. route: server by Host header, location by path (routes.RoutingTable);
 2. redirect plain HTTP to HTTPS with 308 when the location's ssl-redirect applies;
-3. limits of the location's Ingress (503 over a limit);
+3. limits of the location's Ingress (503 over a rate or connection limit; 413 for a body
+   whose Content-Length is over proxy-body-size, 1m by default as in ingress-nginx; a
+   chunked body is not measured);
 4. the backend: the controller's default backend answers 404, a backend without a ready
    endpoint 503;
 5. proxy: a keep-alive pooled aiohttp client to the pod, request and response bodies
@@ -113,10 +115,10 @@ class Dataplane:
     async def handle(self, request: web.BaseRequest, listener: Listener) -> web.StreamResponse:
         start = time.monotonic()
         table, upstreams = self.table, self.upstreams
-        server, location, found = table.route(request.headers.get("Host", ""), request.path)
+        server, location, _found = table.route(request.headers.get("Host", ""), request.path)
         status = 499  # nginx's "client closed request", if we never get to answer
         try:
-            response = await self._serve(request, listener, server, location, found, upstreams)
+            response = await self._serve(request, listener, server, location, upstreams)
             status = response.status
             return response
         finally:
@@ -127,7 +129,7 @@ class Dataplane:
                                  seconds=time.monotonic() - start)
 
     async def _serve(self, request: web.BaseRequest, listener: Listener, server: Server, location: Location,
-                     found: object, upstreams: dict[str, Upstream]) -> web.StreamResponse:
+                     upstreams: dict[str, Upstream]) -> web.StreamResponse:
         config = location.config
         if listener.scheme == "http" and (config.force_ssl_redirect or (config.ssl_redirect and server.tls)):
             return self._redirect(request)
@@ -166,6 +168,9 @@ class Dataplane:
             return error_page(503, location.unsupported)
         if location.backend is None:
             return error_page(404)
+        limit = location.config.proxy_body_size
+        if limit and request.content_length is not None and request.content_length > limit:
+            return error_page(413)
         upstream = upstreams.get(location.backend.upstream_name)
         endpoints = upstream.pick(NEXT_UPSTREAM_TRIES) if upstream else []
         if not endpoints:

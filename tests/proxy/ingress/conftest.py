@@ -39,7 +39,7 @@ class Backend:
     runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        app = web.Application()
+        app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_get("/ws", self._websocket)
         app.router.add_get("/stream", self._stream)
         app.router.add_route("*", "/{tail:.*}", self._echo)

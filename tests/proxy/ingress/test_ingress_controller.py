@@ -308,3 +308,17 @@ async def test_external_name_service_is_proxied_to_its_name_and_target_port(harn
     await harness.ingress("external", {"rules": [{"host": "ext.test", "http": paths(("/", "Prefix", "external"))}]})
     reply = await eventually(lambda: _status(harness, "ext.test", "/e", 200), what="ExternalName backend")
     assert reply.json()["backend"] == "external"
+
+
+async def test_body_over_proxy_body_size_gets_413(harness: Harness, tmp_path: Path):
+    backend = await harness.backend("sized")
+    await harness.service("sized", [(backend.address, backend.port, True)])
+    await harness.ingress("default-size", {"rules": [{"host": "small.test", "http": paths(("/", "Prefix", "sized"))}]})
+    await harness.ingress("bigger", {"rules": [{"host": "big.test", "http": paths(("/", "Prefix", "sized"))}]},
+                          {"nginx.ingress.kubernetes.io/proxy-body-size": "4m"})
+    await eventually(lambda: _status(harness, "big.test", "/", 200), what="the Ingresses")
+    body = tmp_path / "body"
+    body.write_bytes(b"z" * (2 * 1024 * 1024))
+    assert (await harness.get("small.test", "/", "--data-binary", f"@{body}")).status == 413
+    reply = await harness.get("big.test", "/", "--data-binary", f"@{body}")
+    assert reply.status == 200 and reply.json()["body_length"] == 2 * 1024 * 1024

@@ -176,3 +176,14 @@ def test_resource_backend_is_marked_unsupported():
 ])
 def test_normalize_host(raw, name):
     assert normalize_host(raw) == name
+
+
+@pytest.mark.parametrize(("value", "size"), [
+    pytest.param("8m", 8 * 1024 * 1024, id="megabytes"),
+    pytest.param("512K", 512 * 1024, id="kilobytes"),
+    pytest.param("0", 0, id="unlimited"),
+    pytest.param("lots", 1024 * 1024, id="invalid-keeps-default"),
+])
+def test_proxy_body_size(value, size):
+    config = build_table([ingress("s", [rule("h", ("/", "Prefix", "s"))], annotations={"proxy-body-size": value})])
+    assert config.servers["h"].locations[0].config.proxy_body_size == size
