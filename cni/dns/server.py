@@ -120,19 +120,21 @@ class DnsServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        try:
-            for listen in self.listens:
+        for listen in self.listens:
+            proto = "udp"
+            try:
                 transport, _ = await loop.create_datagram_endpoint(
                     lambda listen=listen: _UdpProtocol(self.handler, listen), local_addr=(listen.host, listen.port))
                 self._udp.append(transport)
+                proto = "tcp"
                 server = await asyncio.start_server(
                     lambda r, w, listen=listen: self._serve_tcp(r, w, listen), listen.host, listen.port,
                     reuse_address=True)
                 self._tcp.append(server)
-                log.info("serving DNS on %s (udp, tcp)", listen.server)
-        except OSError:
-            await self.close()
-            raise
+            except OSError as exc:
+                await self.close()
+                raise OSError(f"cannot listen on {listen.host}:{listen.port}/{proto}: {exc}") from exc
+            log.info("serving DNS on %s (udp, tcp)", listen.server)
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listen: Listen) -> None:
         try:
