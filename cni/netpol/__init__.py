@@ -1,2 +1,3 @@
-"""NetworkPolicy for the bridge pod network: the semantics (`model`), their nftables
-form per node (`nft`) and the node agent that keeps both current (`agent`)."""
+"""NetworkPolicy for the bridge pod network: the objects parsed (`spec`), what they mean
+(`model`), their nftables form per node (`nft`) and the node agent that keeps both
+current (`agent`)."""

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from cni.netpol.model import Policy, PolicyError, PolicyModel
+from cni.netpol.model import PolicyModel
+from cni.netpol.spec import Policy, PolicyError
 
 NS_LABELS = {
     "default": {"kubernetes.io/metadata.name": "default"},
