@@ -12,7 +12,8 @@ change); `reconcile(key)` reads the caches, plans (proxy.service.model) and appl
   the socket is closed, so the kernel refuses the connection (RST, or ICMP port
   unreachable for UDP) exactly where kube-proxy's REJECT rule would;
 - a frontend another Service already holds, or that cannot be bound (a port below 1024
-  without root, an address not local), is logged and retried every RETRY_SECONDS.
+  without root, an address not local), is logged and retried every RETRY_SECONDS;
+  an externalIP that is not local is simply not served here (logged once).
 
 Every listener opened or closed is logged with the reason. Closing a listener leaves
 its established TCP connections alone, as removing a kube-proxy rule leaves conntrack's
@@ -24,6 +25,7 @@ another proxy, and slices of headless Services are not watched, as in kube-proxy
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from typing import Any
@@ -46,7 +48,7 @@ from minikube_py.client import (
 from proxy.service.balancer import Balancer
 from proxy.service.listeners import ConnectionPolicy, Listener, Target
 from proxy.service.metrics import ProxyMetrics
-from proxy.service.model import Frontend, ProxyConfig, Route, ServicePlan, plan_service
+from proxy.service.model import EXTERNAL_IP, Frontend, ProxyConfig, Route, ServicePlan, plan_service
 from proxy.service.udp import DEFAULT_IDLE_TIMEOUT
 
 log = logging.getLogger("proxy.service")
@@ -57,6 +59,7 @@ SERVICE_SELECTOR = "!service.kubernetes.io/service-proxy-name"
 SLICE_SELECTOR = "!service.kubernetes.io/headless,!service.kubernetes.io/service-proxy-name"
 SLICES_BY_SERVICE = "proxy/slices-by-service"
 RETRY_SECONDS = 10.0
+NOT_LOCAL = "not local"
 Group = tuple[Any, str, str]
 
 
@@ -198,6 +201,13 @@ class ServiceProxy:
         try:
             listener = await Listener.open(frontend, route, key, target, udp_idle_timeout=self.udp_idle_timeout)
         except OSError as exc:
+            if route.kind == EXTERNAL_IP and exc.errno == errno.EADDRNOTAVAIL:
+                # externalIPs are served only where they are local: elsewhere they are
+                # someone else's (a router's, another host's), not an error.
+                if self.failed.get(frontend) != NOT_LOCAL:
+                    log.info("not serving %s for %s: the externalIP is not local", frontend, route.service_port)
+                self.failed[frontend] = NOT_LOCAL
+                return True
             self.metrics.listener_failures[frontend.protocol] += 1
             self._failed(frontend, exc.strerror or str(exc), route)
             return False

@@ -8,6 +8,8 @@ their transports differ in flow control and half-close details."""
 from __future__ import annotations
 
 import asyncio
+import random
+import socket
 import time
 from pathlib import Path
 
@@ -260,3 +262,23 @@ async def test_metrics_and_healthz(tmp_path: Path) -> None:
         assert 'mkp_proxy_connections_total{protocol="TCP",service="default/web:web"} 1' in text
         assert "# TYPE kubeproxy_sync_proxy_rules_duration_seconds histogram" in text
         assert "mkp_proxy_listeners 1" in text
+
+
+async def test_a_frontend_that_cannot_be_bound_does_not_stop_the_others(tmp_path: Path) -> None:
+    async with proxy_env(tmp_path) as env:
+        a = await env.backend("a")
+        taken = socket.socket()
+        node_port = random.randint(30000, 32767)
+        taken.bind((env.config.nodeport_addresses[0], node_port))  # the NodePort is someone else's already
+        taken.listen()
+        svc = await env.create_service(service("web", type="NodePort", externalIPs=["203.0.113.7"], ports=[
+            {"name": "web", "port": 8080, "protocol": "TCP", "nodePort": node_port}]))
+        await env.put_slice(endpoint_slice("web", [a]))
+        ip = svc["spec"]["clusterIP"]
+        await wait_for(lambda: env.listening(ip, 8080), message="ClusterIP listener")
+        assert await fetch_name(ip, 8080) == "a"
+        await wait_for(lambda: len(env.proxy.failed) == 2, message="both failures recorded")
+        reasons = {str(f): why for f, why in env.proxy.failed.items()}
+        assert reasons["203.0.113.7:8080/TCP"] == "not local"
+        assert "in use" in reasons[f"{env.config.nodeport_addresses[0]}:{node_port}/TCP"]
+        taken.close()
