@@ -246,7 +246,8 @@ class IngressController:
 
     def _record_events(self, key: str, ing: Obj) -> None:
         meta = ing.get("metadata") or {}
-        signature = (str(meta.get("uid")), int(meta.get("generation") or 0), str(sorted((meta.get("annotations") or {}).items())))
+        annotations = str(sorted((meta.get("annotations") or {}).items()))
+        signature = (str(meta.get("uid")), int(meta.get("generation") or 0), annotations)
         if self._synced_generation.get(key) != signature:
             self._synced_generation[key] = signature
             self.recorder.event(ing, NORMAL, "Sync", "Scheduled for sync")

@@ -42,6 +42,7 @@ class Backend:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_get("/ws", self._websocket)
         app.router.add_get("/stream", self._stream)
+        app.router.add_get("/slow", self._slow)
         app.router.add_route("*", "/{tail:.*}", self._echo)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
@@ -63,6 +64,10 @@ class Backend:
             await response.write(b"x" * 1000)
         await response.write_eof()
         return response
+
+    async def _slow(self, _request: web.Request) -> web.Response:
+        await asyncio.sleep(3)
+        return web.Response(text="late")
 
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(protocols=("echo",))

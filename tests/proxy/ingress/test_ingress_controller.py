@@ -322,3 +322,31 @@ async def test_body_over_proxy_body_size_gets_413(harness: Harness, tmp_path: Pa
     assert (await harness.get("small.test", "/", "--data-binary", f"@{body}")).status == 413
     reply = await harness.get("big.test", "/", "--data-binary", f"@{body}")
     assert reply.status == 200 and reply.json()["body_length"] == 2 * 1024 * 1024
+
+
+async def test_read_timeout_gives_504(harness: Harness):
+    backend = await harness.backend("slow")
+    await harness.service("slow", [(backend.address, backend.port, True)])
+    await harness.ingress("slow", {"rules": [{"host": "slow.test", "http": paths(("/", "Prefix", "slow"))}]},
+                          {"nginx.ingress.kubernetes.io/proxy-read-timeout": "1"})
+    await eventually(lambda: _status(harness, "slow.test", "/", 200), what="slow Ingress")
+    assert (await harness.get("slow.test", "/slow")).status == 504
+
+
+async def test_bad_annotation_and_missing_secret_are_warning_events(harness: Harness):
+    await harness.ingress("faulty", {"tls": [{"hosts": ["faulty.test"], "secretName": "nowhere"}],
+                                     "rules": [{"host": "faulty.test", "http": paths(("/", "Prefix", "x"))}]},
+                          {"nginx.ingress.kubernetes.io/limit-rps": "many"})
+
+    async def warnings():
+        events = (await harness.client.list(EVENTS, harness.namespace))["items"]
+        return sorted(e["message"] for e in events if e["type"] == "Warning" and e["involvedObject"]["name"] == "faulty")
+
+    messages = await eventually(lambda: _two(warnings), what="two Warning events")
+    assert "limit-rps" in messages[0] or "limit-rps" in messages[1]
+    assert any(f"Secret {harness.namespace}/nowhere not found" in m for m in messages)
+
+
+async def _two(fetch):
+    found = await fetch()
+    return found if len(found) == 2 else None
