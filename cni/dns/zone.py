@@ -17,9 +17,9 @@ server must never send a query off the machine):
     exists but not with that type, NXDOMAIN otherwise; both negative answers carry the
     zone's SOA (TTL and minimum 5, serial = time of the last change) in the authority
     section. Until the caches have synced, NXDOMAIN is SERVFAIL instead.
-  - CoreDNS quirks kept: SOA for any name in the zone answers the zone's SOA; TXT answers
-    only `dns-version.<zone>` ("1.1.0", TTL 28800) and NOERROR/no data for every other
-    name; pod names `a-b-c-d.<ns>.pod.<zone>` answer the dashed address for any existing
+  - the apex answers SOA and NS (NS: the kube-dns Service name, its address as glue).
+  - CoreDNS quirks kept: TXT answers only `dns-version.<zone>` ("1.1.0", TTL 28800) and
+    NOERROR/no data for every other name, existing or not; pod names `a-b-c-d.<ns>.pod.<zone>` answer the dashed address for any existing
     namespace (`pods insecure`; `verified` needs a pod with that IP, `disabled` none).
   - reverse zones: PTR for a known address; anything else falls through to the end of
     the plugin chain, which is SERVFAIL. So is every name outside these zones.
@@ -159,7 +159,7 @@ class ClusterZone:
         """The response to `query`, at most `limit` octets."""
         name, qtype = query.name, query.qtype
         node = self.names.get(name)
-        if node is not None and qtype not in (wire.SOA, wire.TXT):
+        if node is not None and qtype != wire.TXT and not (qtype == wire.SOA and name == self.zone):
             rrset = node.get(qtype, NODATA)
             if rrset.chase is not None:
                 rrset = self._chase(rrset, qtype)
@@ -176,7 +176,7 @@ class ClusterZone:
 
     def _in_zone(self, query: wire.Query, exists: bool, limit: int) -> Reply:
         qtype = query.qtype
-        if qtype == wire.SOA:
+        if qtype == wire.SOA and query.name == self.zone:
             soa = self._zone_pointer(query) + self._soa_tail
             return self._reply(query, wire.NOERROR, (soa,), (), (), limit)
         if qtype == wire.TXT:

@@ -186,6 +186,11 @@ def test_schema_version_soa_and_ns_of_the_zone(cluster_dns):
     assert cluster_dns.values("ns.dns.cluster.local") == ["10.96.0.10"]
     soa = cluster_dns.ask("cluster.local", "SOA").answer[0]
     assert soa.name.to_text() == "cluster.local."
+    # Below the apex SOA is a type like any other (CoreDNS's handler tests): no data, or no name.
+    response = cluster_dns.ask("web.default.svc.cluster.local", "SOA")
+    assert (response.rcode(), response.answer, response.authority[0].name.to_text()) == (
+        dns.rcode.NOERROR, [], "cluster.local.")
+    assert cluster_dns.ask("nope.default.svc.cluster.local", "SOA").rcode() == dns.rcode.NXDOMAIN
 
 
 def test_serial_changes_with_the_records(cluster_dns):
