@@ -21,8 +21,10 @@ a Kubernetes node that the cluster installer prepared:
 
 Everything is recorded in a state file as it is changed, with how to undo it, so that
 `teardown_cluster` removes exactly what `setup_cluster` made (nothing that was there
-before) and puts changed sysctls back, even after a setup that failed half way. Setup
-is idempotent: run it again (say with one more node) and it adds only what is missing.
+before), even after a setup that failed half way. Setup is idempotent: run it again (say
+with one more node, or after a reboot) and it adds only what is missing. Sysctls belong
+to the whole machine, so their original values are kept in one shared record under
+/run/mkp/hostnet and put back when the last cluster using them is torn down.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ GUARD_TABLE = 2440  # routing table of packets from pods (10.244 -> 2440)
 GUARD_PRIORITY = 2440  # before main (32766), after local (0)
 IP_FORWARD = "net.ipv4.ip_forward"
 BRIDGE_NF = "net.bridge.bridge-nf-call-iptables"
+SYSCTLS = ((IP_FORWARD, "1"), (BRIDGE_NF, "1"))
+SHARED_DIR = Path("/run/mkp/hostnet")  # machine-wide: who holds the sysctls, and their originals
 LINK_PREFIX = "mkp"
 NETNS_DIR = Path("/var/run/netns")
 
@@ -151,12 +155,60 @@ def _locked(state_file: Path) -> Iterator[None]:
         yield
 
 
-def _sysctl(record: _Record, key: str, value: str) -> None:
-    if not record.has(f"sysctl {key}"):
-        old = read_sysctl(key) if _sysctl_path(key).exists() else None
-        if old != value:
-            record.add({"key": f"sysctl {key}", "sysctl": key, "old": old})
-    write_sysctl(key, value)
+@contextlib.contextmanager
+def _shared(shared_dir: Path) -> Iterator[dict[str, Any]]:
+    """The machine-wide record of sysctl users (see `_claim_sysctls`), locked."""
+    shared_dir.mkdir(parents=True, exist_ok=True)
+    path = shared_dir / "sysctls.json"
+    with open(shared_dir / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(path.read_text()) if path.exists() else {}
+        shared = {"users": list(data.get("users") or []), "originals": dict(data.get("originals") or {})}
+        yield shared
+        shared["users"] = [u for u in shared["users"] if Path(u).exists()]  # a user whose state is gone left
+        if shared["users"] or shared["originals"]:
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps(shared, indent=1))
+            os.replace(tmp, path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _claim_sysctls(record: _Record, shared_dir: Path) -> None:
+    """Sysctls are the machine's, not the cluster's: several clusters (or test runs) may
+    need them at once. The first to change a value keeps its original in the shared
+    record under /run (a tmpfs, reset by a reboot as the values are); the last user to
+    leave puts the originals back (`_release_sysctls`)."""
+    if not record.has("sysctls"):
+        record.add({"key": "sysctls", "shared": str(shared_dir)})
+    with _shared(shared_dir) as shared:
+        if str(record.path) not in shared["users"]:
+            shared["users"].append(str(record.path))
+        for key, value in SYSCTLS:
+            old = read_sysctl(key) if _sysctl_path(key).exists() else None
+            if old != value and key not in shared["originals"]:
+                shared["originals"][key] = old
+            write_sysctl(key, value)
+
+
+def _release_sysctls(state_file: Path, shared_dir: Path) -> None:
+    with _shared(shared_dir) as shared:
+        shared["users"] = [u for u in shared["users"] if u != str(state_file) and Path(u).exists()]
+        if shared["users"]:
+            return
+        for key, old in shared["originals"].items():
+            if old is not None:
+                write_sysctl(key, old)
+        shared["originals"] = {}
+
+
+def sysctl_users(shared_dir: Path | None = None) -> list[str]:
+    """State files of the host network setups that hold the sysctls now."""
+    path = (shared_dir or SHARED_DIR) / "sysctls.json"
+    try:
+        return [u for u in json.loads(path.read_text()).get("users") or [] if Path(u).exists()]
+    except (OSError, ValueError):
+        return []
 
 
 def _route(record: _Record, spec: list[str], table: str) -> None:
@@ -207,18 +259,18 @@ def _validate(service_cidr: str, cluster_cidr: str, node_cidr: str, nodes: list[
 
 
 def setup_cluster(state_file: Path, *, service_cidr: str, cluster_cidr: str, node_cidr: str,
-                  nodes: list[NodeNet], table: int = GUARD_TABLE, priority: int = GUARD_PRIORITY) -> None:
+                  nodes: list[NodeNet], table: int = GUARD_TABLE, priority: int = GUARD_PRIORITY,
+                  shared_dir: Path = SHARED_DIR) -> None:
     """Make the host ready for the bridge mode (see the module docstring). Idempotent;
     every change is recorded in `state_file` before it is made."""
     if os.geteuid() != 0:
         raise HostNetError("the bridge pod network needs root (use --network loopback without it)")
     _validate(service_cidr, cluster_cidr, node_cidr, nodes)
-    state_file = Path(state_file)
+    state_file = Path(state_file).resolve()
     with _locked(state_file):
         record = _Record(state_file)
         record.save()
-        _sysctl(record, IP_FORWARD, "1")
-        _sysctl(record, BRIDGE_NF, "1")
+        _claim_sysctls(record, shared_dir)
         for node in nodes:
             _bridge(record, node)
         _route(record, ["local", service_cidr, "dev", "lo"], "local")
@@ -239,7 +291,7 @@ def setup_cluster(state_file: Path, *, service_cidr: str, cluster_cidr: str, nod
 def teardown_cluster(state_file: Path) -> None:
     """Undo what `setup_cluster` recorded, newest first; sysctls get their old values.
     Things already gone are fine. The state file goes once everything is undone."""
-    state_file = Path(state_file)
+    state_file = Path(state_file).resolve()
     if not state_file.exists():
         return
     errors = []
@@ -247,7 +299,7 @@ def teardown_cluster(state_file: Path) -> None:
         record = _Record(state_file)
         for change in reversed(list(record.changes)):
             try:
-                _undo(change)
+                _undo(change, state_file)
             except HostNetError as exc:
                 errors.append(str(exc))
                 continue
@@ -263,10 +315,9 @@ def teardown_cluster(state_file: Path) -> None:
 _GONE = ("No such file or directory", "Cannot find device", "No such process", "does not exist")
 
 
-def _undo(change: dict[str, Any]) -> None:
-    if "sysctl" in change:
-        if change.get("old") is not None:
-            write_sysctl(change["sysctl"], change["old"])
+def _undo(change: dict[str, Any], state_file: Path) -> None:
+    if "shared" in change:
+        _release_sysctls(state_file, Path(change["shared"]))
         return
     proc = _ip(*change["undo"], check=False)
     if proc.returncode != 0 and not any(g in proc.stderr for g in _GONE):

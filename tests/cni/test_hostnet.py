@@ -79,8 +79,33 @@ def test_setup_makes_bridges_local_routes_and_guards_and_teardown_removes_them(t
         hostnet.teardown_cluster(state)
     assert leftovers(tag) == []
     assert not state.exists()
-    assert hostnet.read_sysctl(hostnet.IP_FORWARD) == forward_before
+    if not hostnet.sysctl_users():  # no other cluster on this machine holds them
+        assert hostnet.read_sysctl(hostnet.IP_FORWARD) == forward_before
     hostnet.teardown_cluster(state)  # nothing recorded: nothing to do
+
+
+def test_sysctls_go_back_when_the_last_cluster_using_them_is_torn_down(tmp_path: Path, tag: str):
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    others = hostnet.sysctl_users()
+    forward_before = hostnet.read_sysctl(hostnet.IP_FORWARD)
+    try:
+        setup(first, [hostnet.NodeNet(f"{tag}1", "10.235.255.0/24", "192.168.235.2")])
+        hostnet.setup_cluster(second, service_cidr="10.239.0.0/16", cluster_cidr="10.240.0.0/16",
+                              node_cidr="192.168.240.0/24", table=TABLE + 1, priority=TABLE + 1,
+                              nodes=[hostnet.NodeNet(f"{tag}2", "10.240.255.0/24", "192.168.240.2")])
+        assert {str(first), str(second)} <= set(hostnet.sysctl_users())
+        hostnet.teardown_cluster(first)
+        assert hostnet.read_sysctl(hostnet.IP_FORWARD) == "1"  # the second cluster still needs it
+        assert str(first) not in hostnet.sysctl_users()
+    finally:
+        hostnet.teardown_cluster(first)
+        hostnet.teardown_cluster(second)
+    assert str(second) not in hostnet.sysctl_users()
+    if not others and not hostnet.sysctl_users():
+        assert hostnet.read_sysctl(hostnet.IP_FORWARD) == forward_before
+    assert leftovers(tag) == []
+    assert hostnet.leftovers(link_prefix=tag, table=TABLE + 1, cluster_cidr="10.240.0.0/16",
+                             local_cidrs=("10.239.0.0/16", "192.168.240.0/24"), netns_dir=Path("/nonexistent")) == []
 
 
 def test_setup_again_after_a_reboot_makes_what_is_recorded_but_gone(tmp_path: Path, tag: str):
