@@ -164,14 +164,16 @@ def _shared(shared_dir: Path) -> Iterator[dict[str, Any]]:
         fcntl.flock(lock, fcntl.LOCK_EX)
         data = json.loads(path.read_text()) if path.exists() else {}
         shared = {"users": list(data.get("users") or []), "originals": dict(data.get("originals") or {})}
-        yield shared
-        shared["users"] = [u for u in shared["users"] if Path(u).exists()]  # a user whose state is gone left
-        if shared["users"] or shared["originals"]:
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(shared, indent=1))
-            os.replace(tmp, path)
-        else:
-            path.unlink(missing_ok=True)
+        try:
+            yield shared
+        finally:  # saved even when a write failed half way: the originals taken so far count
+            shared["users"] = [u for u in shared["users"] if Path(u).exists()]  # a user whose state is gone left
+            if shared["users"] or shared["originals"]:
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_text(json.dumps(shared, indent=1))
+                os.replace(tmp, path)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def _claim_sysctls(record: _Record, shared_dir: Path) -> None:
