@@ -36,10 +36,6 @@ TYPE_NAMES = {wire.A: "A", wire.AAAA: "AAAA", wire.MX: "MX", wire.SOA: "SOA", wi
 ZONE = "."
 
 
-def type_name(qtype: int) -> str:
-    return TYPE_NAMES.get(qtype, "other")
-
-
 class Metrics:
     """The counters of one server process."""
 

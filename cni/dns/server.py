@@ -65,6 +65,13 @@ class DnsHandler:
         self.metrics = metrics
 
     def handle(self, data: bytes, listen: Listen, tcp: bool) -> bytes | None:
+        try:
+            return self._handle(data, listen, tcp)
+        except Exception:  # noqa: BLE001 - one bad query must not stop a listener
+            log.exception("answering a query on %s failed", listen.server)
+            return wire.error_response(data, wire.SERVFAIL)
+
+    def _handle(self, data: bytes, listen: Listen, tcp: bool) -> bytes | None:
         started = time.perf_counter()
         try:
             query = wire.parse_query(data)
@@ -95,11 +102,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        try:
-            reply = self.handler.handle(data, self.listen, False)
-        except Exception:  # noqa: BLE001 - one bad query must not stop the listener
-            log.exception("query from %s failed", addr)
-            reply = wire.error_response(data, wire.SERVFAIL)
+        reply = self.handler.handle(data, self.listen, False)
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)
 

@@ -211,7 +211,7 @@ class ClusterZone:
     def _pod(self, name: bytes, qtype: int) -> RRSet | None:
         """`<a-b-c-d>.<ns>.pod.<zone>` (one more label in front is ignored, as CoreDNS's
         parser does): an RRSet, or None for NXDOMAIN."""
-        if self.pods == "disabled" or not name.endswith(self._pod_suffix):
+        if self.pods == "disabled" or not self._inside(name, self._pod_suffix):
             return None
         labels = _labels(name[:len(name) - len(self._pod_suffix)] + b"\x00")
         if len(labels) not in (2, 3):
