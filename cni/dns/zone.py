@@ -19,8 +19,9 @@ server must never send a query off the machine):
     section. Until the caches have synced, NXDOMAIN is SERVFAIL instead.
   - the apex answers SOA and NS (NS: the kube-dns Service name, its address as glue).
   - CoreDNS quirks kept: TXT answers only `dns-version.<zone>` ("1.1.0", TTL 28800) and
-    NOERROR/no data for every other name, existing or not; pod names `a-b-c-d.<ns>.pod.<zone>` answer the dashed address for any existing
-    namespace (`pods insecure`; `verified` needs a pod with that IP, `disabled` none).
+    NOERROR/no data for every other name, existing or not; pod names
+    `a-b-c-d.<ns>.pod.<zone>` answer the dashed address for any existing namespace
+    (`pods insecure`; `verified` needs a pod with that IP, `disabled` none).
   - reverse zones: PTR for a known address; anything else falls through to the end of
     the plugin chain, which is SERVFAIL. So is every name outside these zones.
 """
