@@ -5,6 +5,7 @@
               [--nodeport-addresses 127.0.0.1,192.168.49.2]
               [--load-balancers/--no-load-balancers]
               [--metrics-bind-address 127.0.0.1:10249] [--udp-timeout 30s]
+              [--network-policy]
 
 `main(...)` is the same thing for Python callers; `run_proxy` is the async core (the
 proxy plus its metrics server) for tests and in-process use. The proxy connects as
@@ -109,9 +110,19 @@ async def metrics_server(proxy: ServiceProxy, address: str | None) -> AsyncItera
 
 async def run_proxy(client: ApiClient, config: ProxyConfig, *, metrics_bind_address: str | None = None,
                     policy: ConnectionPolicy | None = None, udp_idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-                    metrics: ProxyMetrics | None = None) -> None:
-    """Run one node's proxy (and its metrics server) until cancelled."""
+                    metrics: ProxyMetrics | None = None, network_policy: bool = False) -> None:
+    """Run one node's proxy (and its metrics server) until cancelled.
+
+    `policy` vetoes connections; `network_policy=True` makes one in this process
+    instead: cni.netpol's agent for this node, answering only (the nftables rules are
+    the `mkp netpol` process's), on the proxy's own informers."""
     informers = SharedInformerFactory(client)
+    agent = None
+    if network_policy:
+        from cni.netpol.agent import NetworkPolicyAgent
+
+        agent = NetworkPolicyAgent(client, config.node_name, nftables_enabled=False, factory=informers)
+        policy = agent
     proxy = ServiceProxy(informers, config, policy=policy, metrics=metrics, udp_idle_timeout=udp_idle_timeout)
     log.info("service proxy for node %s: cluster IPs %s, NodePorts on %s, load balancers %s",
              config.node_name,
@@ -119,9 +130,14 @@ async def run_proxy(client: ApiClient, config: ProxyConfig, *, metrics_bind_addr
              if config.cluster_ips else "off",
              ",".join(config.nodeport_addresses) or "nothing", "on" if config.load_balancers else "off")
     try:
+        if agent is not None:
+            informers.start()
+            await agent.start()
         async with metrics_server(proxy, metrics_bind_address):
             await proxy.run()
     finally:
+        if agent is not None:
+            await agent.stop()
         await informers.shutdown()
 
 
@@ -136,7 +152,7 @@ def main(kubeconfig: str | None, server: str | None, hostname_override: str, *,
          cluster_ip_bind_devices: tuple[str, ...] = (), cluster_ips: bool = True,
          nodeport_addresses: tuple[str, ...] = ("127.0.0.1",), load_balancers: bool = True,
          metrics_bind_address: str | None = DEFAULT_METRICS_ADDRESS, udp_timeout: float = DEFAULT_IDLE_TIMEOUT,
-         policy: ConnectionPolicy | None = None) -> None:
+         policy: ConnectionPolicy | None = None, network_policy: bool = False) -> None:
     """Entry point of `mkp proxy` (blocks until SIGTERM/SIGINT); exit 1 on bad flags."""
     import uvloop
 
@@ -155,7 +171,7 @@ def main(kubeconfig: str | None, server: str | None, hostname_override: str, *,
     async def serve() -> None:
         await run_until_signalled(client, lambda: run_proxy(
             client, config, metrics_bind_address=metrics_bind_address, policy=policy,
-            udp_idle_timeout=udp_timeout), "proxy")
+            udp_idle_timeout=udp_timeout, network_policy=network_policy), "proxy")
 
     uvloop.run(serve())
 
@@ -179,9 +195,11 @@ def _split_addresses(_: click.Context, __: click.Parameter, value: tuple[str, ..
 @click.option("--metrics-bind-address", default=DEFAULT_METRICS_ADDRESS, show_default=True,
               help="HOST:PORT of /metrics and /healthz; empty to serve none.")
 @click.option("--udp-timeout", default="30s", show_default=True, help="Idle time after which a UDP flow ends.")
+@click.option("--network-policy/--no-network-policy", default=False, show_default=True,
+              help="Drop proxied connections NetworkPolicy denies (asks cni.netpol's agent, in this process).")
 def proxy_command(kubeconfig: str | None, server: str | None, hostname_override: str, bind_devices: tuple[str, ...],
                   cluster_ips: bool, nodeport_addresses: tuple[str, ...], load_balancers: bool,
-                  metrics_bind_address: str, udp_timeout: str) -> None:
+                  metrics_bind_address: str, udp_timeout: str, network_policy: bool) -> None:
     """Run one node's service proxy (ClusterIP, NodePort, LoadBalancer) in the foreground."""
     if not kubeconfig and not server:
         raise click.UsageError("give --kubeconfig or --server")
@@ -194,4 +212,4 @@ def proxy_command(kubeconfig: str | None, server: str | None, hostname_override:
         raise click.BadParameter(str(exc)) from exc
     main(kubeconfig, server, hostname_override, cluster_ip_bind_devices=bind_devices, cluster_ips=cluster_ips,
          nodeport_addresses=nodeport_addresses, load_balancers=load_balancers,
-         metrics_bind_address=metrics_bind_address or None, udp_timeout=timeout)
+         metrics_bind_address=metrics_bind_address or None, udp_timeout=timeout, network_policy=network_policy)

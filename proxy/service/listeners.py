@@ -62,12 +62,20 @@ class Target:
             self.metrics.rejected(self._service, "no-endpoints")
             return None
         protocol = self.route.service_port.protocol
-        if self.policy is not None and not self.policy.allowed(client_ip, endpoint.ip, endpoint.port, protocol):
+        if self.policy is not None and not self._allowed(client_ip, endpoint, protocol):
             log.info("%s: connection from %s to %s dropped by policy", self._service, client_ip, endpoint)
             self.metrics.rejected(self._service, "policy")
             return None
         self.metrics.connection(self._service, protocol)
         return endpoint
+
+    def _allowed(self, client_ip: str, endpoint: Endpoint, protocol: str) -> bool:
+        assert self.policy is not None
+        try:
+            return self.policy.allowed(client_ip, endpoint.ip, endpoint.port, protocol)
+        except Exception:  # noqa: BLE001 - a broken hook fails closed, and must not kill the listener
+            log.exception("%s: the policy hook failed for %s -> %s", self._service, client_ip, endpoint)
+            return False
 
     def dial_failed(self, client_ip: str, endpoint: Endpoint, error: BaseException) -> None:
         log.info("%s: dial %s for %s failed: %s", self._service, endpoint, client_ip, error or type(error).__name__)

@@ -213,9 +213,11 @@ async def proxy_env(tmp_path: Path, *, node: str = "node-1", nodeport_address: s
                 raise AssertionError("the proxy failed") from task.exception()
 
 
-async def fetch_name(ip: str, port: int, timeout: float = 5.0) -> str:
-    """Connect, read the backend's greeting line (its name)."""
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout)
+async def fetch_name(ip: str, port: int, timeout: float = 5.0, *, source: str | None = None) -> str:
+    """Connect (from `source`, a pod's address, if given), read the backend's greeting
+    line (its name)."""
+    local_addr = (source, 0) if source else None
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, port, local_addr=local_addr), timeout)
     try:
         line = await asyncio.wait_for(reader.readline(), timeout)
     finally:

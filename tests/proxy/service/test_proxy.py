@@ -12,12 +12,13 @@ import random
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 import uvloop
 
-from minikube_py.client import SERVICES
+from minikube_py.client import ENDPOINTSLICES, SERVICES, ApiClient
 from tests.proxy.service.harness import (
     NS,
     endpoint_slice,
@@ -282,3 +283,60 @@ async def test_a_frontend_that_cannot_be_bound_does_not_stop_the_others(tmp_path
         assert reasons["203.0.113.7:8080/TCP"] == "not local"
         assert "in use" in reasons[f"{env.config.nodeport_addresses[0]}:{node_port}/TCP"]
         taken.close()
+
+
+async def test_network_policy_flag_asks_the_netpol_agent(tmp_path: Path) -> None:
+    """run_proxy(network_policy=True): a NetworkPolicy denying all ingress to pod b
+    drops proxied connections from pod c to b; a stays reachable. (Connections from the
+    host itself are always allowed, as traffic from a pod's node is in Kubernetes.)"""
+    from minikube_py.client import PODS
+    from minikube_py.client.resources import NETWORKPOLICIES
+    from proxy.service.cli import run_proxy
+    from proxy.service.model import ProxyConfig
+    from tests.proxy.service.harness import Backend, api_server
+
+    node_ip = random_loopback(88)
+    async with api_server(tmp_path, f"127.{random.randint(100, 200)}.{random.randint(0, 255)}.0/24") as url, \
+            ApiClient(url) as client:
+        a = await Backend("a", random_loopback(244)).start()
+        b = await Backend("b", random_loopback(244), a.port).start()
+        c = Backend("c", random_loopback(244))  # the client pod: only its address is used
+        for backend in (a, b, c):
+            await client.create(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": {
+                "name": backend.name, "namespace": NS, "labels": {"app": backend.name}},
+                "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "x"}]}}, NS)
+            await client.patch(PODS, backend.name, {"status": {"phase": "Running", "podIP": backend.ip,
+                                                               "podIPs": [{"ip": backend.ip}]}}, NS,
+                               subresource="status")
+        await client.create(NETWORKPOLICIES, {
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "deny-b", "namespace": NS},
+            "spec": {"podSelector": {"matchLabels": {"app": "b"}}, "policyTypes": ["Ingress"]}}, NS)
+        await client.create(SERVICES, service("web", type="NodePort"), NS)
+        await client.create(ENDPOINTSLICES, endpoint_slice("web", [a, b]), NS)
+        node_port = (await client.get(SERVICES, "web", NS))["spec"]["ports"][0]["nodePort"]
+        task = asyncio.create_task(run_proxy(client, ProxyConfig("node-1", (), False, (node_ip,), False),
+                                             network_policy=True))
+        try:
+            async def answered() -> list[str]:
+                out = []
+                for _ in range(4):
+                    try:
+                        out.append(await fetch_name(node_ip, node_port, source=c.ip))
+                    except (OSError, asyncio.IncompleteReadError):
+                        out.append("dropped")
+                return out
+
+            results = await wait_for(lambda: _ok(answered), message="the proxy serving")
+            assert sorted(results) == ["a", "a", "dropped", "dropped"]
+            assert b.connections == 0
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await a.stop()
+            await b.stop()
+
+
+async def _ok(probe: Any) -> Any:
+    results = await probe()
+    return results if "a" in results else None
