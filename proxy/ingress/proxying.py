@@ -12,8 +12,9 @@ One request, in ingress-nginx's order:
    streamed both ways, hop-by-hop headers dropped, the X-Forwarded-* / X-Real-IP /
    X-Request-ID headers ingress-nginx sets, the Host header passed through; a refused or
    timed-out connect tries the next endpoint (3 tries, like proxy-next-upstream-tries);
-   502 when none connects, 504 on a timeout. WebSocket upgrades are relayed message by
-   message (websocket.py).
+   502 when none connects, 504 on a timeout. HTTPS answers of a TLS host carry
+   Strict-Transport-Security as ingress-nginx's defaults (hsts: true, max-age one year,
+   includeSubDomains). WebSocket upgrades are relayed message by message (websocket.py).
 
 The routing table and upstreams are replaced as a whole by the controller (`configure`),
 so a request sees one consistent configuration.
@@ -45,6 +46,7 @@ HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-connection", "te", "t
                         "upgrade", "proxy-authenticate", "proxy-authorization"))
 NOT_FORWARDED = HOP_BY_HOP | {"expect"}  # 100-continue is answered here, as nginx does
 NEXT_UPSTREAM_TRIES = 3
+HSTS = "max-age=31536000; includeSubDomains"  # ingress-nginx's default hsts settings, on TLS hosts
 
 
 @dataclass
@@ -141,10 +143,10 @@ class Dataplane:
             if not self.connections.acquire(zone, client, config.limit_connections):
                 return error_page(503)
             try:
-                return await self._to_backend(request, listener, location, upstreams)
+                return await self._to_backend(request, listener, server, location, upstreams)
             finally:
                 self.connections.release(zone, client)
-        return await self._to_backend(request, listener, location, upstreams)
+        return await self._to_backend(request, listener, server, location, upstreams)
 
     def _redirect(self, request: web.BaseRequest) -> web.Response:
         host = normalize_host(request.headers.get("Host", "")) or request.url.host or "localhost"
@@ -162,7 +164,7 @@ class Dataplane:
             return False
         return True
 
-    async def _to_backend(self, request: web.BaseRequest, listener: Listener, location: Location,
+    async def _to_backend(self, request: web.BaseRequest, listener: Listener, server: Server, location: Location,
                           upstreams: dict[str, Upstream]) -> web.StreamResponse:
         if location.unsupported:
             return error_page(503, location.unsupported)
@@ -179,10 +181,11 @@ class Dataplane:
         headers = upstream_headers(request, listener)
         if is_websocket(request):
             return await relay_websocket(self.session(), request, endpoints, uri, headers, location.config)
-        return await self._proxy(request, endpoints, uri, headers, location.config)
+        added = {"Strict-Transport-Security": HSTS} if listener.scheme == "https" and server.tls else {}
+        return await self._proxy(request, endpoints, uri, headers, location.config, added)
 
     async def _proxy(self, request: web.BaseRequest, endpoints: list[Endpoint], uri: str,
-                     headers: CIMultiDict[str], config: LocationConfig) -> web.StreamResponse:
+                     headers: CIMultiDict[str], config: LocationConfig, added: dict[str, str]) -> web.StreamResponse:
         body = request.content if request.body_exists else None
         if body is not None and request.headers.get("Expect", "").lower() == "100-continue":
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -206,16 +209,19 @@ class Dataplane:
                 log.info("upstream %s failed: %s", endpoint.authority, exc)
                 return error_page(502)
             async with upstream:
-                return await self._relay_response(request, upstream)
+                return await self._relay_response(request, upstream, added)
         return error_page(status)
 
     @staticmethod
-    async def _relay_response(request: web.BaseRequest, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+    async def _relay_response(request: web.BaseRequest, upstream: aiohttp.ClientResponse,
+                              added: dict[str, str]) -> web.StreamResponse:
         tokens = {t.strip().lower() for t in upstream.headers.get("Connection", "").split(",")}
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
         for name, value in upstream.headers.items():
             if name.lower() not in HOP_BY_HOP and name.lower() not in tokens:
                 response.headers.add(name, value)
+        for name, value in added.items():
+            response.headers.setdefault(name, value)
         await response.prepare(request)
         try:
             async for chunk in upstream.content.iter_any():

@@ -75,6 +75,7 @@ async def test_seed_ingress_over_https_routes_by_path_with_forwarded_headers(har
     assert headers["X-Forwarded-For"] == "127.0.0.1" and headers["X-Real-IP"] == "127.0.0.1"
     assert headers["X-Forwarded-Host"] == f"api.walmart.com:{harness.https_port}"
     assert len(headers["X-Request-ID"]) == 32
+    assert reply.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
     assert (await harness.curl(f"{base}/inventory", *resolve)).json()["backend"] == "inventory"
     assert (await harness.curl(f"{base}/other", *resolve)).status == 404
 
