@@ -96,6 +96,7 @@ class ServiceProxy:
         self.targets: dict[Group, Target] = {}
         self.groups_of: dict[str, set[Group]] = {}
         self.failed: dict[Frontend, str] = {}  # frontend -> last bind error logged
+        self.wanted: dict[str, set[Frontend]] = {}  # Service key -> frontends it asked for last
         self.services.add_event_handler(EventHandler(
             on_add=self._enqueue, on_update=lambda old, new: self._enqueue(new), on_delete=self._enqueue))
         self.slices.add_event_handler(EventHandler(
@@ -163,6 +164,10 @@ class ServiceProxy:
         retry = False
         for frontend, route in sorted(wanted.items()):
             retry |= not await self._ensure(key, frontend, route)
+        for frontend in self.wanted.pop(key, set()) - set(wanted):
+            self.failed.pop(frontend, None)  # no longer wanted: forget why it could not be
+        if wanted:
+            self.wanted[key] = set(wanted)
         for line in plan.skipped:
             log.debug("%s", line)
         self.metrics.synced(time.monotonic() - started)

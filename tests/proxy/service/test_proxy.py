@@ -340,3 +340,17 @@ async def test_network_policy_flag_asks_the_netpol_agent(tmp_path: Path) -> None
 async def _ok(probe: Any) -> Any:
     results = await probe()
     return results if "a" in results else None
+
+
+async def test_a_deleted_service_closes_its_listeners_and_forgets_its_failures(tmp_path: Path) -> None:
+    async with proxy_env(tmp_path) as env:
+        a = await env.backend("a")
+        svc = await env.create_service(service("web", externalIPs=["203.0.113.9"]))
+        await env.put_slice(endpoint_slice("web", [a]))
+        ip = svc["spec"]["clusterIP"]
+        await wait_for(lambda: env.listening(ip, 8080) and env.proxy.failed, message="listener and failure")
+        await env.client.delete(SERVICES, "web", NS)
+        await wait_for(lambda: not env.proxy.listeners and not env.proxy.failed and not env.proxy.targets,
+                       message="everything of the Service gone")
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection(ip, 8080)
