@@ -174,6 +174,7 @@ async def start_server(storage: Storage, *, address: str = "127.0.0.1:6443",
                        service_cidr: str = DEFAULT_SERVICE_CIDR) -> tuple[Server, list[asyncio.Task[Any]]]:
     """The Server and its background tasks (CRD serving, allocation repair, compaction)."""
     from apiserver import crd_serving
+    from apiserver.admission.ingressclass_default import DefaultIngressClass
     from apiserver.admission.storage_protection import StorageObjectInUseProtection
     from apiserver.admission.storageclass_default import DefaultStorageClass, ensure_default_storage_class
 
@@ -183,6 +184,7 @@ async def start_server(storage: Storage, *, address: str = "127.0.0.1:6443",
                     allocator=allocator, address=address)
     await namespaces.ensure_system_namespaces(server)
     server.pipeline.mutating.append(DefaultStorageClass(server))
+    server.pipeline.mutating.append(DefaultIngressClass(server))
     server.pipeline.mutating.append(StorageObjectInUseProtection())
     await ensure_default_storage_class(server)
     services_info = registry.lookup("", "v1", "services")

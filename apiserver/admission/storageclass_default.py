@@ -43,7 +43,11 @@ def is_default_class(sc: Obj) -> bool:
 
 def pick_default_class(classes: list[Obj]) -> Obj | None:
     """The default StorageClass: among those marked default, the newest (ties: by name)."""
-    defaults = [sc for sc in classes if is_default_class(sc)]
+    return pick_newest([sc for sc in classes if is_default_class(sc)])
+
+
+def pick_newest(defaults: list[Obj]) -> Obj | None:
+    """Of several classes marked default, the one Kubernetes uses (also for IngressClass)."""
     if not defaults:
         return None
     # Newest first; for equal timestamps Kubernetes sorts by name ascending.
