@@ -165,7 +165,10 @@ class NetworkManager:
         """Tear down every attachment whose sandbox id is not in `keep` (the sandboxes
         the kubelet knows after a restart): cached results, host-local allocations left
         by an ADD that crashed before its result was cached, and namespace files. As CNI
-        1.1's GC verb does for valid attachments. Returns the sandbox ids removed."""
+        1.1's GC verb does for valid attachments. Returns the sandbox ids removed.
+        The namespace sweep takes every `cni-*` file of `netns_dir`: only prune with a
+        directory this manager has to itself (not a /var/run/netns that several nodes'
+        kubelets share; the kubelet does not prune)."""
         found = {e["containerId"] for e in self.cni.cached_attachments(self.network.name)
                  if e.get("ifName") == self.ifname}
         for network_dir in self._host_local_dirs():
