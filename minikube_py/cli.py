@@ -47,7 +47,34 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise SystemExit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Components whose command lives with their code, imported only when invoked.
+LAZY_COMMANDS = {
+    "proxy": ("proxy.service.cli", "proxy_command"),
+    "dns": ("cni.dns.cli", "dns_command"),
+    "ingress": ("proxy.ingress.cli", "ingress_command"),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a sub-command's module only when that command runs (or when
+    help lists it), so `mkp up` does not pay for the proxy's or DNS server's imports."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *(c for c in LAZY_COMMANDS if self.get_command(ctx, c))])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            import importlib
+            import importlib.util
+            module, attr = LAZY_COMMANDS[cmd_name]
+            if importlib.util.find_spec(module.rpartition(".")[0]) is None:
+                return None
+            command: click.Command = getattr(importlib.import_module(module), attr)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """mkp: a small but real local Kubernetes."""
 
@@ -66,8 +93,13 @@ def cli() -> None:
               help="Run N kwok-style fake nodes (kept across restarts; 0 removes them).")
 @click.option("--runtime", type=click.Choice(["process", "namespaces", "fake"]), default=None,
               help="Container runtime of the real nodes (default: namespaces as root, else process).")
+@click.option("--network", "network_mode", type=click.Choice(["loopback", "bridge"]), default=None,
+              help="Pod network, chosen when the cluster is created (default: bridge as root with the "
+                   "namespaces runtime, else loopback).")
+@click.option("--ingress-ports", default=None, metavar="HTTP,HTTPS",
+              help="Ports of the Ingress controller on 127.0.0.1 (default 80,443 as root, else 8080,8443).")
 def up(name: str, port: int | None, no_merge: bool, single_process: bool, nodes: int | None,
-       fake_nodes: int | None, runtime: str | None) -> None:
+       fake_nodes: int | None, runtime: str | None, network_mode: str | None, ingress_ports: str | None) -> None:
     """Start the cluster (or resume it, or confirm it is running) and return."""
     from minikube_py import cluster
 
@@ -75,7 +107,8 @@ def up(name: str, port: int | None, no_merge: bool, single_process: bool, nodes:
     began = time.monotonic()
     try:
         result = cluster.up(paths, port=port, merge=not no_merge, single_process=single_process,
-                            fake_nodes=fake_nodes, nodes=nodes, runtime=runtime)
+                            fake_nodes=fake_nodes, nodes=nodes, runtime=runtime, network_mode=network_mode,
+                            ingress_ports=ingress_ports)
     except cluster.ClusterError as e:
         _fail(str(e))
     elapsed = time.monotonic() - began
@@ -88,16 +121,31 @@ def up(name: str, port: int | None, no_merge: bool, single_process: bool, nodes:
 
 def _print_up(paths: ClusterPaths, result: UpResult) -> None:
     for comp, pid in result.pids.items():
-        click.echo(f"  {comp:<20}pid {pid:<8} log {paths.log(comp)}")
-    click.echo(f"  {'server':<20}{result.state.server}")
-    click.echo(f"  {'kubeconfig':<20}{paths.kubeconfig}")
+        click.echo(f"  {comp:<24}pid {pid:<8} log {paths.log(comp)}")
+    click.echo(f"  {'server':<24}{result.state.server}")
+    _print_network(result)
+    click.echo(f"  {'kubeconfig':<24}{paths.kubeconfig}")
     if result.merged_into:
-        click.echo(f'  {"context":<20}"{paths.name}" merged into {result.merged_into} (current-context)')
-    click.echo(f"  {'state':<20}{paths.home}")
+        click.echo(f'  {"context":<24}"{paths.name}" merged into {result.merged_into} (current-context)')
+    click.echo(f"  {'state':<24}{paths.home}")
     name_flag = "" if paths.name == DEFAULT_NAME else f" --name {paths.name}"
     reach = f"--context {paths.name}" if result.merged_into else f"--kubeconfig {paths.kubeconfig}"
     click.echo(f"\nReach it:  kubectl {reach} get pods")
     click.echo(f"Stop it:   mkp down{name_flag}   (add --purge to delete its state)")
+
+
+def _print_network(result: UpResult) -> None:
+    from minikube_py import cluster, network
+
+    state = result.state
+    if state.mode != "multi-process" or not state.nodes:
+        return
+    plan = cluster.network_plan(state)
+    click.echo(f"  {'network':<24}{plan.network}: pods {', '.join(n.pod_cidr for n in plan.nodes)}; "
+               f"services {plan.service_cidr}; DNS {plan.dns_ip}")
+    http, https = (network.parse_ingress_ports(state.ingress_ports) if state.ingress_ports
+                   else network.default_ingress_ports())
+    click.echo(f"  {'ingress':<24}http://127.0.0.1:{http}  https://127.0.0.1:{https}")
 
 
 @cli.command()
@@ -143,16 +191,16 @@ def _print_status(st: Status) -> None:
         click.echo(f'cluster     {st.paths.name}: not found ({st.paths.home})')
         return
     overall = "running" if st.running else ("degraded" if any(c.pid for c in st.components) else "stopped")
-    click.echo(f"{'cluster':<20}{st.paths.name}: {overall}")
+    click.echo(f"{'cluster':<24}{st.paths.name}: {overall}")
     for c in st.components:
         state = f"pid {c.pid:<8} running" if c.pid else "not running"
-        click.echo(f"{c.name:<20}{state:<22} log {c.log}")
+        click.echo(f"{c.name:<24}{state:<22} log {c.log}")
     health = "ready (/readyz 200)" if st.ready else "not answering /readyz"
-    click.echo(f"{'server':<20}{st.state.server}  {health}")
-    click.echo(f"{'kubeconfig':<20}{st.paths.kubeconfig}")
+    click.echo(f"{'server':<24}{st.state.server}  {health}")
+    click.echo(f"{'kubeconfig':<24}{st.paths.kubeconfig}")
     if st.state.merged_kubeconfig:
-        click.echo(f'{"context":<20}"{st.paths.name}" in {st.state.merged_kubeconfig}')
-    click.echo(f"{'state':<20}{st.paths.home}")
+        click.echo(f'{"context":<24}"{st.paths.name}" in {st.state.merged_kubeconfig}')
+    click.echo(f"{'state':<24}{st.paths.home}")
 
 
 @cli.command()

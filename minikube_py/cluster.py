@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from minikube_py import kubeconfig, process
+from minikube_py import kubeconfig, network, process
 from minikube_py.config import (
     LOOPBACK,
     READY_TIMEOUT_SECONDS,
@@ -45,6 +45,7 @@ class Launch:
     port: int
     server: str | None = None
     fake_nodes: int = 0
+    network: str = "loopback"
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ class Component:
 def _apiserver_args(launch: Launch) -> list[str]:
     p = launch.paths
     return ["--data-dir", str(p.data_dir), "--bind-address", LOOPBACK,
-            "--port", str(launch.port), "--port-file", str(p.port_file)]
+            "--port", str(launch.port), "--port-file", str(p.port_file),
+            "--service-cluster-ip-range", network.addressing.service_cidr(launch.network)]
 
 
 def _kubeconfig_args(launch: Launch) -> list[str]:
@@ -100,20 +102,42 @@ def real_node_names(cluster: str, count: int) -> list[str]:
 KUBELET_PREFIX = process.KUBELET_COMPONENT_PREFIX  # component (process, log, pid file) of a real node
 
 
-REAL_NODE_IP_BASE = "127.2.0."  # real node k's InternalIP is 127.2.0.k (fake nodes: 127.1.x.y)
-REAL_NODE_CIDR_BASE = 255  # real node k's pod CIDR is 127.244.(255-k+1).0/24 (fake: 10.244.i.0/24)
-
-
-def real_node(name: str, runtime: str = "", number: int = 1) -> Component:
+def real_node(name: str, runtime: str = "", number: int = 1, plan: network.NetworkPlan | None = None) -> Component:
     """The process kubelet of real node number `number` (component `kubelet-<name>`).
-    Its pod CIDR and InternalIP are fixed by its number, as a node-IPAM controller would
-    hand them out, so kubelets started together never pick the same ones."""
+    Its pod CIDR, InternalIP and bridge are fixed by its number (cni.addressing), as a
+    node-IPAM controller would hand them out, so kubelets started together never pick the
+    same ones."""
+    plan = plan or network.NetworkPlan.of(network.addressing.LOOPBACK, [name])
+    node = next((n for n in plan.nodes if n.name == name), None) or network.NetworkPlan.of(plan.network, [name]).nodes[0]
+
     def argv(launch: Launch) -> list[str]:
         extra = ["--runtime", runtime] if runtime else []
-        cidr = f"127.244.{REAL_NODE_CIDR_BASE - number + 1}.0/24"
-        return ["kubelet", "--node", name, "--pod-cidr", cidr, "--node-ip", f"{REAL_NODE_IP_BASE}{number}", *extra,
-                *_kubeconfig_args(launch)]
+        return ["kubelet", "--node", name, *plan.kubelet_args(node), *extra, *_kubeconfig_args(launch)]
     return Component(f"{KUBELET_PREFIX}{name}", argv)
+
+
+def node_proxy(plan: network.NetworkPlan, node: network.NodeAddresses) -> Component:
+    """The service proxy of a real node (component `kube-proxy-<name>`)."""
+    return Component(f"{process.PROXY_COMPONENT_PREFIX}{node.name}",
+                     lambda launch: ["proxy", *plan.proxy_args(node), *_kubeconfig_args(launch)])
+
+
+def networking(state: ClusterState) -> tuple[Component, ...]:
+    """What comes with real nodes: their service proxies, the cluster DNS, the Ingress
+    controller (see minikube_py.network)."""
+    if not state.nodes:
+        return ()
+    plan = network_plan(state)
+    proxies = tuple(node_proxy(plan, n) for n in plan.nodes)
+    ports = network.parse_ingress_ports(state.ingress_ports) if state.ingress_ports else network.default_ingress_ports()
+    return (*proxies,
+            Component("coredns", lambda launch: ["dns", *plan.dns_args(), *_kubeconfig_args(launch)]),
+            Component("ingress-controller", lambda launch: ["ingress", *network.ingress_args(ports),
+                                                            *_kubeconfig_args(launch)]))
+
+
+def network_plan(state: ClusterState) -> network.NetworkPlan:
+    return network.NetworkPlan.of(state.network or network.default_network(), real_node_names(state.name, state.nodes))
 
 
 def added_node(name: str, capacity: str = "") -> Component:
@@ -130,11 +154,12 @@ def components_for(state: ClusterState) -> tuple[Component, ...]:
     base = MODES[state.mode]
     if state.mode != "multi-process":
         return base
-    real = tuple(real_node(n, state.runtime, i) for i, n in enumerate(real_node_names(state.name, state.nodes), 1))
+    plan = network_plan(state)
+    real = tuple(real_node(n.name, state.runtime, n.number, plan) for n in plan.nodes)
     fake = (FAKE_NODES,) if state.fake_nodes else ()
     added = tuple(added_node(n["name"], n.get("capacity", "")) for n in state.added_nodes
                   if n["name"] not in state.stopped_nodes)
-    return (*base, *real, *fake, *added)
+    return (*base, *real, *networking(state), *fake, *added)
 
 
 class ClusterError(Exception):
@@ -325,13 +350,20 @@ def _plan(state: ClusterState, single_process: bool, paths: ClusterPaths, notes:
 
 def up(paths: ClusterPaths, *, port: int | None = None, merge: bool = True,
        single_process: bool = False, fake_nodes: int | None = None, nodes: int | None = None,
-       runtime: str | None = None) -> UpResult:
+       runtime: str | None = None, network_mode: str | None = None, ingress_ports: str | None = None) -> UpResult:
     """Start (or resume, or confirm) the cluster; returns once the API is ready."""
     paths.ensure()
     with cluster_lock(paths):
         state = ClusterState.load(paths) or ClusterState(name=paths.name)
         notes: list[str] = []
         state.mode = _plan(state, single_process, paths, notes)
+        _choose_network(state, network_mode, runtime, notes)
+        if ingress_ports is not None:
+            try:
+                network.parse_ingress_ports(ingress_ports)
+            except ValueError as e:
+                raise ClusterError(str(e)) from None
+            state.ingress_ports = ingress_ports
         if fake_nodes is not None:
             _change_fake_nodes(paths, state, fake_nodes, notes)
         if nodes is not None or runtime is not None:
@@ -348,10 +380,16 @@ def up(paths: ClusterPaths, *, port: int | None = None, merge: bool = True,
                 notes.append(f"already serving on port {state.port}; --port {port} ignored (`mkp down` first)")
             _wait_running_api(running[api.name], state.port)
         else:
-            launch = Launch(paths, _choose_port(port, state, notes), fake_nodes=state.fake_nodes)
+            launch = Launch(paths, _choose_port(port, state, notes), fake_nodes=state.fake_nodes,
+                            network=state.network)
             running[api.name], state.port = _start_api(api, launch)
         _write_cluster_kubeconfig(paths, state)
-        _start_rest(components, running, Launch(paths, state.port, state.server, state.fake_nodes))
+        if state.mode == "multi-process":
+            try:
+                network_plan(state).host_setup(_hostnet_file(paths))
+            except Exception as e:  # noqa: BLE001 - hostnet errors, missing tools: one message
+                raise ClusterError(f"setting up the bridge network failed: {e}") from e
+        _start_rest(components, running, Launch(paths, state.port, state.server, state.fake_nodes, state.network))
         state.components = [c.name for c in components]
         if not already:
             state.started, state.stopped = now_iso(), ""
@@ -362,6 +400,38 @@ def up(paths: ClusterPaths, *, port: int | None = None, merge: bool = True,
             state.merged_kubeconfig = str(result.merged_into)
             state.save(paths)
         return result
+
+
+def _hostnet_file(paths: ClusterPaths) -> Path:
+    return paths.home / "hostnet.json"
+
+
+def _choose_network(state: ClusterState, wanted: str | None, runtime: str | None, notes: list[str]) -> None:
+    """The pod network mode is chosen once, when the cluster is created: bridge as root
+    (with the namespaces runtime and the CNI plugins installed), loopback otherwise."""
+    runtime = state.runtime if runtime is None else runtime
+    if state.network:
+        if wanted and wanted != state.network:
+            raise ClusterError(f"the cluster was created with --network {state.network}; "
+                               f"`mkp down --purge` first to change it")
+        chosen = state.network
+    elif wanted:
+        chosen = wanted
+    else:
+        chosen = network.default_network()
+        if chosen == network.addressing.BRIDGE and runtime in ("process", "fake"):
+            chosen = network.addressing.LOOPBACK
+        elif chosen == network.addressing.BRIDGE and not Path(network.CNI_BIN_DIR, "bridge").exists():
+            notes.append(f"no CNI plugins in {network.CNI_BIN_DIR} (Debian: containernetworking-plugins): "
+                         "using the loopback network")
+            chosen = network.addressing.LOOPBACK
+    if chosen == network.addressing.BRIDGE:
+        if not network.is_root():
+            raise ClusterError("--network bridge needs root (network namespaces, links, routes)")
+        if runtime == "process":
+            raise ClusterError("--network bridge needs the namespaces runtime: the process runtime cannot "
+                               "put a pod in a network namespace")
+    state.network = chosen
 
 
 def _change_fake_nodes(paths: ClusterPaths, state: ClusterState, wanted: int, notes: list[str]) -> None:
@@ -466,6 +536,7 @@ def down(paths: ClusterPaths, *, purge: bool = False) -> DownResult:
     with cluster_lock(paths):
         _stop_all(paths, result)
         result.pod_processes = _stop_pods(paths)
+        network.host_teardown(_hostnet_file(paths))
         for pid_file in paths.pids_dir.glob("*.pid"):
             pid_file.unlink(missing_ok=True)
         paths.port_file.unlink(missing_ok=True)

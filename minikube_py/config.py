@@ -133,6 +133,8 @@ class ClusterState:
     fake_nodes: int = 0  # `mkp up --fake-nodes N`, kept for resumes
     nodes: int = 1  # `mkp up --nodes N`: real nodes (process kubelets), kept for resumes
     runtime: str = ""  # `mkp up --runtime`: their container runtime ("" = the kubelet's default)
+    network: str = ""  # `mkp up --network`: loopback or bridge, fixed when the cluster is created
+    ingress_ports: str = ""  # `mkp up --ingress-ports HTTP,HTTPS` ("" = 80,443 as root, else 8080,8443)
     # `mkp node add --fake`: one fake-node process each, [{"name": ..., "capacity": ...}];
     # a node listed in `stopped_nodes` (`mkp node stop`) is not started by `mkp up`.
     added_nodes: list[dict[str, str]] = field(default_factory=list)

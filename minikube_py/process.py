@@ -126,6 +126,9 @@ def environ(pid: int) -> dict[str, str]:
 
 NODE_COMPONENT_PREFIX = "node-"  # components of nodes added one by one (`mkp node add`)
 KUBELET_COMPONENT_PREFIX = "kubelet-"  # the real nodes of `mkp up --nodes N`
+PROXY_COMPONENT_PREFIX = "kube-proxy-"  # their service proxies (`mkp proxy --hostname-override NAME`)
+# Components whose `mkp` sub-command is not their name.
+COMPONENT_COMMANDS = {"coredns": "dns", "ingress-controller": "ingress"}
 
 
 def is_component(pid: int, cluster_home: Path, component: str) -> bool:
@@ -140,7 +143,9 @@ def is_component(pid: int, cluster_home: Path, component: str) -> bool:
     for prefix in (NODE_COMPONENT_PREFIX, KUBELET_COMPONENT_PREFIX):  # `kubelet ... --node NAME`
         if component.startswith(prefix):
             return "kubelet" in words and component.removeprefix(prefix) in words
-    return component in words
+    if component.startswith(PROXY_COMPONENT_PREFIX):
+        return "proxy" in words and component.removeprefix(PROXY_COMPONENT_PREFIX) in words
+    return COMPONENT_COMMANDS.get(component, component) in words
 
 
 def running_component(pid_file: Path, cluster_home: Path, component: str) -> int | None:
