@@ -28,7 +28,7 @@ from proxy.service.tcp import Target
 log = logging.getLogger("proxy.service.udp")
 
 DEFAULT_IDLE_TIMEOUT = 30.0  # seconds, as nf_conntrack_udp_timeout
-MAX_FLOWS = 16384  # per frontend; beyond this the least recently used flow is closed
+MAX_FLOWS = 4096  # per frontend; beyond this the least recently used flow is closed
 MAX_DATAGRAM = 65535
 READ_BATCH = 64  # datagrams relayed per readable callback
 

@@ -77,12 +77,14 @@ async def test_no_endpoints_refuses_and_unready_endpoint_stops_getting_new_conne
         assert time.monotonic() - started < 1.0
         writer.write(b"still here\n")  # the established connection is left alone
         assert await asyncio.wait_for(reader.readline(), 2) == b"still here\n"
-        writer.close()
-        # Everything gone: the listener closes and connections are refused again.
+        # Everything gone: the listener closes and connections are refused again ...
         await env.put_slice(endpoint_slice("web", []))
         await wait_for(lambda: not env.listening(ip, 8080), message="listener closed")
         with pytest.raises(ConnectionRefusedError):
             await asyncio.open_connection(ip, 8080)
+        writer.write(b"and now\n")  # ... but the established connection still carries on
+        assert await asyncio.wait_for(reader.readline(), 2) == b"and now\n"
+        writer.close()
 
 
 async def test_terminating_serving_endpoints_are_the_fallback(tmp_path: Path) -> None:
@@ -354,3 +356,43 @@ async def test_a_deleted_service_closes_its_listeners_and_forgets_its_failures(t
                        message="everything of the Service gone")
         with pytest.raises(ConnectionRefusedError):
             await asyncio.open_connection(ip, 8080)
+
+
+async def test_udp_flow_to_an_endpoint_turning_unready_ends_so_the_next_datagram_picks_again(tmp_path: Path) -> None:
+    """One client address keeps its flow (and endpoint) while the endpoint is usable;
+    when it turns unready the flow ends at once, as kube-proxy clears its conntrack
+    entries (or a resolver would keep asking a dead DNS pod)."""
+    async with proxy_env(tmp_path) as env:
+        a = await env.backend("a")
+        b = await env.backend("b", port=a.port)
+        svc = await env.create_service(service("dns", ports=[{"name": "dns", "port": 5353, "protocol": "UDP"}]))
+        await env.put_slice(endpoint_slice("dns", [a, b], port_name="dns", protocol="UDP"))
+        ip = svc["spec"]["clusterIP"]
+        await wait_for(lambda: env.listening(ip, 5353, "UDP"), message="UDP listener")
+        loop = asyncio.get_running_loop()
+        answers: asyncio.Queue[bytes] = asyncio.Queue()
+
+        class Client(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: Any) -> None:
+                answers.put_nowait(data)
+
+        transport, _ = await loop.create_datagram_endpoint(Client, remote_addr=(ip, 5353))
+        try:
+            async def ask(timeout: float = 2.0) -> str:
+                transport.sendto(b"q")
+                return (await asyncio.wait_for(answers.get(), timeout)).split(b":")[0].decode()
+
+            first = await ask()
+            assert [await ask() for _ in range(3)] == [first] * 3  # one flow, one endpoint
+            other = "b" if first == "a" else "a"
+            await env.put_slice(endpoint_slice("dns", [a, b], port_name="dns", protocol="UDP", ready={first: False}))
+
+            async def moved() -> bool:
+                try:
+                    return await ask(0.2) == other
+                except TimeoutError:  # a datagram in flight when the flow ended is lost: UDP
+                    return False
+
+            await wait_for(moved, timeout=1.0, message="the flow moved to the ready endpoint")
+        finally:
+            transport.close()
