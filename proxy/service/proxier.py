@@ -157,7 +157,8 @@ class ServiceProxy:
         self.metrics.service_changes += 1
         self._update_groups(key, plan)
         wanted = {f: r for f, r in plan.frontends.items() if plan.groups[r.group].selection.has_any}
-        gone = "Service deleted" if not plan.frontends and not plan.groups else None
+        namespace, name = split_key(key)
+        gone = "Service deleted" if self.services.lister.get(name, namespace) is None else None
         for frontend in sorted(self.owned.get(key, set()) - set(wanted)):
             reason = gone or ("no endpoints" if frontend in plan.frontends else "no longer in the Service")
             self._close(frontend, reason)
