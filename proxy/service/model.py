@@ -14,6 +14,8 @@ Where each frontend listens, from the proxy's flags (`ProxyConfig`):
     NodePort       every --nodeport-addresses address, on spec.ports[].nodePort
     LoadBalancer   status.loadBalancer.ingress[].ip with ipMode VIP (or unset), only
                    with --load-balancers
+    health check   spec.healthCheckNodePort (LoadBalancer with externalTrafficPolicy
+                   Local) on every --nodeport-addresses address (proxy.service.healthcheck)
 
 Headless and ExternalName Services get no frontends (DNS answers for them); SCTP is
 not proxied (a userspace proxy cannot speak it).
@@ -113,6 +115,8 @@ class ServicePlan:
     frontends: dict[Frontend, Route] = field(default_factory=dict)
     groups: dict[tuple[ServicePortName, str, str], GroupPlan] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # ports not served, with why
+    # spec.healthCheckNodePort frontends and the external group whose endpoints they count
+    health_checks: dict[Frontend, tuple[ServicePortName, str, str]] = field(default_factory=dict)
 
 
 def _spec(service: Obj) -> Obj:
@@ -197,4 +201,19 @@ def plan_service(service: Obj, slices: Iterable[Obj], config: ProxyConfig, node_
                 local = internal_local if traffic == INTERNAL else external_local
                 selection = select(by_family[family], local=local, node=config.node_name, zone=zone)
                 plan.groups[route.group] = GroupPlan(selection, timeout)
+    _plan_health_checks(service, config, plan)
     return plan
+
+
+def _plan_health_checks(service: Obj, config: ProxyConfig, plan: ServicePlan) -> None:
+    """kube-proxy serves spec.healthCheckNodePort (LoadBalancer, externalTrafficPolicy
+    Local) on the NodePort addresses, counting the first external group's endpoints."""
+    spec = _spec(service)
+    port = spec.get("healthCheckNodePort")
+    if spec.get("type") != LOAD_BALANCER or spec.get("externalTrafficPolicy") != "Local" or not port:
+        return
+    group = next((g for g in plan.groups if g[1] == EXTERNAL), None)
+    if group is None:
+        return
+    for address in config.nodeport_addresses:
+        plan.health_checks[Frontend(address, int(port), "TCP")] = group

@@ -25,6 +25,7 @@ another proxy, and slices of headless Services are not watched, as in kube-proxy
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import time
@@ -46,9 +47,10 @@ from minikube_py.client import (
     split_key,
 )
 from proxy.service.balancer import Balancer
-from proxy.service.listeners import ConnectionPolicy, Listener, Target
+from proxy.service.healthcheck import HealthCheck
+from proxy.service.listeners import ConnectionPolicy, Listener, Target, bind_socket
 from proxy.service.metrics import ProxyMetrics
-from proxy.service.model import EXTERNAL_IP, Frontend, ProxyConfig, Route, ServicePlan, plan_service
+from proxy.service.model import EXTERNAL, EXTERNAL_IP, Frontend, ProxyConfig, Route, ServicePlan, plan_service
 from proxy.service.udp import DEFAULT_IDLE_TIMEOUT
 
 log = logging.getLogger("proxy.service")
@@ -97,6 +99,7 @@ class ServiceProxy:
         self.groups_of: dict[str, set[Group]] = {}
         self.failed: dict[Frontend, str] = {}  # frontend -> last bind error logged
         self.wanted: dict[str, set[Frontend]] = {}  # Service key -> frontends it asked for last
+        self.health: dict[Frontend, tuple[str, asyncio.AbstractServer]] = {}  # healthCheckNodePort servers
         self.services.add_event_handler(EventHandler(
             on_add=self._enqueue, on_update=lambda old, new: self._enqueue(new), on_delete=self._enqueue))
         self.slices.add_event_handler(EventHandler(
@@ -123,6 +126,8 @@ class ServiceProxy:
     def close(self) -> None:
         for frontend in list(self.listeners):
             self._close(frontend, "proxy stopping")
+        for frontend in list(self.health):
+            self._close_health_check(frontend)
 
     # -- events -> keys --------------------------------------------------------------------
     def _enqueue(self, obj: Obj | DeletedFinalStateUnknown) -> None:
@@ -169,6 +174,7 @@ class ServiceProxy:
             self.failed.pop(frontend, None)  # no longer wanted: forget why it could not be
         if wanted:
             self.wanted[key] = set(wanted)
+        retry |= not await self._sync_health_checks(key, plan)
         for line in plan.skipped:
             log.debug("%s", line)
         self.metrics.synced(time.monotonic() - started)
@@ -223,6 +229,37 @@ class ServiceProxy:
         self.metrics.listeners = len(self.listeners)
         log.info("opened listener %s for %s (%s)", frontend, route.service_port, route.kind)
         return True
+
+    async def _sync_health_checks(self, key: str, plan: ServicePlan) -> bool:
+        """Open and close `key`'s health check servers; False to retry a failed bind."""
+        for frontend in [f for f, (owner, _) in self.health.items() if owner == key and f not in plan.health_checks]:
+            self._close_health_check(frontend)
+        namespace, name = split_key(key)
+        ok = True
+        for frontend, group in plan.health_checks.items():
+            if frontend in self.health:
+                continue
+
+            def count(group: Group = group) -> int:
+                target = self.targets.get(group)
+                return len(target.balancer.endpoints) if target is not None else 0
+
+            try:
+                sock = bind_socket(frontend)
+                server = await asyncio.get_running_loop().create_server(
+                    lambda count=count: HealthCheck(namespace, name, count), sock=sock)
+            except OSError as exc:
+                self._failed(frontend, exc.strerror or str(exc), Route(group[0], EXTERNAL, "HealthCheck"))
+                ok = False
+                continue
+            self.health[frontend] = (key, server)
+            log.info("opened health check %s for %s", frontend, key)
+        return ok
+
+    def _close_health_check(self, frontend: Frontend) -> None:
+        key, server = self.health.pop(frontend)
+        server.close()
+        log.info("closed health check %s for %s", frontend, key)
 
     def _failed(self, frontend: Frontend, why: str, route: Route) -> None:
         """Log a frontend that cannot be served; once per distinct reason."""

@@ -396,3 +396,33 @@ async def test_udp_flow_to_an_endpoint_turning_unready_ends_so_the_next_datagram
             await wait_for(moved, timeout=1.0, message="the flow moved to the ready endpoint")
         finally:
             transport.close()
+
+
+async def test_health_check_node_port_reports_local_endpoints_as_kube_proxy(tmp_path: Path) -> None:
+    node_ip = random_loopback(88)
+    async with proxy_env(tmp_path, nodeport_address=node_ip) as env:
+        here = await env.backend("here", node="node-1")
+        there = await env.backend("there", node="node-2", port=here.port)
+        health_port = random.randint(30000, 32767)
+        await env.create_service(service("web", type="LoadBalancer", externalTrafficPolicy="Local",
+                                         healthCheckNodePort=health_port))
+        await env.put_slice(endpoint_slice("web", [there]))
+
+        async def probe() -> tuple[int, dict[str, str], Any]:
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"http://{node_ip}:{health_port}/healthz") as resp:
+                    return resp.status, dict(resp.headers), await resp.json(content_type=None)
+
+        await wait_for(lambda: any(f.port == health_port for f in env.proxy.health), message="health check server")
+        status, headers, body = await probe()
+        assert status == 503 and headers["X-Load-Balancing-Endpoint-Weight"] == "0"
+        assert body == {"service": {"namespace": NS, "name": "web"}, "localEndpoints": 0, "serviceProxyHealthy": True}
+        await env.put_slice(endpoint_slice("web", [here, there]))
+
+        async def healthy() -> bool:
+            return (await probe())[0] == 200
+
+        await wait_for(healthy, message="a local endpoint")
+        assert (await probe())[2]["localEndpoints"] == 1
+        await env.client.patch(SERVICES, "web", {"spec": {"externalTrafficPolicy": "Cluster"}}, NS)
+        await wait_for(lambda: not env.proxy.health, message="health check closed")
