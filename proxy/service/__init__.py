@@ -7,6 +7,7 @@ Modules, lowest first:
     balancer    round robin and ClientIP session affinity
     tcp, udp    forwarding: spliced TCP connections, UDP flows per client
     metrics     /metrics and /healthz content
+    healthcheck kube-proxy's healthCheckNodePort answer
     listeners   sockets per frontend (SO_BINDTODEVICE), the target each asks
     proxier     informers + work queue + reconcile: the proxy itself
     cli         `mkp proxy` and `main`, `run_proxy`

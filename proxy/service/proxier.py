@@ -227,7 +227,10 @@ class ServiceProxy:
         self.owned.setdefault(key, set()).add(frontend)
         self.failed.pop(frontend, None)
         self.metrics.listeners = len(self.listeners)
-        log.info("opened listener %s for %s (%s)", frontend, route.service_port, route.kind)
+        count = len(target.balancer.endpoints)
+        log.info("opened listener %s for %s (%s): %s", frontend, route.service_port, route.kind,
+                 f"{count} endpoint{'s' * (count != 1)}" if count else "endpoints elsewhere only (traffic policy "
+                 "Local): connections are dropped")
         return True
 
     async def _sync_health_checks(self, key: str, plan: ServicePlan) -> bool:
