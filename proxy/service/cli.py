@@ -5,11 +5,15 @@
               [--nodeport-addresses 127.0.0.1,192.168.49.2]
               [--load-balancers/--no-load-balancers]
               [--metrics-bind-address 127.0.0.1:10249] [--udp-timeout 30s]
-              [--network-policy]
+              [--network-policy/--no-network-policy]
+
+NetworkPolicy applies to proxied connections by default: the proxy's own connection to
+an endpoint comes from the host, which policy always lets through (traffic from a pod's
+node), so the proxy asks cni.netpol's model about the real client first.
 
 `main(...)` is the same thing for Python callers; `run_proxy` is the async core (the
-proxy plus its metrics server) for tests and in-process use. The proxy connects as
-`system:kube-proxy`'s field manager, raises its open-file limit to the hard limit (every
+proxy plus its metrics server) for tests and in-process use. The proxy writes nothing
+to the API (field manager and user agent say kube-proxy all the same), raises its open-file limit to the hard limit (every
 proxied connection costs two descriptors; Go programs such as kube-proxy get this from
 their runtime) and stops cleanly on SIGTERM or SIGINT, closing its listeners.
 """
@@ -152,7 +156,7 @@ def main(kubeconfig: str | None, server: str | None, hostname_override: str, *,
          cluster_ip_bind_devices: tuple[str, ...] = (), cluster_ips: bool = True,
          nodeport_addresses: tuple[str, ...] = ("127.0.0.1",), load_balancers: bool = True,
          metrics_bind_address: str | None = DEFAULT_METRICS_ADDRESS, udp_timeout: float = DEFAULT_IDLE_TIMEOUT,
-         policy: ConnectionPolicy | None = None, network_policy: bool = False) -> None:
+         policy: ConnectionPolicy | None = None, network_policy: bool = True) -> None:
     """Entry point of `mkp proxy` (blocks until SIGTERM/SIGINT); exit 1 on bad flags."""
     import uvloop
 
@@ -195,7 +199,7 @@ def _split_addresses(_: click.Context, __: click.Parameter, value: tuple[str, ..
 @click.option("--metrics-bind-address", default=DEFAULT_METRICS_ADDRESS, show_default=True,
               help="HOST:PORT of /metrics and /healthz; empty to serve none.")
 @click.option("--udp-timeout", default="30s", show_default=True, help="Idle time after which a UDP flow ends.")
-@click.option("--network-policy/--no-network-policy", default=False, show_default=True,
+@click.option("--network-policy/--no-network-policy", default=True, show_default=True,
               help="Drop proxied connections NetworkPolicy denies (asks cni.netpol's agent, in this process).")
 def proxy_command(kubeconfig: str | None, server: str | None, hostname_override: str, bind_devices: tuple[str, ...],
                   cluster_ips: bool, nodeport_addresses: tuple[str, ...], load_balancers: bool,
