@@ -13,9 +13,10 @@ node), so the proxy asks cni.netpol's model about the real client first.
 
 `main(...)` is the same thing for Python callers; `run_proxy` is the async core (the
 proxy plus its metrics server) for tests and in-process use. The proxy writes nothing
-to the API (field manager and user agent say kube-proxy all the same), raises its open-file limit to the hard limit (every
-proxied connection costs two descriptors; Go programs such as kube-proxy get this from
-their runtime) and stops cleanly on SIGTERM or SIGINT, closing its listeners.
+to the API (its user agent says kube-proxy all the same), raises its open-file limit to
+the hard limit (every proxied connection costs two descriptors; Go programs such as
+kube-proxy get this from their runtime) and stops cleanly on SIGTERM or SIGINT,
+closing its listeners.
 """
 
 from __future__ import annotations
