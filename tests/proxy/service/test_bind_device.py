@@ -1,8 +1,8 @@
 """Two nodes' proxies share the host network namespace and listen on the same ClusterIP
 and port, told apart by SO_BINDTODEVICE: each gets the connections arriving on its own
 device. Root only: two network namespaces of this test ("pods") with veth pairs into the
-host, and a `local` route that makes a whole test Service range local, as the bridge
-mode's AnyIP route makes 10.96.0.0/12. Every host object is named `tp...`
+host, and a `local` route on lo that makes a whole test Service range local, as the
+bridge mode's AnyIP route makes 10.96.0.0/12 (deleted at teardown). Every host object is named `tp...`
 and removed at teardown, even on failure. Addresses are from 198.18.0.0/15 (RFC 2544,
 benchmarking): they never leave the machine."""
 
@@ -64,6 +64,7 @@ def two_pods() -> Iterator[Net]:
     tag = f"tp{os.urandom(3).hex()}"
     net = Net(tag, f"198.19.{r}.0/24", {}, {})
     namespaces = [f"{tag}-a", f"{tag}-b"]
+    routed = False
     try:
         for n, ns in enumerate(namespaces):
             host_dev, host_ip, pod_ip = f"{tag}{'ab'[n]}", f"198.18.{r}.{4 * n + 1}", f"198.18.{r}.{4 * n + 2}"
@@ -76,10 +77,15 @@ def two_pods() -> Iterator[Net]:
             ip("-n", ns, "link", "set", "lo", "up")
             ip("-n", ns, "route", "add", "default", "via", host_ip)
             net.devices[ns], net.pod_ips[ns] = host_dev, pod_ip
-        # The route goes with the first veth (no dummy links on every kernel).
-        ip("route", "add", "local", net.service_cidr, "dev", f"{tag}a")
+        # On lo, as cni.hostnet makes the Service range local (the route's device is what a
+        # host client's connection is matched against; a pod's arrives on its veth).
+        ip("route", "add", "local", net.service_cidr, "dev", "lo", "table", "local")
+        routed = True
         yield net
     finally:
+        if routed:
+            subprocess.run(["ip", "route", "del", "local", net.service_cidr, "dev", "lo", "table", "local"],
+                           capture_output=True)
         for ns in namespaces:
             subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
         for dev in (f"{tag}a", f"{tag}b"):
@@ -124,12 +130,16 @@ async def test_two_sockets_on_one_address_and_port_bound_to_different_devices(tw
     port = random.randint(20000, 29999)
     sock_a = bind_socket(Frontend(address, port, "TCP", dev_a))
     sock_b = bind_socket(Frontend(address, port, "TCP", dev_b))  # no EADDRINUSE: other device
-    with pytest.raises(OSError):  # but an unbound one would take both devices' traffic: refused
+    sock_host = bind_socket(Frontend(address, port, "TCP", "lo"))  # node 1 serves host clients on lo
+    with pytest.raises(OSError):  # but an unbound one would take every device's traffic: refused
         bind_socket(Frontend(address, port, "TCP", "")).close()
-    servers = [await _serve_name(sock_a, "a"), await _serve_name(sock_b, "b")]
+    servers = [await _serve_name(sock_a, "a"), await _serve_name(sock_b, "b"), await _serve_name(sock_host, "host")]
     try:
         assert await from_pod(ns_a, address, port) == "a"
         assert await from_pod(ns_b, address, port) == "b"
+        reader, writer = await asyncio.open_connection(address, port)  # from the host itself
+        assert await reader.readline() == b"host\n"
+        writer.close()
     finally:
         for server in servers:
             server.close()
