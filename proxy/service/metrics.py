@@ -3,7 +3,10 @@
 Sync metrics carry kube-proxy's names, so a dashboard or a learner's PromQL written for
 kube-proxy reads them: kubeproxy_sync_proxy_rules_duration_seconds (a histogram of one
 Service's reconcile here, the whole rule set there), ..._last_timestamp_seconds,
-..._endpoint_changes_total and ..._service_changes_total. What only a userspace proxy
+..._endpoint_changes_total and ..._service_changes_total, and
+kubeproxy_network_programming_duration_seconds: from the change that triggered an
+EndpointSlice write (its endpoints.kubernetes.io/last-change-trigger-time, e.g. a pod
+turning unready) to the proxy using the new endpoints, the networking SLI of Kubernetes. What only a userspace proxy
 has is under mkp_proxy_*: open listeners, connections (TCP) or flows (UDP) per Service
 port, refusals by reason, active connections.
 
@@ -18,8 +21,35 @@ import time
 from collections import defaultdict
 from datetime import UTC, datetime
 
-BUCKETS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192,
-           16.384)  # kube-proxy's: exponential from 1 ms
+SYNC_BUCKETS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096,
+                8.192, 16.384)  # kube-proxy's: exponential from 1 ms
+PROGRAMMING_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)  # coarser than
+# kube-proxy's 0.25 s steps: a userspace proxy is programmed in milliseconds, not seconds
+
+
+class Histogram:
+    """Cumulative buckets, sum and count, as Prometheus histograms are exposed."""
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        self.counts = [0] * len(buckets)
+        self.count = 0
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.count += 1
+        self.sum += value
+        index = bisect.bisect_left(self.buckets, value)
+        if index < len(self.buckets):
+            self.counts[index] += 1
+
+    def samples(self, name: str) -> list[tuple[str, dict[str, str], float]]:
+        cumulative, out = 0, []
+        for bound, count in zip(self.buckets, self.counts, strict=True):
+            cumulative += count
+            out.append((f"{name}_bucket", {"le": _number(bound)}, float(cumulative)))
+        return out + [(f"{name}_bucket", {"le": "+Inf"}, float(self.count)), (f"{name}_sum", {}, self.sum),
+                      (f"{name}_count", {}, float(self.count))]
 
 
 def _labels(pairs: dict[str, str]) -> str:
@@ -37,9 +67,8 @@ class ProxyMetrics:
     """Counters the proxy updates as it works; `render()` is the /metrics body."""
 
     def __init__(self) -> None:
-        self.sync_buckets = [0] * len(BUCKETS)
-        self.sync_count = 0
-        self.sync_sum = 0.0
+        self.sync = Histogram(SYNC_BUCKETS)
+        self.programming = Histogram(PROGRAMMING_BUCKETS)
         self.last_sync: float | None = None  # wall clock, seconds
         self.endpoint_changes = 0
         self.service_changes = 0
@@ -51,11 +80,7 @@ class ProxyMetrics:
 
     # -- updates --------------------------------------------------------------------------
     def synced(self, seconds: float) -> None:
-        self.sync_count += 1
-        self.sync_sum += seconds
-        index = bisect.bisect_left(BUCKETS, seconds)
-        if index < len(BUCKETS):
-            self.sync_buckets[index] += 1
+        self.sync.observe(seconds)
         self.last_sync = time.time()
 
     def connection(self, service: str, protocol: str) -> None:
@@ -77,13 +102,10 @@ class ProxyMetrics:
             out.extend(f"{sample}{_labels(labels)} {_number(value)}" for sample, labels, value in samples)
 
         name = "kubeproxy_sync_proxy_rules_duration_seconds"
-        cumulative, samples = 0, []
-        for bound, count in zip(BUCKETS, self.sync_buckets, strict=True):
-            cumulative += count
-            samples.append((f"{name}_bucket", {"le": _number(bound)}, float(cumulative)))
-        samples += [(f"{name}_bucket", {"le": "+Inf"}, float(self.sync_count)),
-                    (f"{name}_sum", {}, self.sync_sum), (f"{name}_count", {}, float(self.sync_count))]
-        family(name, "histogram", "[ALPHA] SyncProxyRules latency in seconds", samples)
+        family(name, "histogram", "[ALPHA] SyncProxyRules latency in seconds", self.sync.samples(name))
+        name = "kubeproxy_network_programming_duration_seconds"
+        family(name, "histogram", "[ALPHA] In Cluster Network Programming Latency in seconds",
+               self.programming.samples(name))
         name = "kubeproxy_sync_proxy_rules_last_timestamp_seconds"
         family(name, "gauge", "[ALPHA] The last time proxy rules were successfully synced",
                [(name, {}, self.last_sync or 0.0)])

@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from minikube_py.client import (
@@ -60,6 +62,7 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 SERVICE_SELECTOR = "!service.kubernetes.io/service-proxy-name"
 SLICE_SELECTOR = "!service.kubernetes.io/headless,!service.kubernetes.io/service-proxy-name"
 SLICES_BY_SERVICE = "proxy/slices-by-service"
+TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 RETRY_SECONDS = 10.0
 NOT_LOCAL = "not local"
 Group = tuple[Any, str, str]
@@ -69,6 +72,20 @@ def slice_service_key(obj: Obj) -> list[str]:
     meta = obj.get("metadata") or {}
     service = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
     return [f"{meta.get('namespace')}/{service}"] if service else []
+
+
+def parse_time(value: str) -> float | None:
+    """RFC 3339 (nanoseconds allowed) as Unix seconds; None if it does not parse."""
+    text = value.strip().replace("Z", "+00:00")
+    head, dot, rest = text.partition(".")
+    if dot:  # fromisoformat takes at most microseconds
+        digits = "".join(itertools.takewhile(str.isdigit, rest))
+        text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits):]}"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _unwrap(obj: Obj | DeletedFinalStateUnknown) -> Obj:
@@ -100,6 +117,8 @@ class ServiceProxy:
         self.failed: dict[Frontend, str] = {}  # frontend -> last bind error logged
         self.wanted: dict[str, set[Frontend]] = {}  # Service key -> frontends it asked for last
         self.health: dict[Frontend, tuple[str, asyncio.AbstractServer]] = {}  # healthCheckNodePort servers
+        self.triggers: dict[str, dict[str, str]] = {}  # Service key -> slice name -> trigger time seen
+        self.started = time.time()
         self.services.add_event_handler(EventHandler(
             on_add=self._enqueue, on_update=lambda old, new: self._enqueue(new), on_delete=self._enqueue))
         self.slices.add_event_handler(EventHandler(
@@ -159,6 +178,7 @@ class ServiceProxy:
     async def reconcile(self, key: str) -> Result | None:
         started = time.monotonic()
         plan = self.plan(key)
+        self._observe_programming(key)
         self.metrics.service_changes += 1
         self._update_groups(key, plan)
         wanted = {f: r for f, r in plan.frontends.items() if plan.groups[r.group].selection.has_any}
@@ -179,6 +199,28 @@ class ServiceProxy:
             log.debug("%s", line)
         self.metrics.synced(time.monotonic() - started)
         return Result(requeue_after=RETRY_SECONDS) if retry else None
+
+    def _observe_programming(self, key: str) -> None:
+        """Network programming latency: each slice's new last-change-trigger-time, as
+        of now (only changes made after the proxy started, as kube-proxy counts)."""
+        seen = self.triggers.setdefault(key, {})
+        current: dict[str, str] = {}
+        now = time.time()
+        for slice_obj in self.slices.lister.by_index(SLICES_BY_SERVICE, key):
+            meta = slice_obj.get("metadata") or {}
+            value = (meta.get("annotations") or {}).get(TRIGGER_TIME_ANNOTATION)
+            if not value:
+                continue
+            current[meta.get("name", "")] = value
+            if seen.get(meta.get("name", "")) == value:
+                continue
+            moment = parse_time(value)
+            if moment is not None and moment >= self.started:
+                self.metrics.programming.observe(max(0.0, now - moment))
+        if current:
+            self.triggers[key] = current
+        else:
+            del self.triggers[key]
 
     def _update_groups(self, key: str, plan: ServicePlan) -> None:
         for group in self.groups_of.get(key, set()) - set(plan.groups):

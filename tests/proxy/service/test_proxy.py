@@ -11,6 +11,7 @@ import asyncio
 import random
 import socket
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -252,7 +253,13 @@ async def test_metrics_and_healthz(tmp_path: Path) -> None:
     async with proxy_env(tmp_path) as env:
         a = await env.backend("a")
         svc = await env.create_service(service("web"))
-        await env.put_slice(endpoint_slice("web", [a]))
+        # Changes from before the proxy started are not counted: this one is after.
+        await wait_for(lambda: time.time() - env.proxy.started > 0.1, message="100 ms of proxy uptime")
+        changed = datetime.now(UTC) - timedelta(milliseconds=50)  # the pod change the controller saw
+        slice_obj = endpoint_slice("web", [a])
+        slice_obj["metadata"]["annotations"] = {
+            "endpoints.kubernetes.io/last-change-trigger-time": changed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+        await env.put_slice(slice_obj)
         ip = svc["spec"]["clusterIP"]
         await wait_for(lambda: env.listening(ip, 8080), message="listener")
         await fetch_name(ip, 8080)
@@ -265,6 +272,8 @@ async def test_metrics_and_healthz(tmp_path: Path) -> None:
         assert 'mkp_proxy_connections_total{protocol="TCP",service="default/web:web"} 1' in text
         assert "# TYPE kubeproxy_sync_proxy_rules_duration_seconds histogram" in text
         assert "mkp_proxy_listeners 1" in text
+        assert "kubeproxy_network_programming_duration_seconds_count 1" in text
+        assert 0.05 <= env.proxy.metrics.programming.sum < 5
 
 
 async def test_a_frontend_that_cannot_be_bound_does_not_stop_the_others(tmp_path: Path) -> None:
