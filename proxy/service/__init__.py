@@ -10,5 +10,6 @@ Modules, lowest first:
     healthcheck kube-proxy's healthCheckNodePort answer
     listeners   sockets per frontend (SO_BINDTODEVICE), the target each asks
     proxier     informers + work queue + reconcile: the proxy itself
-    cli         `mkp proxy` and `main`, `run_proxy`
+    process     the `mkp proxy` process: `main`, `run_proxy`
+    cli         the click command `proxy_command` (light: imports the rest when run)
 """

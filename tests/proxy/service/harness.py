@@ -21,9 +21,9 @@ from typing import Any
 from aiohttp import web
 
 from minikube_py.client import ENDPOINTSLICES, SERVICES, ApiClient, SharedInformerFactory
-from proxy.service.cli import metrics_server
 from proxy.service.listeners import ConnectionPolicy
 from proxy.service.model import ProxyConfig
+from proxy.service.process import metrics_server
 from proxy.service.proxier import ServiceProxy
 
 Obj = dict[str, Any]

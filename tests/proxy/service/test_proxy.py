@@ -302,8 +302,8 @@ async def test_network_policy_flag_asks_the_netpol_agent(tmp_path: Path) -> None
     host itself are always allowed, as traffic from a pod's node is in Kubernetes.)"""
     from minikube_py.client import PODS
     from minikube_py.client.resources import NETWORKPOLICIES
-    from proxy.service.cli import run_proxy
     from proxy.service.model import ProxyConfig
+    from proxy.service.process import run_proxy
     from tests.proxy.service.harness import Backend, api_server
 
     node_ip = random_loopback(88)
