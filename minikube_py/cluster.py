@@ -148,12 +148,21 @@ def added_node(name: str, capacity: str = "") -> Component:
     return Component(f"{process.NODE_COMPONENT_PREFIX}{name}", argv)
 
 
+def _without_service_lb(argv: Callable[[Launch], list[str]]) -> Callable[[Launch], list[str]]:
+    return lambda launch: [*argv(launch), "--controllers", "*,-service-lb-controller"]
+
+
 def components_for(state: ClusterState) -> tuple[Component, ...]:
     """The components of a cluster as configured (mode, fake nodes, added nodes that are
     not stopped)."""
     base = MODES[state.mode]
     if state.mode != "multi-process":
         return base
+    if not state.nodes:
+        # No node runs a service proxy, so nothing would serve a load-balancer address:
+        # LoadBalancer Services stay <pending>, as on minikube without `minikube tunnel`.
+        base = tuple(Component(c.name, _without_service_lb(c.argv)) if c.name == "controller-manager" else c
+                     for c in base)
     plan = network_plan(state)
     real = tuple(real_node(n.name, state.runtime, n.number, plan) for n in plan.nodes)
     fake = (FAKE_NODES,) if state.fake_nodes else ()

@@ -19,6 +19,7 @@ load-balancer addresses.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from cni import addressing
 CNI_BIN_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
 DNS_PORT = 53
 DNS_PORT_UNPRIVILEGED = 10053
+NETPOL_TABLE_PREFIX = "mkp_netpol"  # nft tables `inet mkp_netpol_<node>` (cni.netpol)
 INGRESS_PORTS = (80, 443)
 INGRESS_PORTS_UNPRIVILEGED = (8080, 8443)
 
@@ -118,6 +120,8 @@ class NetworkPlan:
         addresses = (["127.0.0.1"] if first else []) + [node.node_ip]
         args += ["--nodeport-addresses", ",".join(addresses)]
         args.append("--load-balancers" if first else "--no-load-balancers")
+        if self.bridge:
+            args.append("--network-policy-nftables")
         return args
 
     def dns_args(self) -> list[str]:
@@ -137,11 +141,27 @@ class NetworkPlan:
 
 
 def host_teardown(state_file: Path) -> None:
-    """Undo `NetworkPlan.host_setup` from its record (nothing recorded: nothing to do)."""
+    """Undo `NetworkPlan.host_setup` from its record (nothing recorded: nothing to do),
+    and drop the NetworkPolicy tables the nodes' agents left if they were killed before
+    removing them themselves."""
     if not state_file.exists():
         return
     from cni import hostnet
+    from cni.netpol import nft
+    if shutil.which("nft"):
+        nft.cleanup(NETPOL_TABLE_PREFIX)
     hostnet.teardown_cluster(state_file)
+
+
+def leftovers() -> list[str]:
+    """Every host object a bridge-mode cluster makes that is still there (links, pod
+    namespaces, routes, rules, NetworkPolicy tables): empty once `mkp down` is done."""
+    from cni import hostnet
+    from cni.netpol import nft
+    found = hostnet.leftovers()
+    if shutil.which("nft"):
+        found += [f"nft table inet {t}" for t in nft.Nftables().tables(NETPOL_TABLE_PREFIX)]
+    return found
 
 
 def ingress_args(ports: tuple[int, int]) -> list[str]:

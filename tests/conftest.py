@@ -115,10 +115,14 @@ def _force_cleanup(state_dir: Path) -> list[int]:
     return leaked
 
 
+STARTED_CLUSTERS: set[str] = set()  # names of the clusters this session started
+
+
 @contextlib.contextmanager
 def start_mkp_cluster(mkp_home: Path, name: str | None = None, *up_args: str) -> Iterator[MkpCluster]:
     """`mkp up --port 0 --no-merge` in `mkp_home`; always `mkp down --purge` afterwards."""
     name = name or f"t-{uuid.uuid4().hex[:10]}"
+    STARTED_CLUSTERS.add(name)
     mkp_home = mkp_home.resolve()  # MKP_CLUSTER_HOME values are resolved paths
     env = mkp_env(mkp_home)
     state_dir = mkp_home / name
@@ -130,6 +134,9 @@ def start_mkp_cluster(mkp_home: Path, name: str | None = None, *up_args: str) ->
         server = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
         yield MkpCluster(name, state_dir, mkp_home, server, kubeconfig, env)
     finally:
+        keep = os.environ.get("MKP_TEST_KEEP_LOGS")  # a directory: each cluster's logs are copied there
+        if keep and (state_dir / "logs").is_dir():
+            shutil.copytree(state_dir / "logs", Path(keep) / name, dirs_exist_ok=True)
         down_error = None
         try:
             run_mkp("down", "--name", name, "--purge", env=env)
@@ -166,6 +173,11 @@ def _no_mkp_process_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Ite
         details = {pid: " ".join(process.cmdline(pid)) for pid in leaked}
         process.stop(leaked, grace=2.0)
         pytest.fail(f"processes of test clusters were left running (now killed): {details}")
+    if os.geteuid() == 0 and shutil.which("ip"):
+        from minikube_py import network
+        left = network.leftovers()
+        if left:
+            pytest.fail(f"bridge-mode clusters left host network objects behind: {left}")
 
 
 def _pod_processes(prefix: str) -> list[int]:
@@ -180,7 +192,9 @@ def _pod_processes(prefix: str) -> list[int]:
             cgroup = (entry / "cgroup").read_text()
         except OSError:
             continue
-        if prefix in cmdline or "/mkpods/t-" in cgroup:  # test clusters' nodes are named t-<hex>
+        # This session's clusters' nodes are named after them (t-<hex>, t-<hex>-m02):
+        # other pytest sessions on the machine keep their pods.
+        if prefix in cmdline or any(f"/mkpods/{name}" in cgroup for name in STARTED_CLUSTERS):
             found.append(int(entry.name))
     return found
 

@@ -5,7 +5,7 @@
               [--nodeport-addresses 127.0.0.1,192.168.49.2]
               [--load-balancers/--no-load-balancers]
               [--metrics-bind-address 127.0.0.1:10249] [--udp-timeout 30s]
-              [--network-policy/--no-network-policy]
+              [--network-policy/--no-network-policy] [--network-policy-nftables]
 
 Only the click command and its flag parsing live here, importing nothing heavy, so
 registering the command costs `mkp` nothing at start-up; the process itself is
@@ -67,9 +67,13 @@ def _split_addresses(_: click.Context, __: click.Parameter, value: tuple[str, ..
 @click.option("--udp-timeout", default=DEFAULT_UDP_TIMEOUT, show_default=True, help="Idle time after which a UDP flow ends.")
 @click.option("--network-policy/--no-network-policy", default=True, show_default=True,
               help="Drop proxied connections NetworkPolicy denies (asks cni.netpol's agent, in this process).")
+@click.option("--network-policy-nftables/--no-network-policy-nftables", default=False, show_default=True,
+              help="The agent also enforces NetworkPolicy between this node's pods in the kernel (bridge network: "
+                   "nftables table inet mkp_netpol_<node>).")
 def proxy_command(kubeconfig: str | None, server: str | None, hostname_override: str, bind_devices: tuple[str, ...],
                   cluster_ips: bool, nodeport_addresses: tuple[str, ...], load_balancers: bool,
-                  metrics_bind_address: str, udp_timeout: str, network_policy: bool) -> None:
+                  metrics_bind_address: str, udp_timeout: str, network_policy: bool,
+                  network_policy_nftables: bool) -> None:
     """Run one node's service proxy (ClusterIP, NodePort, LoadBalancer) in the foreground."""
     if not kubeconfig and not server:
         raise click.UsageError("give --kubeconfig or --server")
@@ -86,4 +90,5 @@ def proxy_command(kubeconfig: str | None, server: str | None, hostname_override:
 
     main(kubeconfig, server, hostname_override, cluster_ip_bind_devices=bind_devices, cluster_ips=cluster_ips,
          nodeport_addresses=nodeport_addresses, load_balancers=load_balancers,
-         metrics_bind_address=metrics_bind_address or None, udp_timeout=timeout, network_policy=network_policy)
+         metrics_bind_address=metrics_bind_address or None, udp_timeout=timeout, network_policy=network_policy,
+         nftables=network_policy and network_policy_nftables)

@@ -82,18 +82,20 @@ async def metrics_server(proxy: ServiceProxy, address: str | None) -> AsyncItera
 
 async def run_proxy(client: ApiClient, config: ProxyConfig, *, metrics_bind_address: str | None = None,
                     policy: ConnectionPolicy | None = None, udp_idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-                    metrics: ProxyMetrics | None = None, network_policy: bool = False) -> None:
+                    metrics: ProxyMetrics | None = None, network_policy: bool = False,
+                    nftables: bool = False) -> None:
     """Run one node's proxy (and its metrics server) until cancelled.
 
     `policy` vetoes connections; `network_policy=True` makes one in this process
-    instead: cni.netpol's agent for this node, answering only (the nftables rules are
-    the `mkp netpol` process's), on the proxy's own informers."""
+    instead: cni.netpol's agent for this node, on the proxy's own informers, which
+    answers for proxied connections and, with `nftables` (bridge network), also keeps
+    the node's kernel rules for traffic between pods."""
     informers = SharedInformerFactory(client)
     agent = None
     if network_policy:
         from cni.netpol.agent import NetworkPolicyAgent
 
-        agent = NetworkPolicyAgent(client, config.node_name, nftables_enabled=False, factory=informers)
+        agent = NetworkPolicyAgent(client, config.node_name, nftables_enabled=nftables, factory=informers)
         policy = agent
     proxy = ServiceProxy(informers, config, policy=policy, metrics=metrics, udp_idle_timeout=udp_idle_timeout)
     log.info("service proxy for node %s: cluster IPs %s, NodePorts on %s, load balancers %s",
@@ -124,7 +126,7 @@ def main(kubeconfig: str | None, server: str | None, hostname_override: str, *,
          cluster_ip_bind_devices: tuple[str, ...] = (), cluster_ips: bool = True,
          nodeport_addresses: tuple[str, ...] = ("127.0.0.1",), load_balancers: bool = True,
          metrics_bind_address: str | None = DEFAULT_METRICS_ADDRESS, udp_timeout: float = DEFAULT_IDLE_TIMEOUT,
-         policy: ConnectionPolicy | None = None, network_policy: bool = True) -> None:
+         policy: ConnectionPolicy | None = None, network_policy: bool = True, nftables: bool = False) -> None:
     """Entry point of `mkp proxy` (blocks until SIGTERM/SIGINT); exit 1 on bad flags."""
     import uvloop
 
@@ -143,6 +145,6 @@ def main(kubeconfig: str | None, server: str | None, hostname_override: str, *,
     async def serve() -> None:
         await run_until_signalled(client, lambda: run_proxy(
             client, config, metrics_bind_address=metrics_bind_address, policy=policy,
-            udp_idle_timeout=udp_timeout, network_policy=network_policy), "proxy")
+            udp_idle_timeout=udp_timeout, network_policy=network_policy, nftables=nftables), "proxy")
 
     uvloop.run(serve())

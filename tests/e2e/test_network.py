@@ -190,11 +190,16 @@ def _ready_pods(cluster: Any, namespace: str, selector: str) -> list[dict[str, A
         c["type"] == "Ready" and c["status"] == "True" for c in (p.get("status") or {}).get("conditions") or [])]
 
 
-def _fetch(cluster: Any, url: str, *, pod: str = "client", namespace: str = "default", timeout: int = 3) -> str:
+ERRORS: list[str] = []  # why fetches failed, for assertion messages
+
+
+def _fetch(cluster: Any, url: str, *, pod: str = "client", namespace: str = "default", timeout: int = 5) -> str:
     """What `wget -qO- URL` prints in the client pod ("" when it fails). Debian's static
     busybox wget crashes with its own -T outside the host's root: `timeout` bounds it."""
     result = cluster.kubectl("exec", "-n", namespace, pod, "--", "timeout", str(timeout), "wget", "-qO-", url,
                              check=False)
+    if result.returncode != 0:
+        ERRORS.append(f"{url}: exit {result.returncode}: {result.stderr.strip()}")
     return result.stdout if result.returncode == 0 else ""
 
 
@@ -221,8 +226,8 @@ def _http(url: str, *, host: str | None = None, timeout: float = 5) -> tuple[int
 
 
 def _leftovers() -> list[str]:
-    from cni import hostnet
-    return hostnet.leftovers()
+    from minikube_py import network
+    return network.leftovers()
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +261,7 @@ def test_service_name_answers_from_every_backend_round_robin(bridge: Any) -> Non
     names = {p["metadata"]["name"] for p in _ready_pods(bridge, "commerce", "app=order-service")}
     for url in ("http://order-service.commerce.svc.cluster.local/", "http://order-service.commerce/"):
         answered = _answering(bridge, url, 3)
-        assert set(answered) == names, (url, answered, names)
+        assert set(answered) == names, (url, answered, names, ERRORS[-3:])
 
 
 def test_nodeport_and_load_balancer_answer_from_the_host(bridge: Any) -> None:
@@ -324,7 +329,7 @@ def test_scaling_changes_the_answering_set(bridge: Any) -> None:
     names = {p["metadata"]["name"] for p in _ready_pods(bridge, "commerce", "app=order-service")}
     time.sleep(1.0)
     answered = _answering(bridge, "http://order-service.commerce/", 4)
-    assert set(answered) == names, (answered, names)
+    assert set(answered) == names, (answered, names, ERRORS[-4:])
 
 
 def test_network_policy_default_deny_then_allow(bridge: Any) -> None:
