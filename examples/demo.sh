@@ -55,3 +55,15 @@ k rollout status statefulset/web --timeout=90s
 k get statefulset web
 k get pods,pvc -l app=nginx
 k get pv
+
+# Services and DNS: the seed's pod behind a Service; a client pod on the real node reaches
+# it by name through cluster DNS and the node's service proxy (by the Service's
+# environment variables where the pod has no cluster DNS: the process runtime).
+k expose pod my-app --name my-service --port 8080 --target-port 8080
+k get service my-service -o wide
+k run net-client --image=busybox --restart=Never --dry-run=client -o json -- sleep 300 | place DoesNotExist | k apply -f -
+k wait --for=condition=Ready pod/net-client --timeout=60s
+k exec net-client -- sh -c 'wget -qO- http://my-service:8080/version 2>/dev/null ||
+  wget -qO- "http://$MY_SERVICE_SERVICE_HOST:$MY_SERVICE_SERVICE_PORT/version"'
+k get endpointslices -l kubernetes.io/service-name=my-service
+k delete pod net-client --wait=false

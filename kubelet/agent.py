@@ -174,11 +174,15 @@ class Kubelet:
                         and (s.get("metadata") or {}).get("name") == "kubernetes")]
         env = await container_env(pod, container, source=self.source, node_ip=self.host_ip() or "",
                                   pod_ip=pod_ip or "", services=services)
-        # Under the loopback pod network containers share the host's network: POD_IP
-        # tells an app which address is its own (unless the pod sets POD_IP itself).
+        # POD_IP tells an app which address is its own (unless the pod sets POD_IP
+        # itself). Under the loopback pod network containers share the host's network,
+        # so the built-in images (podinfo, nginx) bind MKP_POD_IP rather than every
+        # address; in the bridge network a pod has its own namespace and they bind as
+        # usual (also localhost, where port-forward connects).
         if pod_ip:
             env.setdefault("POD_IP", pod_ip)
-            env["MKP_POD_IP"] = pod_ip  # what the built-in images (podinfo, nginx) bind to
+            if self.config.network == "loopback":
+                env["MKP_POD_IP"] = pod_ip
         return env
 
     # -- events -> keys -------------------------------------------------------------------

@@ -22,3 +22,4 @@ def test_demo_script_runs_clean(tmp_path):
         assert 'deployment "order-service" successfully rolled out' in result.stdout
         assert "partitioned roll out complete: 3 new pods have been updated" in result.stdout
         assert "job.batch/hello condition met" in result.stdout
+        assert '"version": "6.7.1"' in result.stdout  # podinfo's /version through my-service

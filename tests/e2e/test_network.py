@@ -169,6 +169,22 @@ spec:
 """
 
 
+DOCKER_LESSON = """
+apiVersion: v1
+kind: Pod
+metadata: {name: host-net}
+spec:
+  hostNetwork: true
+  containers: [{name: c, image: busybox, command: [sleep, "3600"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: no-net, annotations: {mkp.dev/network: none}}
+spec:
+  containers: [{name: c, image: busybox, command: [sleep, "3600"]}]
+"""
+
+
 def _require_bridge() -> None:
     if os.geteuid() != 0:
         if os.environ.get("CI") == "true":
@@ -343,3 +359,21 @@ def test_network_policy_default_deny_then_allow(bridge: Any) -> None:
     assert _fetch(bridge, "http://order-service.commerce/")
     bridge.kubectl("delete", "networkpolicy", "-n", "commerce", "default-deny", "allow-client")
 
+
+def test_docker_lesson_host_bridge_and_none(bridge: Any) -> None:
+    """The seed's Docker network drivers: host (hostNetwork), bridge (every pod here), none."""
+    bridge.kubectl("apply", "-f", "-", input=DOCKER_LESSON)
+    _wait(lambda: len(_ready_pods(bridge, "default", "app!=web,app!=client")) >= 2, 60, "host-net and no-net Ready")
+    host = _json(bridge, "get", "pod", "host-net")
+    node = _json(bridge, "get", "node", host["spec"]["nodeName"])
+    internal = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
+    assert host["status"]["podIP"] == internal
+    links = bridge.kubectl("exec", "host-net", "--", "ip", "-o", "link").stdout
+    assert "mkpbr" in links  # the host's own links: the node bridges
+    none = _json(bridge, "get", "pod", "no-net")
+    assert not none["status"].get("podIP")
+    links = bridge.kubectl("exec", "no-net", "--", "ip", "-o", "link").stdout
+    assert [line.split(":")[1].strip() for line in links.splitlines()] == ["lo"], links
+    assert not _fetch(bridge, "http://order-service.commerce/", pod="no-net", timeout=2)
+    client_links = bridge.kubectl("exec", "client", "--", "ip", "-o", "link").stdout
+    assert "eth0" in client_links and "mkpbr" not in client_links
