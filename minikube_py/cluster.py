@@ -380,6 +380,8 @@ def up(paths: ClusterPaths, *, port: int | None = None, merge: bool = True,
                                state.runtime if runtime is None else runtime)
         components = components_for(state)
         running = _running_pids(paths, components)
+        if _move_ingress_off_taken_ports(state, components, running, notes):
+            components = components_for(state)
         _clear_stale_pid_files(paths, running, notes)
         already = len(running) == len(components)
         api = components[0]
@@ -409,6 +411,28 @@ def up(paths: ClusterPaths, *, port: int | None = None, merge: bool = True,
             state.merged_kubeconfig = str(result.merged_into)
             state.save(paths)
         return result
+
+
+def _move_ingress_off_taken_ports(state: ClusterState, components: tuple[Component, ...], running: dict[str, int],
+                                  notes: list[str]) -> bool:
+    """The Ingress controller's default ports (80 and 443 as root) may be taken by a web
+    server on this machine: then it gets the next free pair of 8080/8443, 8081/8444, ...
+    (kept for the cluster, said in a note). Ports given with --ingress-ports stay."""
+    if state.ingress_ports or "ingress-controller" not in {c.name for c in components} \
+            or "ingress-controller" in running:
+        return False
+    wanted = network.default_ingress_ports()
+    if all(port_is_free(p) for p in wanted):
+        return False
+    pair = next(((8080 + i, 8443 + i) for i in range(20) if port_is_free(8080 + i) and port_is_free(8443 + i)), None)
+    if pair is None:
+        notes.append(f"ports {wanted[0]} and {wanted[1]} are taken: the Ingress controller will not start "
+                     "(give free ones with --ingress-ports)")
+        return False
+    state.ingress_ports = f"{pair[0]},{pair[1]}"
+    notes.append(f"port {wanted[0]} or {wanted[1]} is taken on 127.0.0.1: the Ingress controller uses "
+                 f"{pair[0]} and {pair[1]} (--ingress-ports to choose)")
+    return True
 
 
 def _hostnet_file(paths: ClusterPaths) -> Path:
