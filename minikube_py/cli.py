@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from minikube_py.config import DEFAULT_NAME, KUBERNETES_VERSION, ClusterPaths, validate_name
+from minikube_py.config import DEFAULT_NAME, KUBERNETES_VERSION, ClusterPaths, ClusterState, validate_name
 
 if TYPE_CHECKING:
     from minikube_py.cluster import Status, UpResult
@@ -49,7 +49,7 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 # Components whose command lives with their code, imported only when invoked.
 LAZY_COMMANDS = {
-    "proxy": ("proxy.service.cli", "proxy_command"),
+    "kube-proxy": ("proxy.service.cli", "proxy_command"),
     "dns": ("cni.dns.cli", "dns_command"),
     "ingress": ("proxy.ingress.cli", "ingress_command"),
 }
@@ -135,17 +135,22 @@ def _print_up(paths: ClusterPaths, result: UpResult) -> None:
 
 
 def _print_network(result: UpResult) -> None:
+    for line in _network_lines(result.state):
+        click.echo("  " + line)
+
+
+def _network_lines(state: ClusterState) -> list[str]:
+    """The pod network and the Ingress address, for clusters with real nodes."""
     from minikube_py import cluster, network
 
-    state = result.state
     if state.mode != "multi-process" or not state.nodes:
-        return
+        return []
     plan = cluster.network_plan(state)
-    click.echo(f"  {'network':<24}{plan.network}: pods {', '.join(n.pod_cidr for n in plan.nodes)}; "
-               f"services {plan.service_cidr}; DNS {plan.dns_ip}")
     http, https = (network.parse_ingress_ports(state.ingress_ports) if state.ingress_ports
                    else network.default_ingress_ports())
-    click.echo(f"  {'ingress':<24}http://127.0.0.1:{http}  https://127.0.0.1:{https}")
+    return [f"{'network':<24}{plan.network}: pods {', '.join(n.pod_cidr for n in plan.nodes)}; "
+            f"services {plan.service_cidr}; DNS {plan.dns_ip}",
+            f"{'ingress':<24}http://127.0.0.1:{http}  https://127.0.0.1:{https}"]
 
 
 @cli.command()
@@ -197,6 +202,8 @@ def _print_status(st: Status) -> None:
         click.echo(f"{c.name:<24}{state:<22} log {c.log}")
     health = "ready (/readyz 200)" if st.ready else "not answering /readyz"
     click.echo(f"{'server':<24}{st.state.server}  {health}")
+    for line in _network_lines(st.state):
+        click.echo(line)
     click.echo(f"{'kubeconfig':<24}{st.paths.kubeconfig}")
     if st.state.merged_kubeconfig:
         click.echo(f'{"context":<24}"{st.paths.name}" in {st.state.merged_kubeconfig}')

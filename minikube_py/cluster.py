@@ -119,7 +119,7 @@ def real_node(name: str, runtime: str = "", number: int = 1, plan: network.Netwo
 def node_proxy(plan: network.NetworkPlan, node: network.NodeAddresses) -> Component:
     """The service proxy of a real node (component `kube-proxy-<name>`)."""
     return Component(f"{process.PROXY_COMPONENT_PREFIX}{node.name}",
-                     lambda launch: ["proxy", *plan.proxy_args(node), *_kubeconfig_args(launch)])
+                     lambda launch: ["kube-proxy", *plan.proxy_args(node), *_kubeconfig_args(launch)])
 
 
 def networking(state: ClusterState) -> tuple[Component, ...]:

@@ -4,7 +4,7 @@ node's addresses are, and the networking components that come with real nodes.
 With at least one real node a cluster also runs, as a kubeadm cluster with the CoreDNS
 addon and ingress-nginx would:
 
-  kube-proxy-<node>   the node's service proxy (`mkp proxy`): ClusterIPs, NodePorts and
+  kube-proxy-<node>   the node's service proxy (`mkp kube-proxy`): ClusterIPs, NodePorts and
                       load-balancer addresses, following EndpointSlices;
   coredns             the cluster DNS (`mkp dns`), published as the kube-system/kube-dns
                       Service at the tenth address of the Service range;

@@ -126,7 +126,7 @@ def environ(pid: int) -> dict[str, str]:
 
 NODE_COMPONENT_PREFIX = "node-"  # components of nodes added one by one (`mkp node add`)
 KUBELET_COMPONENT_PREFIX = "kubelet-"  # the real nodes of `mkp up --nodes N`
-PROXY_COMPONENT_PREFIX = "kube-proxy-"  # their service proxies (`mkp proxy --hostname-override NAME`)
+PROXY_COMPONENT_PREFIX = "kube-proxy-"  # their service proxies (`mkp kube-proxy --hostname-override NAME`)
 # Components whose `mkp` sub-command is not their name.
 COMPONENT_COMMANDS = {"coredns": "dns", "ingress-controller": "ingress"}
 
@@ -144,7 +144,7 @@ def is_component(pid: int, cluster_home: Path, component: str) -> bool:
         if component.startswith(prefix):
             return "kubelet" in words and component.removeprefix(prefix) in words
     if component.startswith(PROXY_COMPONENT_PREFIX):
-        return "proxy" in words and component.removeprefix(PROXY_COMPONENT_PREFIX) in words
+        return "kube-proxy" in words and component.removeprefix(PROXY_COMPONENT_PREFIX) in words
     return COMPONENT_COMMANDS.get(component, component) in words
 
 

@@ -1,4 +1,4 @@
-"""The L4 service proxy (`mkp proxy`): kube-proxy's job done in userspace, per node.
+"""The L4 service proxy (`mkp kube-proxy`): kube-proxy's job done in userspace, per node.
 
 Modules, lowest first:
 
@@ -10,6 +10,6 @@ Modules, lowest first:
     healthcheck kube-proxy's healthCheckNodePort answer
     listeners   sockets per frontend (SO_BINDTODEVICE), the target each asks
     proxier     informers + work queue + reconcile: the proxy itself
-    process     the `mkp proxy` process: `main`, `run_proxy`
+    process     the `mkp kube-proxy` process: `main`, `run_proxy`
     cli         the click command `proxy_command` (light: imports the rest when run)
 """

@@ -1,6 +1,6 @@
-"""`mkp proxy`: one node's service proxy as a process (kube-proxy's place in a cluster).
+"""`mkp kube-proxy`: one node's service proxy as a process (kube-proxy's place in a cluster).
 
-    mkp proxy --kubeconfig K --hostname-override NODE
+    mkp kube-proxy --kubeconfig K --hostname-override NODE
               [--cluster-ip-bind-device DEV ...] [--no-cluster-ips]
               [--nodeport-addresses 127.0.0.1,192.168.49.2]
               [--load-balancers/--no-load-balancers]
@@ -50,7 +50,7 @@ def _split_addresses(_: click.Context, __: click.Parameter, value: tuple[str, ..
     return tuple(a.strip() for v in value for a in v.split(",") if a.strip())
 
 
-@click.command("proxy")
+@click.command("kube-proxy")
 @click.option("--kubeconfig", default=None, help="kubeconfig of the cluster to join.")
 @click.option("--master", "--server", "server", default=None, help="API server URL; overrides the kubeconfig's.")
 @click.option("--hostname-override", required=True, help="This proxy's node name (endpoints' nodeName, topology).")

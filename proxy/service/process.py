@@ -1,4 +1,4 @@
-"""The `mkp proxy` process: the proxy plus its metrics server, on uvloop, until a signal.
+"""The `mkp kube-proxy` process: the proxy plus its metrics server, on uvloop, until a signal.
 
 `run_proxy` is the async core (tests and in-process callers use it); `main` is what the
 CLI calls, and what a Python caller calls to run a node's proxy in the foreground.
@@ -127,7 +127,7 @@ def main(kubeconfig: str | None, server: str | None, hostname_override: str, *,
          nodeport_addresses: tuple[str, ...] = ("127.0.0.1",), load_balancers: bool = True,
          metrics_bind_address: str | None = DEFAULT_METRICS_ADDRESS, udp_timeout: float = DEFAULT_IDLE_TIMEOUT,
          policy: ConnectionPolicy | None = None, network_policy: bool = True, nftables: bool = False) -> None:
-    """Entry point of `mkp proxy` (blocks until SIGTERM/SIGINT); exit 1 on bad flags."""
+    """Entry point of `mkp kube-proxy` (blocks until SIGTERM/SIGINT); exit 1 on bad flags."""
     import uvloop
 
     setup_process()

@@ -1,4 +1,4 @@
-"""`mkp proxy` as a process against a real `mkp up` cluster: a NodePort Service created
+"""`mkp kube-proxy` as a process against a real `mkp up` cluster: a NodePort Service created
 with kubectl is served on the node address, /healthz and /metrics answer, SIGTERM stops
 it cleanly; and bad flags are clear errors before anything starts."""
 

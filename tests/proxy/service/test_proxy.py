@@ -2,7 +2,7 @@
 backends on 127.x addresses, clients connecting to ClusterIPs, NodePorts and
 load-balancer addresses as pods and host clients would (loopback mode).
 
-Every test runs on both event loops, asyncio's and uvloop's (what `mkp proxy` runs on):
+Every test runs on both event loops, asyncio's and uvloop's (what `mkp kube-proxy` runs on):
 their transports differ in flow control and half-close details."""
 
 from __future__ import annotations
