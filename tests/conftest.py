@@ -162,7 +162,12 @@ def mkp_cluster_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mkp
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_mkp_process_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """After the last test: no process may still carry an MKP_CLUSTER_HOME from this run."""
+    """After the last test: no process may still carry an MKP_CLUSTER_HOME from this run,
+    and no bridge-network host object may be there that was not there before it."""
+    check_network = os.geteuid() == 0 and shutil.which("ip") is not None
+    if check_network:
+        from minikube_py import network
+        before = set(network.leftovers())
     yield
     prefix = str(tmp_path_factory.getbasetemp().resolve()) + os.sep
     leaked = process.marked_processes(prefix, prefix=True)
@@ -173,9 +178,8 @@ def _no_mkp_process_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Ite
         details = {pid: " ".join(process.cmdline(pid)) for pid in leaked}
         process.stop(leaked, grace=2.0)
         pytest.fail(f"processes of test clusters were left running (now killed): {details}")
-    if os.geteuid() == 0 and shutil.which("ip"):
-        from minikube_py import network
-        left = network.leftovers()
+    if check_network:
+        left = [item for item in network.leftovers() if item not in before]
         if left:
             pytest.fail(f"bridge-mode clusters left host network objects behind: {left}")
 

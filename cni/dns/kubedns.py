@@ -7,7 +7,8 @@ the CoreDNS pods. Our server is a host process, not a pod, so the Service has no
 selector and its endpoint is written by hand, as for any Service in front of something
 outside the cluster: an EndpointSlice `kube-dns-mkp`, labelled with the Service's name
 and `endpointslice.kubernetes.io/managed-by: mkp-dns` (the EndpointSlice controller
-leaves slices it does not manage, and Services without a selector, alone). The
+leaves slices it does not manage, and Services without a selector, alone), and the
+legacy Endpoints `kube-dns` with the same address (`kubectl get endpoints`). The
 endpoint is the first --listen address; its port names match the Service's, so the
 service proxy forwards <cluster IP>:53 to the listener. The metrics port is in the
 slice only when the metrics listener serves on that address too.
@@ -27,6 +28,7 @@ from typing import Any
 
 from cni.dns.server import Listen
 from minikube_py.client import (
+    ENDPOINTS,
     ENDPOINTSLICES,
     SERVICES,
     ApiClient,
@@ -48,6 +50,7 @@ MANAGER = "mkp-dns"
 KEY = f"{NAMESPACE}/{SERVICE}"
 SERVICE_LABELS = {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS"}
 SERVICE_ANNOTATIONS = {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"}
+ENDPOINTS_SKIP_MIRROR = "endpointslice.kubernetes.io/skip-mirror"
 SLICE_LABELS = {"kubernetes.io/service-name": SERVICE, "endpointslice.kubernetes.io/managed-by": MANAGER}
 
 Obj = dict[str, Any]
@@ -87,6 +90,17 @@ class KubeDns:
                                          or ipaddress.ip_address(self.metrics.host).is_unspecified):
             ports.append({"name": "metrics", "port": self.metrics.port, "protocol": "TCP"})
         return ports
+
+    def endpoints(self, *, ready: bool = True) -> Obj:
+        """The legacy Endpoints object (what `kubectl get endpoints -n kube-system` shows),
+        written by hand like the slice; `skip-mirror` keeps an EndpointSlice mirroring
+        controller from making a second slice of it."""
+        subset: Obj = {"addresses" if ready else "notReadyAddresses": [{"ip": self.endpoint.host}],
+                       "ports": [{k: p[k] for k in ("name", "port", "protocol")} for p in self.slice_ports()]}
+        return {"apiVersion": "v1", "kind": "Endpoints",
+                "metadata": {"name": SERVICE, "namespace": NAMESPACE,
+                             "labels": {**SERVICE_LABELS, ENDPOINTS_SKIP_MIRROR: "true"}},
+                "subsets": [subset]}
 
     def slice(self, service_uid: str | None, *, ready: bool = True) -> Obj:
         meta: Obj = {"name": SLICE, "namespace": NAMESPACE, "labels": dict(SLICE_LABELS)}
@@ -144,6 +158,17 @@ def slice_drift(current: Obj, want: Obj) -> Obj | None:
     return fixed
 
 
+def endpoints_drift(current: Obj, want: Obj) -> Obj | None:
+    labels = (current.get("metadata") or {}).get("labels") or {}
+    if (all(labels.get(k) == v for k, v in want["metadata"]["labels"].items())
+            and current.get("subsets") == want["subsets"]):
+        return None
+    fixed = deep_copy(current)
+    fixed["metadata"].setdefault("labels", {}).update(want["metadata"]["labels"])
+    fixed["subsets"] = want["subsets"]
+    return fixed
+
+
 def _is_ours(obj: Obj) -> list[str]:
     meta = obj.get("metadata") or {}
     if meta.get("namespace") == NAMESPACE and meta.get("name") in (SERVICE, SLICE):
@@ -160,9 +185,11 @@ class KubeDnsController:
         self.queue: WorkQueue[str] = WorkQueue("kube-dns")
         self.services = factory.informer(SERVICES)
         self.slices = factory.informer(ENDPOINTSLICES)
-        for informer in (self.services, self.slices):
+        self.endpoints = factory.informer(ENDPOINTS)
+        for informer in (self.services, self.slices, self.endpoints):
             informer.add_event_handler(enqueue_mapped(self.queue, _is_ours))
-        self.controller = Controller("kube-dns", self.queue, self.reconcile, wait_for=[self.services, self.slices])
+        self.controller = Controller("kube-dns", self.queue, self.reconcile,
+                                     wait_for=[self.services, self.slices, self.endpoints])
 
     async def run(self) -> None:
         self.queue.add(KEY)  # absent objects send no event: look once at the start
@@ -190,6 +217,12 @@ class KubeDnsController:
             await self._create(ENDPOINTSLICES, slice_want)
         elif (fixed := slice_drift(current, slice_want)) is not None:
             await self.client.update(ENDPOINTSLICES, fixed)
+        endpoints_want = self.want.endpoints()
+        endpoints = self.endpoints.lister.get(SERVICE, NAMESPACE)
+        if endpoints is None:
+            await self._create(ENDPOINTS, endpoints_want)
+        elif (fixed := endpoints_drift(endpoints, endpoints_want)) is not None:
+            await self.client.update(ENDPOINTS, fixed)
         return None
 
     async def _create(self, resource: Any, obj: Obj) -> None:
@@ -208,3 +241,6 @@ class KubeDnsController:
         fixed = slice_drift(current, self.want.slice(service["metadata"].get("uid"), ready=False))
         if fixed is not None:
             await self.client.update(ENDPOINTSLICES, fixed)
+        endpoints = self.endpoints.lister.get(SERVICE, NAMESPACE)
+        if endpoints is not None and (fixed := endpoints_drift(endpoints, self.want.endpoints(ready=False))):
+            await self.client.update(ENDPOINTS, fixed)

@@ -151,6 +151,19 @@ def test_kube_dns_slice_points_at_the_listener_and_the_controller_leaves_it_alon
     assert [s["metadata"]["resourceVersion"] for s in again] == [ours["metadata"]["resourceVersion"]]
 
 
+def test_kube_dns_endpoints_are_written_too_and_not_mirrored(cluster, server):
+    endpoints = wait_until(lambda: cluster.kubectl("-n", "kube-system", "get", "endpoints", "kube-dns", "-o", "json",
+                                                   check=False).stdout, 5, "the kube-dns Endpoints")
+    obj = json.loads(endpoints)
+    assert obj["metadata"]["labels"]["endpointslice.kubernetes.io/skip-mirror"] == "true"
+    [subset] = obj["subsets"]
+    assert subset["addresses"] == [{"ip": HOST}]
+    assert sorted((p["name"], p["port"]) for p in subset["ports"]) == [
+        ("dns", server.port), ("dns-tcp", server.port), ("metrics", server.metrics_port)]
+    table = cluster.kubectl("-n", "kube-system", "get", "endpoints", "kube-dns").stdout
+    assert f"{HOST}:{server.port}" in table
+
+
 def test_kube_dns_objects_are_put_back_when_changed(cluster, server):
     cluster.kubectl("-n", "kube-system", "delete", "endpointslice", "kube-dns-mkp")
     within_a_second(lambda: cluster.kubectl("-n", "kube-system", "get", "endpointslice", "kube-dns-mkp",
