@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -377,3 +378,65 @@ def test_docker_lesson_host_bridge_and_none(bridge: Any) -> None:
     assert not _fetch(bridge, "http://order-service.commerce/", pod="no-net", timeout=2)
     client_links = bridge.kubectl("exec", "client", "--", "ip", "-o", "link").stdout
     assert "eth0" in client_links and "mkpbr" not in client_links
+
+
+MORE_SERVICES = """
+apiVersion: v1
+kind: Service
+metadata: {name: order-sticky, namespace: commerce}
+spec:
+  selector: {app: order-service}
+  sessionAffinity: ClientIP
+  ports: [{port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: orders-alias, namespace: default}
+spec:
+  type: ExternalName
+  externalName: order-service.commerce.svc.cluster.local
+"""
+
+
+def test_session_affinity_external_name_and_hairpin(bridge: Any) -> None:
+    bridge.kubectl("apply", "-f", "-", input=MORE_SERVICES)
+    _wait(lambda: _fetch(bridge, "http://order-sticky.commerce/"), 20, "order-sticky to answer")
+    sticky = _answering(bridge, "http://order-sticky.commerce/", 4)
+    assert len(set(sticky)) == 1 and sticky[0], (sticky, ERRORS[-4:])
+    # ExternalName: a CNAME to the Service's own name, which the cluster DNS follows.
+    lookup = bridge.kubectl("exec", "client", "--", "nslookup", "orders-alias.default.svc.cluster.local").stdout
+    assert "order-service.commerce.svc.cluster.local" in lookup
+    service_ip = _json(bridge, "get", "svc", "-n", "commerce", "order-service")["spec"]["clusterIP"]
+    assert service_ip in lookup
+    # Hairpin: a pod reaches itself through its own Service.
+    pods = _ready_pods(bridge, "commerce", "app=order-service")
+    me = pods[0]["metadata"]["name"]
+    for _ in range(2 * len(pods)):  # round robin: at least twice to itself
+        result = bridge.kubectl("exec", "-n", "commerce", me, "--", "podcli", "check", "http", "--delay", "0s",
+                                "order-service.commerce.svc.cluster.local/", check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ingress_tls_from_a_secret(bridge: Any, tmp_path: Path) -> None:
+    openssl = require_tool("openssl")
+    key, cert = tmp_path / "tls.key", tmp_path / "tls.crt"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=api.walmart.com", "-addext", "subjectAltName=DNS:api.walmart.com",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    bridge.kubectl("create", "secret", "tls", "tls-secret", "-n", "commerce", f"--cert={cert}", f"--key={key}")
+    tls_ingress = INGRESS.replace("name: api-ingress", "name: api-ingress-tls").replace(
+        "spec:\n  rules:", "spec:\n  tls:\n    - hosts: [api.walmart.com]\n      secretName: tls-secret\n  rules:")
+    assert "secretName: tls-secret" in tls_ingress
+    bridge.kubectl("apply", "-f", "-", input=tls_ingress)
+    curl = require_tool("curl")
+
+    def https_orders() -> str:
+        result = subprocess.run([curl, "-s", "--cacert", str(cert), "--resolve", "api.walmart.com:443:127.0.0.1",
+                                 "https://api.walmart.com/orders"], capture_output=True, text=True, timeout=10)
+        return result.stdout if result.returncode == 0 else ""
+
+    assert _hostname(_wait(https_orders, 30, "https through the Ingress")).startswith("order-service")
+    redirect = subprocess.run([curl, "-s", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "-H",
+                               "Host: api.walmart.com", "http://127.0.0.1/orders"], capture_output=True, text=True)
+    assert redirect.stdout.startswith("308 https://api.walmart.com/orders"), redirect.stdout
+    bridge.kubectl("delete", "ingress", "-n", "commerce", "api-ingress-tls")
