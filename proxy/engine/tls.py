@@ -1,0 +1,485 @@
+"""TLS and mTLS for listeners and clusters: Envoy's TLS contexts, SPIFFE checks, sniffing.
+
+The dataclasses mirror Envoy's `DownstreamTlsContext` / `UpstreamTlsContext` (same field
+names and defaults, file-based certificates only) and compile to `ssl.SSLContext`s.
+Envoy checks a peer against `match_typed_subject_alt_names`; Python's `ssl` only knows
+host names, so the peer's URI SANs (the SPIFFE IDs Istio puts there) are read from the
+DER certificate with `cryptography` after the handshake, before the application protocol
+sees the connection, and a mismatch closes it with a reason.
+
+A PERMISSIVE listener takes TLS and plaintext on one port, as Envoy's `tls_inspector`
+does: look at the first bytes of a connection before anything consumes them. uvloop
+reads a new connection even when it is paused in `connection_made`, so the bytes would
+be gone; `TlsSniffingServer` therefore accepts sockets itself, peeks with MSG_PEEK, and
+hands each socket to `loop.connect_accepted_socket` with or without TLS. The application
+protocol is installed only after the handshake and the SAN check (then `set_protocol`
+takes the wrapper out of the data path). STRICT closes a connection that is not TLS.
+
+`CertificateStore` rotates certificates without dropping connections: it reloads the
+files when their mtime changes and gives new connections a new SSLContext, while an
+established connection keeps the SSLObject (and context) it was made with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import functools
+import logging
+import os
+import socket
+import ssl
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cryptography import x509
+
+log = logging.getLogger("proxy.engine.tls")
+
+_VERSIONS = {
+    "TLS_AUTO": None,
+    "TLSv1_0": ssl.TLSVersion.TLSv1,
+    "TLSv1_1": ssl.TLSVersion.TLSv1_1,
+    "TLSv1_2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1_3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+class TlsConfigError(ValueError):
+    """A TLS context that cannot be built; the message names the field."""
+
+
+class PeerVerificationError(Exception):
+    """The peer's certificate is missing or its SANs match none of the matchers."""
+
+
+@dataclass(frozen=True)
+class TlsCertificate:
+    """`common_tls_context.tls_certificates[]`: PEM files (`certificate_chain.filename`)."""
+
+    certificate_chain: str
+    private_key: str
+
+
+@dataclass(frozen=True)
+class SubjectAltNameMatcher:
+    """`match_typed_subject_alt_names[]`: `san_type` (URI, DNS) and one string matcher."""
+
+    san_type: str = "URI"
+    exact: str | None = None
+    prefix: str | None = None
+    suffix: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.san_type not in ("URI", "DNS"):
+            raise TlsConfigError(f"match_typed_subject_alt_names.san_type: {self.san_type!r} not URI or DNS")
+        if sum(v is not None for v in (self.exact, self.prefix, self.suffix)) != 1:
+            raise TlsConfigError("match_typed_subject_alt_names.matcher: exactly one of exact, prefix, suffix")
+
+    def matches(self, value: str) -> bool:
+        if self.exact is not None:
+            return value == self.exact
+        if self.prefix is not None:
+            return value.startswith(self.prefix)
+        return value.endswith(self.suffix or "")
+
+
+@dataclass(frozen=True)
+class CertificateValidationContext:
+    """`validation_context`: `trusted_ca.filename` and the SAN matchers (any one suffices)."""
+
+    trusted_ca: str | None = None
+    match_typed_subject_alt_names: tuple[SubjectAltNameMatcher, ...] = ()
+
+
+@dataclass(frozen=True)
+class TlsParameters:
+    """`tls_params`. Envoy's defaults: minimum TLS 1.2 for clients and servers; maximum
+    TLS 1.3 (servers; clients too since Envoy 1.26, before that 1.2)."""
+
+    tls_minimum_protocol_version: str = "TLSv1_2"
+    tls_maximum_protocol_version: str = "TLSv1_3"
+
+
+@dataclass(frozen=True)
+class CommonTlsContext:
+    tls_certificates: tuple[TlsCertificate, ...] = ()
+    validation_context: CertificateValidationContext | None = None
+    alpn_protocols: tuple[str, ...] = ()
+    tls_params: TlsParameters = field(default_factory=TlsParameters)
+
+
+@dataclass(frozen=True)
+class DownstreamTlsContext:
+    """Listener side. SIMPLE: a certificate; MUTUAL: also `trusted_ca` and
+    `require_client_certificate: true` (a client certificate is still verified when
+    presented without it, as Envoy does)."""
+
+    common_tls_context: CommonTlsContext
+    require_client_certificate: bool = False
+
+
+@dataclass(frozen=True)
+class UpstreamTlsContext:
+    """Cluster side. Without `trusted_ca` the server's certificate is not verified (Envoy's
+    behaviour); `sni` is sent when set; a certificate makes it mutual."""
+
+    common_tls_context: CommonTlsContext
+    sni: str = ""
+
+
+def _base_context(common: CommonTlsContext, purpose: ssl.Purpose, where: str) -> ssl.SSLContext:
+    server = purpose is ssl.Purpose.CLIENT_AUTH
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False  # Envoy never checks host names; SANs are checked by matchers
+    params = common.tls_params
+    for attr, name in (("minimum_version", "tls_minimum_protocol_version"),
+                       ("maximum_version", "tls_maximum_protocol_version")):
+        value = getattr(params, name)
+        if value not in _VERSIONS:
+            raise TlsConfigError(f"{where}.tls_params.{name}: {value!r} is not one of {sorted(_VERSIONS)}")
+        if _VERSIONS[value] is not None:
+            setattr(ctx, attr, _VERSIONS[value])
+    for i, cert in enumerate(common.tls_certificates):
+        try:
+            ctx.load_cert_chain(cert.certificate_chain, cert.private_key)
+        except (OSError, ssl.SSLError) as e:
+            raise TlsConfigError(
+                f"{where}.tls_certificates[{i}]: cannot load {cert.certificate_chain} / {cert.private_key}: {e}"
+            ) from e
+    vc = common.validation_context
+    ctx.verify_mode = ssl.CERT_NONE
+    if vc is not None and vc.trusted_ca:
+        try:
+            ctx.load_verify_locations(cafile=vc.trusted_ca)
+        except (OSError, ssl.SSLError) as e:
+            raise TlsConfigError(f"{where}.validation_context.trusted_ca: cannot load {vc.trusted_ca}: {e}") from e
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    if common.alpn_protocols:
+        ctx.set_alpn_protocols(list(common.alpn_protocols))
+    return ctx
+
+
+def _remember_sni(sslobj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> None:
+    sslobj.mkp_sni = server_name  # type: ignore[attr-defined]
+
+
+def server_context(tls: DownstreamTlsContext, where: str = "downstream_tls_context") -> ssl.SSLContext:
+    """An SSLContext for a listener; `where` prefixes field names in errors."""
+    common = tls.common_tls_context
+    if not common.tls_certificates:
+        raise TlsConfigError(f"{where}.common_tls_context.tls_certificates: a listener needs a certificate")
+    ctx = _base_context(common, ssl.Purpose.CLIENT_AUTH, f"{where}.common_tls_context")
+    has_ca = common.validation_context is not None and bool(common.validation_context.trusted_ca)
+    if tls.require_client_certificate and not has_ca:
+        raise TlsConfigError(f"{where}.require_client_certificate: needs validation_context.trusted_ca")
+    if has_ca and not tls.require_client_certificate:
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+    ctx.sni_callback = _remember_sni
+    return ctx
+
+
+def client_context(tls: UpstreamTlsContext, where: str = "upstream_tls_context") -> ssl.SSLContext:
+    """An SSLContext for a cluster's upstream connections."""
+    return _base_context(tls.common_tls_context, ssl.Purpose.SERVER_AUTH, f"{where}.common_tls_context")
+
+
+@functools.lru_cache(maxsize=1024)
+def _sans(der: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return (), ()
+    return (tuple(ext.get_values_for_type(x509.UniformResourceIdentifier)),
+            tuple(ext.get_values_for_type(x509.DNSName)))
+
+
+@dataclass(frozen=True)
+class ConnectionSecurity:
+    """What a TLS connection is, for routing, RBAC, metrics and logs. `peer_principal` is
+    the peer's first URI SAN (its SPIFFE ID) when it presented a verified certificate."""
+
+    tls_version: str | None = None
+    cipher: str | None = None
+    alpn: str | None = None
+    sni: str | None = None
+    peer_uri_sans: tuple[str, ...] = ()
+    peer_dns_sans: tuple[str, ...] = ()
+    mutual: bool = False
+
+    @property
+    def peer_principal(self) -> str | None:
+        return self.peer_uri_sans[0] if self.peer_uri_sans else None
+
+    @property
+    def connection_security_policy(self) -> str:
+        """Istio's label as the destination reports it: `mutual_tls` or `none`."""
+        return "mutual_tls" if self.mutual else "none"
+
+
+PLAINTEXT = ConnectionSecurity()
+
+
+def connection_security(sslobj: ssl.SSLObject | None) -> ConnectionSecurity:
+    """The identity and parameters of an established TLS connection (`PLAINTEXT` for None);
+    `transport.get_extra_info("ssl_object")` gives the SSLObject."""
+    if sslobj is None:
+        return PLAINTEXT
+    der = sslobj.getpeercert(binary_form=True)
+    uris, dns = _sans(der) if der else ((), ())
+    cipher = sslobj.cipher()
+    return ConnectionSecurity(
+        tls_version=sslobj.version(),
+        cipher=cipher[0] if cipher else None,
+        alpn=sslobj.selected_alpn_protocol(),
+        sni=getattr(sslobj, "mkp_sni", None) if sslobj.server_side else sslobj.server_hostname,
+        peer_uri_sans=uris,
+        peer_dns_sans=dns,
+        # A certificate is only returned when it was verified (CERT_OPTIONAL/REQUIRED).
+        mutual=bool(der) and sslobj.context.verify_mode != ssl.CERT_NONE,
+    )
+
+
+def verify_peer(sec: ConnectionSecurity, matchers: tuple[SubjectAltNameMatcher, ...]) -> None:
+    """Raise PeerVerificationError unless some SAN of the peer matches some matcher (no
+    matchers: anything verified by the CA is accepted)."""
+    if not matchers:
+        return
+    if not sec.mutual:
+        raise PeerVerificationError("peer presented no certificate")
+    for m in matchers:
+        values = sec.peer_uri_sans if m.san_type == "URI" else sec.peer_dns_sans
+        if any(m.matches(v) for v in values):
+            return
+    raise PeerVerificationError(
+        f"peer SANs {list(sec.peer_uri_sans + sec.peer_dns_sans)} match none of {_describe(matchers)}"
+    )
+
+
+def _describe(matchers: tuple[SubjectAltNameMatcher, ...]) -> list[str]:
+    return [f"{m.san_type} {'exact' if m.exact is not None else 'prefix' if m.prefix is not None else 'suffix'}"
+            f" {m.exact or m.prefix or m.suffix!r}" for m in matchers]
+
+
+def looks_like_tls(first: bytes) -> bool | None:
+    """True for a TLS handshake record (0x16, major version 3, minor 0-4), False for
+    anything else, None while fewer than 3 bytes are known and they could still be TLS."""
+    for i, ok in enumerate((lambda b: b == 0x16, lambda b: b == 0x03, lambda b: b <= 0x04)):
+        if i >= len(first):
+            return None
+        if not ok(first[i]):
+            return False
+    return True
+
+
+class CertificateStore:
+    """The current SSLContext for a TLS context whose files may be rotated.
+
+    `context()` stats the files at most every `check_interval` seconds and builds a new
+    SSLContext when an mtime or size changed. A rotation that fails to load (e.g. a key
+    that does not match yet) keeps the previous context and is retried on the next check."""
+
+    def __init__(self, tls: DownstreamTlsContext | UpstreamTlsContext, *, check_interval: float = 1.0) -> None:
+        self.tls = tls
+        self.check_interval = check_interval
+        self.generation = 0
+        self.last_error: str | None = None
+        common = tls.common_tls_context
+        files = [p for c in common.tls_certificates for p in (c.certificate_chain, c.private_key)]
+        if common.validation_context is not None and common.validation_context.trusted_ca:
+            files.append(common.validation_context.trusted_ca)
+        self.files = tuple(files)
+        self._stamp = self._stat()
+        self._ctx = self._build()  # the first build raises: a bad config is an error
+        self._checked = time.monotonic()
+
+    def _build(self) -> ssl.SSLContext:
+        if isinstance(self.tls, DownstreamTlsContext):
+            return server_context(self.tls)
+        return client_context(self.tls)
+
+    def _stat(self) -> tuple[tuple[int, int], ...]:
+        out = []
+        for path in self.files:
+            try:
+                st = os.stat(path)
+                out.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                out.append((-1, -1))
+        return tuple(out)
+
+    def reload_if_changed(self) -> bool:
+        """Rebuild now if a file changed; True when a new context was installed."""
+        self._checked = time.monotonic()
+        stamp = self._stat()
+        if stamp == self._stamp:
+            return False
+        try:
+            ctx = self._build()
+        except TlsConfigError as e:
+            self.last_error = str(e)
+            log.warning("certificate rotation failed, keeping the previous certificate: %s", e)
+            return False
+        self._stamp, self._ctx, self.last_error = stamp, ctx, None
+        self.generation += 1
+        log.info("certificates reloaded (generation %d)", self.generation)
+        return True
+
+    def context(self) -> ssl.SSLContext:
+        if time.monotonic() - self._checked >= self.check_interval:
+            self.reload_if_changed()
+        return self._ctx
+
+
+class _Verifier(asyncio.Protocol):
+    """Stands in for the application protocol until the handshake and SAN check are done."""
+
+    def __init__(self, server: TlsSniffingServer, peer: str) -> None:
+        self.server, self.peer = server, peer
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sec = connection_security(transport.get_extra_info("ssl_object"))
+        try:
+            verify_peer(sec, self.server.matchers)
+        except PeerVerificationError as e:
+            self.server.reject(self.peer, "ssl.fail_verify_san", str(e))
+            transport.abort()
+            return
+        self.server.stats["ssl.handshake"] += 1
+        app = self.server.protocol_factory(sec)
+        transport.set_protocol(app)
+        app.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:  # only after an abort; nothing to do
+        pass
+
+
+class TlsSniffingServer:
+    """A listener for PERMISSIVE (TLS or plaintext), STRICT (TLS only) or DISABLE
+    (plaintext only) connections. `protocol_factory(security)` makes the application
+    protocol once the connection's security is known (`PLAINTEXT` for plaintext).
+
+    `stats` counts with Envoy's listener names where they exist: `ssl.handshake`,
+    `ssl.connection_error`, `ssl.fail_verify_no_cert`, `ssl.fail_verify_san`, plus
+    `plaintext` and `plaintext_refused`. `detection_timeout`: a client that sends nothing
+    (a server-first protocol) is treated as plaintext in PERMISSIVE, closed in STRICT."""
+
+    def __init__(
+        self,
+        protocol_factory: Callable[[ConnectionSecurity], asyncio.Protocol],
+        store: CertificateStore | None,
+        *,
+        mode: str = "PERMISSIVE",
+        detection_timeout: float = 1.0,
+    ) -> None:
+        if mode not in ("PERMISSIVE", "STRICT", "DISABLE"):
+            raise TlsConfigError(f"mode: {mode!r} is not PERMISSIVE, STRICT or DISABLE")
+        if mode != "DISABLE" and store is None:
+            raise TlsConfigError(f"mode {mode} needs a TLS context")
+        self.protocol_factory = protocol_factory
+        self.store = store
+        self.mode = mode
+        self.detection_timeout = detection_timeout
+        vc = store.tls.common_tls_context.validation_context if store is not None else None
+        self.matchers = vc.match_typed_subject_alt_names if vc is not None else ()
+        self.stats: Counter[str] = Counter()
+        self.sockets: list[socket.socket] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self, host: str, port: int, *, backlog: int = 1024) -> TlsSniffingServer:
+        self._loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+        self.sockets.append(sock)
+        self._loop.add_reader(sock.fileno(), self._accept, sock)
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.sockets[0].getsockname()[1]
+
+    def reject(self, peer: str, stat: str, reason: str) -> None:
+        self.stats[stat] += 1
+        log.info("connection from %s refused: %s", peer, reason)
+
+    def _accept(self, sock: socket.socket) -> None:
+        for _ in range(64):  # a burst of connections per wakeup, then yield to the loop
+            try:
+                conn, addr = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("accept: %s", e)
+                    return
+                raise
+            conn.setblocking(False)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            task = asyncio.ensure_future(self._handle(conn, f"{addr[0]}:{addr[1]}"))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _peek(self, conn: socket.socket) -> bytes:
+        """Up to 5 bytes left in the kernel for the real reader; b"" on EOF or timeout."""
+        assert self._loop is not None
+        deadline = self._loop.time() + self.detection_timeout
+        while True:
+            ready = self._loop.create_future()
+            self._loop.add_reader(conn.fileno(), ready.set_result, None)
+            try:
+                await asyncio.wait_for(ready, max(0.0, deadline - self._loop.time()))
+            except TimeoutError:
+                return b""
+            finally:
+                self._loop.remove_reader(conn.fileno())
+            data = conn.recv(5, socket.MSG_PEEK)
+            if not data or looks_like_tls(data) is not None or self._loop.time() >= deadline:
+                return data
+            await asyncio.sleep(0.001)  # a partial record header: wait for more bytes
+
+    async def _handle(self, conn: socket.socket, peer: str) -> None:
+        assert self._loop is not None
+        try:
+            first = await self._peek(conn) if self.mode != "DISABLE" else b""
+            if self.mode != "DISABLE" and looks_like_tls(first):
+                await self._start_tls(conn, peer)
+                return
+            if self.mode == "STRICT":
+                self.reject(peer, "plaintext_refused", "plaintext connection on a STRICT listener")
+                conn.close()
+                return
+            self.stats["plaintext"] += 1
+            await self._loop.connect_accepted_socket(lambda: self.protocol_factory(PLAINTEXT), conn)
+        except OSError:
+            conn.close()
+        except asyncio.CancelledError:
+            conn.close()
+            raise
+
+    async def _start_tls(self, conn: socket.socket, peer: str) -> None:
+        assert self._loop is not None and self.store is not None
+        try:
+            await self._loop.connect_accepted_socket(
+                lambda: _Verifier(self, peer), conn, ssl=self.store.context()
+            )
+        except ssl.SSLError as e:
+            no_cert = "PEER_DID_NOT_RETURN_A_CERTIFICATE" in str(e) or "certificate required" in str(e)
+            self.reject(peer, "ssl.fail_verify_no_cert" if no_cert else "ssl.connection_error", str(e))
+            conn.close()
+
+    def close(self) -> None:
+        """Stop accepting; established connections are left alone (drain is the caller's)."""
+        for sock in self.sockets:
+            if self._loop is not None:
+                self._loop.remove_reader(sock.fileno())
+            sock.close()
+        self.sockets.clear()
+        for task in list(self._tasks):
+            task.cancel()

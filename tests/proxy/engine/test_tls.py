@@ -1,0 +1,288 @@
+"""TLS/mTLS with real sockets on 127.0.0.1: SPIFFE checks, PERMISSIVE/STRICT, rotation; and
+the test CA (proxy.engine.pki). The listener tests run on asyncio's loop and on uvloop
+(the engine's loop, which reads new connections early: the reason for MSG_PEEK)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+import ssl
+import stat
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvloop
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from proxy.engine import pki
+from proxy.engine.tls import (
+    CertificateStore,
+    CertificateValidationContext,
+    CommonTlsContext,
+    ConnectionSecurity,
+    DownstreamTlsContext,
+    PeerVerificationError,
+    SubjectAltNameMatcher,
+    TlsCertificate,
+    TlsConfigError,
+    TlsParameters,
+    TlsSniffingServer,
+    UpstreamTlsContext,
+    client_context,
+    connection_security,
+    looks_like_tls,
+    server_context,
+    verify_peer,
+)
+
+ORDER = pki.spiffe_id("commerce", "order-service")
+CART = pki.spiffe_id("commerce", "cart")
+ROGUE = pki.spiffe_id("evil", "order-service")
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    d = tmp_path_factory.mktemp("pki")
+    ca = pki.CertificateAuthority.create()
+    root, _ = ca.write(d)
+    out: dict[str, Any] = {"ca": ca, "root": str(root), "dir": d}
+    for name, (ns, sa) in {"server": ("commerce", "cart"), "client": ("commerce", "order-service"),
+                           "rogue": ("evil", "order-service")}.items():
+        chain, key = ca.issue_workload(ns, sa, dns_names=["cart.commerce.svc.cluster.local"]).write(
+            d, prefix=f"{name}-")
+        out[name] = TlsCertificate(str(chain), str(key))
+    other = pki.CertificateAuthority.create()
+    chain, key = other.issue_workload("commerce", "order-service").write(d, prefix="foreign-")
+    out["foreign"] = TlsCertificate(str(chain), str(key))
+    return out
+
+
+def mutual_listener(certs: dict[str, Any], *, sans: tuple[SubjectAltNameMatcher, ...] = (),
+                    cert: TlsCertificate | None = None) -> DownstreamTlsContext:
+    return DownstreamTlsContext(
+        CommonTlsContext(
+            tls_certificates=(cert or certs["server"],),
+            validation_context=CertificateValidationContext(certs["root"], sans),
+            alpn_protocols=("h2", "http/1.1"),
+        ),
+        require_client_certificate=True,
+    )
+
+
+def client_ctx(certs: dict[str, Any], cert: str | None = "client", *,
+               sans: tuple[SubjectAltNameMatcher, ...] = ()) -> ssl.SSLContext:
+    common = CommonTlsContext(
+        tls_certificates=(certs[cert],) if cert else (),
+        validation_context=CertificateValidationContext(certs["root"], sans),
+        alpn_protocols=("http/1.1",),
+    )
+    return client_context(UpstreamTlsContext(common, sni="cart.commerce.svc.cluster.local"))
+
+
+class Greeter(asyncio.Protocol):
+    """Says who the peer is, then echoes."""
+
+    def __init__(self, sec: ConnectionSecurity) -> None:
+        self.sec = sec
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        transport.write(f"hello {self.sec.peer_principal or '-'} {self.sec.connection_security_policy} "  # type: ignore[attr-defined]
+                        f"{self.sec.tls_version or '-'} {self.sec.sni or '-'}\n".encode())
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, Any]], Any]:
+    runner = asyncio.run if request.param == "asyncio" else uvloop.run
+    return lambda coro: runner(asyncio.wait_for(coro, 10))
+
+
+async def serve(store: CertificateStore | None, mode: str) -> TlsSniffingServer:
+    return await TlsSniffingServer(Greeter, store, mode=mode, detection_timeout=0.5).start("127.0.0.1", 0)
+
+
+async def greet(port: int, ctx: ssl.SSLContext | None) -> tuple[str, asyncio.StreamReader, asyncio.StreamWriter]:
+    hostname = "cart.commerce.svc.cluster.local" if ctx else None
+    r, w = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname=hostname)
+    try:
+        line = (await r.readline()).decode()
+    except (ConnectionResetError, ssl.SSLError):
+        line = ""
+    return line, r, w
+
+
+def test_workload_certificate_has_spiffe_uri_san_ec_p256_and_24h(certs: dict[str, Any]) -> None:
+    issued = certs["ca"].issue_workload("commerce", "order-service", dns_names=["order.commerce"])
+    san = issued.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.UniformResourceIdentifier) == [ORDER]
+    assert san.get_values_for_type(x509.DNSName) == ["order.commerce"]
+    assert isinstance(issued.key, ec.EllipticCurvePrivateKey) and issued.key.curve.name == "secp256r1"
+    life = issued.cert.not_valid_after_utc - issued.cert.not_valid_before_utc
+    assert datetime.timedelta(hours=24) <= life <= datetime.timedelta(hours=24, minutes=10)
+    issued.cert.verify_directly_issued_by(certs["ca"].cert)
+    assert stat.S_IMODE(os.stat(certs["client"].private_key).st_mode) == 0o600
+    rsa = certs["ca"].issue_workload("a", "b", key_type="rsa")
+    assert rsa.key.key_size == 2048
+
+
+def test_pki_rejects_bad_names_and_ca_round_trips(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="namespace"):
+        pki.spiffe_id("", "sa")
+    with pytest.raises(ValueError, match="key_type"):
+        pki.new_private_key("dsa")
+    ca = pki.CertificateAuthority.create()
+    again = pki.CertificateAuthority.load(*ca.write(tmp_path))
+    again.issue_workload("ns", "sa").cert.verify_directly_issued_by(ca.cert)
+
+
+@pytest.mark.parametrize("data,expected", [
+    pytest.param(b"\x16\x03\x01\x02\x00", True, id="tls1.0-record-client-hello"),
+    pytest.param(b"\x16\x03\x03", True, id="tls1.2-record"),
+    pytest.param(b"\x16", None, id="one-byte-undecided"),
+    pytest.param(b"\x16\x03", None, id="two-bytes-undecided"),
+    pytest.param(b"", None, id="nothing-yet"),
+    pytest.param(b"GET / HTTP/1.1\r\n", False, id="http"),
+    pytest.param(b"\x16\x02\x00", False, id="not-tls-major"),
+    pytest.param(b"\x16\x03\x09", False, id="unknown-minor"),
+    pytest.param(b"PRI * HTTP/2.0", False, id="h2c-preface"),
+])
+def test_looks_like_tls(data: bytes, expected: bool | None) -> None:
+    assert looks_like_tls(data) is expected
+
+
+def test_strict_mutual_accepts_the_right_spiffe_id(certs: dict[str, Any], run: Callable[..., Any]) -> None:
+    async def main() -> None:
+        store = CertificateStore(mutual_listener(certs, sans=(SubjectAltNameMatcher(exact=ORDER),)))
+        server = await serve(store, "STRICT")
+        line, r, w = await greet(server.port, client_ctx(certs))
+        assert line == f"hello {ORDER} mutual_tls TLSv1.3 cart.commerce.svc.cluster.local\n"
+        w.write(b"ping")
+        assert await r.readexactly(4) == b"ping"
+        sec = connection_security(w.get_extra_info("ssl_object"))
+        assert sec.peer_principal == CART and sec.alpn == "http/1.1"
+        verify_peer(sec, (SubjectAltNameMatcher(prefix="spiffe://cluster.local/ns/commerce/"),))
+        with pytest.raises(PeerVerificationError, match="match none of"):
+            verify_peer(sec, (SubjectAltNameMatcher(exact=ORDER),))
+        w.close()
+        server.close()
+        assert server.stats["ssl.handshake"] == 1
+    run(main())
+
+
+def test_wrong_san_no_cert_and_foreign_ca_are_refused(certs: dict[str, Any], run: Callable[..., Any]) -> None:
+    async def main() -> None:
+        store = CertificateStore(mutual_listener(certs, sans=(SubjectAltNameMatcher(exact=ORDER),)))
+        server = await serve(store, "STRICT")
+        for cert in ("rogue", None, "foreign"):
+            try:
+                line, _, w = await greet(server.port, client_ctx(certs, cert))
+                w.close()
+            except (ssl.SSLError, ConnectionResetError):
+                line = ""
+            assert line == "", cert
+        await asyncio.sleep(0.1)
+        server.close()
+        assert server.stats["ssl.fail_verify_san"] == 1
+        assert server.stats["ssl.fail_verify_no_cert"] + server.stats["ssl.connection_error"] == 2
+        assert server.stats["ssl.handshake"] == 0
+    run(main())
+
+
+def test_permissive_takes_tls_and_plaintext_on_one_port(certs: dict[str, Any], run: Callable[..., Any]) -> None:
+    async def main() -> None:
+        server = await serve(CertificateStore(mutual_listener(certs)), "PERMISSIVE")
+        line, _, w = await greet(server.port, client_ctx(certs))
+        assert line.startswith(f"hello {ORDER} mutual_tls ")
+        w.close()
+        r, w = await asyncio.open_connection("127.0.0.1", server.port)
+        w.write(b"GET / HTTP/1.1\r\n\r\n")
+        assert await r.readline() == b"hello - none - -\n"
+        assert await r.readexactly(18) == b"GET / HTTP/1.1\r\n\r\n"  # the peeked bytes were not lost
+        w.close()
+        # A server-first client that says nothing is plaintext after the detection timeout.
+        r, w = await asyncio.open_connection("127.0.0.1", server.port)
+        assert await r.readline() == b"hello - none - -\n"
+        w.close()
+        server.close()
+        assert server.stats["plaintext"] == 2 and server.stats["ssl.handshake"] == 1
+    run(main())
+
+
+def test_strict_refuses_plaintext(certs: dict[str, Any], run: Callable[..., Any]) -> None:
+    async def main() -> None:
+        server = await serve(CertificateStore(mutual_listener(certs)), "STRICT")
+        r, w = await asyncio.open_connection("127.0.0.1", server.port)
+        w.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            assert await r.read() == b""
+        except ConnectionResetError:
+            pass
+        server.close()
+        assert server.stats["plaintext_refused"] == 1 and server.stats["plaintext"] == 0
+    run(main())
+
+
+def test_rotation_keeps_open_connections_and_new_ones_get_the_new_cert(
+    certs: dict[str, Any], tmp_path: Path, run: Callable[..., Any]
+) -> None:
+    ca: pki.CertificateAuthority = certs["ca"]
+    chain, key = ca.issue_workload("commerce", "cart").write(tmp_path)
+    listener = mutual_listener(certs, cert=TlsCertificate(str(chain), str(key)))
+
+    async def main() -> None:
+        store = CertificateStore(listener, check_interval=0.0)
+        server = await serve(store, "STRICT")
+        line, r1, w1 = await greet(server.port, client_ctx(certs))
+        assert line.startswith("hello ")
+        first_der = w1.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        # Rotate to a certificate with another SAN; a bad half-rotation is ignored first.
+        Path(chain).write_bytes(b"garbage")
+        assert store.reload_if_changed() is False and "tls_certificates[0]" in (store.last_error or "")
+        ca.issue_workload("commerce", "cart-v2").write(tmp_path)
+        assert store.reload_if_changed() is True and store.generation == 1
+        w1.write(b"still here")  # the old connection lives on with its old context
+        assert await r1.readexactly(10) == b"still here"
+        line, r2, w2 = await greet(server.port, client_ctx(certs))
+        assert line.startswith("hello ")
+        sec = connection_security(w2.get_extra_info("ssl_object"))
+        assert sec.peer_principal == pki.spiffe_id("commerce", "cart-v2")
+        assert w2.get_extra_info("ssl_object").getpeercert(binary_form=True) != first_der
+        w1.close()
+        w2.close()
+        server.close()
+    run(main())
+
+
+def test_bad_tls_config_names_the_field(certs: dict[str, Any]) -> None:
+    no_ca = DownstreamTlsContext(CommonTlsContext(tls_certificates=(certs["server"],)),
+                                 require_client_certificate=True)
+    with pytest.raises(TlsConfigError, match="require_client_certificate"):
+        server_context(no_ca)
+    with pytest.raises(TlsConfigError, match="tls_certificates: a listener needs"):
+        server_context(DownstreamTlsContext(CommonTlsContext()))
+    bad_version = CommonTlsContext(tls_certificates=(certs["server"],),
+                                   tls_params=TlsParameters(tls_minimum_protocol_version="TLSv9"))
+    with pytest.raises(TlsConfigError, match="tls_minimum_protocol_version"):
+        server_context(DownstreamTlsContext(bad_version))
+    missing = CommonTlsContext(tls_certificates=(TlsCertificate("/nonexistent.pem", "/nonexistent.key"),))
+    with pytest.raises(TlsConfigError, match=r"tls_certificates\[0\]"):
+        server_context(DownstreamTlsContext(missing))
+    with pytest.raises(TlsConfigError, match="exactly one"):
+        SubjectAltNameMatcher(exact="a", prefix="b")
+    with pytest.raises(TlsConfigError, match="mode"):
+        TlsSniffingServer(Greeter, None, mode="MUTUAL")
+
+
+def test_defaults_are_envoys(certs: dict[str, Any]) -> None:
+    ctx = server_context(DownstreamTlsContext(CommonTlsContext(tls_certificates=(certs["server"],))))
+    assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2 and ctx.maximum_version == ssl.TLSVersion.TLSv1_3
+    assert ctx.verify_mode == ssl.CERT_NONE  # SIMPLE: no client certificate asked for
+    up = client_context(UpstreamTlsContext(CommonTlsContext()))
+    assert up.verify_mode == ssl.CERT_NONE and not up.check_hostname  # no trusted_ca: unverified
