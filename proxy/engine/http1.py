@@ -160,6 +160,8 @@ class Stream:
                 self.conn.pause("pending")
 
     def _body_end(self) -> None:
+        if self.body_complete:  # no body: nothing to tell the sink
+            return
         self.body_complete = True
         if self.sink is not None:
             self.sink.body_end()
