@@ -1,0 +1,265 @@
+"""Envoy's outlier detection (passive health checking) for one cluster.
+
+Consecutive-error detectors run inline: the router reports each upstream result
+(`report_http_status`, `report_local_origin`) and the host is ejected the moment a
+counter reaches its threshold, if the `enforcing_*` percentage says so (a random draw)
+and `max_ejection_percent` allows it. Un-ejection happens only at the interval sweep
+(`tick`, every `interval`, 10 s): a host ejected at `ejected_at` returns once
+`min(base_ejection_time * multiplier, max(base_ejection_time, max_ejection_time))`
+has passed, so it is out for 30 s, 60 s, 90 s ... on successive ejections (rounded up
+to the next sweep). The multiplier grows by one per ejection (capped once the product
+passes max_ejection_time) and shrinks by one at each sweep that finds the host healthy
+at least one interval after its return, as Envoy does.
+
+max_ejection_percent (10 %): a new ejection is allowed when (ejected + 1) / hosts is
+within it, or when no host is ejected at all: Envoy always lets one host be ejected.
+
+Error classes, as Envoy's `split_external_local_origin_errors`:
+- false (default): local-origin events are folded into HTTP codes (connect failure and
+  reset -> 503, timeout -> 504) and count towards consecutive_5xx and, being gateway
+  errors, consecutive_gateway_failure.
+- true: local-origin events count only towards consecutive_local_origin_failure (a
+  successful connect resets it); HTTP codes only towards the 5xx/gateway counters.
+
+Istio's outlierDetection maps as: consecutive5xxErrors -> consecutive_5xx (0 disables:
+istiod then sets enforcing_consecutive_5xx 0), consecutiveGatewayErrors ->
+consecutive_gateway_failure with enforcing 100, interval, baseEjectionTime,
+maxEjectionPercent; splitExternalLocalOriginErrors, consecutiveLocalOriginFailures
+1:1; minHealthPercent -> the cluster's healthy_panic_threshold (see cluster.py).
+Success-rate and failure-percentage detection are not implemented (the parser must
+reject their fields).
+
+Events (ejected / unejected, with the detector's name) go to `on_event` and
+`events`, so /clusters and the log can show them.
+"""
+
+from __future__ import annotations
+
+import random as _random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from proxy.engine.cluster import Cluster, Host
+
+GATEWAY_ERRORS = frozenset({502, 503, 504})
+
+
+class LocalOrigin(Enum):
+    """Envoy's Result values for errors seen by the proxy itself, not sent by the host."""
+
+    CONNECT_FAILED = "connect_failed"
+    CONNECT_SUCCESS = "connect_success"
+    TIMEOUT = "timeout"
+    RESET = "reset"
+
+
+_LOCAL_AS_HTTP = {LocalOrigin.CONNECT_FAILED: 503, LocalOrigin.RESET: 503, LocalOrigin.TIMEOUT: 504}
+
+
+@dataclass(frozen=True)
+class OutlierDetection:
+    """config.cluster.v3.OutlierDetection (consecutive detectors); times in seconds."""
+
+    consecutive_5xx: int = 5
+    interval: float = 10.0
+    base_ejection_time: float = 30.0
+    max_ejection_percent: int = 10
+    enforcing_consecutive_5xx: int = 100
+    consecutive_gateway_failure: int = 5
+    enforcing_consecutive_gateway_failure: int = 0
+    split_external_local_origin_errors: bool = False
+    consecutive_local_origin_failure: int = 5
+    enforcing_consecutive_local_origin_failure: int = 100
+    max_ejection_time: float = 300.0
+
+    def __post_init__(self) -> None:
+        for name in ("interval", "base_ejection_time", "max_ejection_time"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"outlier_detection.{name}: must be > 0")
+        for name in ("max_ejection_percent", "enforcing_consecutive_5xx",
+                     "enforcing_consecutive_gateway_failure", "enforcing_consecutive_local_origin_failure"):
+            if not 0 <= getattr(self, name) <= 100:
+                raise ValueError(f"outlier_detection.{name}: {getattr(self, name)} is not in 0..100")
+        for name in ("consecutive_5xx", "consecutive_gateway_failure", "consecutive_local_origin_failure"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"outlier_detection.{name}: must be >= 0")
+
+
+@dataclass(frozen=True)
+class OutlierEvent:
+    time: float
+    cluster: str
+    host: str                      # "address:port"
+    action: str                    # "eject" | "uneject"
+    detector: str                  # "consecutive_5xx" | "consecutive_gateway_failure" | "consecutive_local_origin_failure" | ""
+    times_ejected: int
+    ejection_seconds: float        # how long this ejection lasts at least (eject events)
+
+
+class _Counters:
+    __slots__ = ("c5xx", "gateway", "local")
+
+    def __init__(self) -> None:
+        self.c5xx = self.gateway = self.local = 0
+
+
+class OutlierDetector:
+    """Consecutive-error outlier detection over a Cluster's hosts, with a sweep timer."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        config: OutlierDetection | None = None,
+        *,
+        clock: Callable[[], float],
+        random: _random.Random | None = None,
+        on_event: Callable[[OutlierEvent], None] | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.config = config or OutlierDetection()
+        self.clock = clock
+        self.random = random or _random.Random()
+        self.on_event = on_event
+        self.events: deque[OutlierEvent] = deque(maxlen=256)
+        self.next_sweep = clock() + self.config.interval
+        self._counters: dict[int, _Counters] = {}
+        self.stats = {
+            "ejections_active": 0, "ejections_overflow": 0, "ejections_enforced_total": 0,
+            "ejections_detected_consecutive_5xx": 0, "ejections_enforced_consecutive_5xx": 0,
+            "ejections_detected_consecutive_gateway_failure": 0,
+            "ejections_enforced_consecutive_gateway_failure": 0,
+            "ejections_detected_consecutive_local_origin_failure": 0,
+            "ejections_enforced_consecutive_local_origin_failure": 0,
+        }
+
+    def _c(self, host: Host) -> _Counters:
+        c = self._counters.get(id(host))
+        if c is None:
+            c = self._counters[id(host)] = _Counters()
+        return c
+
+    # -- results in ----------------------------------------------------------------------
+
+    def report_http_status(self, host: Host, status: int) -> None:
+        """An upstream response's status code (from the host itself)."""
+        host.rq_total += 1
+        c = self._c(host)
+        if status >= 500:
+            host.rq_error += 1
+            self._count_5xx(host, c, status)
+        else:
+            c.c5xx = c.gateway = 0
+            if not self.config.split_external_local_origin_errors:
+                c.local = 0
+
+    def report_local_origin(self, host: Host, event: LocalOrigin) -> None:
+        """A connect failure/success, timeout or reset seen by the proxy."""
+        c = self._c(host)
+        if not self.config.split_external_local_origin_errors:
+            if event is not LocalOrigin.CONNECT_SUCCESS:
+                host.rq_total += 1
+                host.rq_error += 1
+                self._count_5xx(host, c, _LOCAL_AS_HTTP[event])
+            return
+        if event is LocalOrigin.CONNECT_SUCCESS:
+            c.local = 0
+            return
+        c.local += 1
+        cfg = self.config
+        if cfg.consecutive_local_origin_failure and c.local >= cfg.consecutive_local_origin_failure:
+            c.local = 0
+            self._detected(host, "consecutive_local_origin_failure", cfg.enforcing_consecutive_local_origin_failure)
+
+    def _count_5xx(self, host: Host, c: _Counters, status: int) -> None:
+        cfg = self.config
+        c.c5xx += 1
+        if status in GATEWAY_ERRORS:
+            c.gateway += 1
+            if cfg.consecutive_gateway_failure and c.gateway >= cfg.consecutive_gateway_failure:
+                c.gateway = 0
+                if self._detected(host, "consecutive_gateway_failure", cfg.enforcing_consecutive_gateway_failure):
+                    return
+        else:
+            c.gateway = 0
+        if cfg.consecutive_5xx and c.c5xx >= cfg.consecutive_5xx:
+            c.c5xx = 0
+            self._detected(host, "consecutive_5xx", cfg.enforcing_consecutive_5xx)
+
+    # -- ejection ------------------------------------------------------------------------
+
+    def _detected(self, host: Host, detector: str, enforcing: int) -> bool:
+        self.stats[f"ejections_detected_{detector}"] += 1
+        if host.ejected or self.random.randrange(100) >= enforcing:
+            return False
+        total = len(self.cluster.hosts)
+        active = self.stats["ejections_active"]
+        if active > 0 and 100.0 * (active + 1) / total > self.config.max_ejection_percent:
+            self.stats["ejections_overflow"] += 1
+            return False
+        self._eject(host, detector)
+        return True
+
+    def _eject(self, host: Host, detector: str) -> None:
+        cfg = self.config
+        now = self.clock()
+        if host.ejection_multiplier * cfg.base_ejection_time < cfg.max_ejection_time + cfg.base_ejection_time:
+            host.ejection_multiplier += 1
+        host.ejected = True
+        host.ejected_at = now
+        host.times_ejected += 1
+        c = self._c(host)
+        c.c5xx = c.gateway = c.local = 0
+        self.stats["ejections_active"] += 1
+        self.stats["ejections_enforced_total"] += 1
+        self.stats[f"ejections_enforced_{detector}"] += 1
+        self.cluster.changed()
+        self._emit(now, host, "eject", detector, self._ejection_seconds(host))
+
+    def _ejection_seconds(self, host: Host) -> float:
+        cfg = self.config
+        return min(cfg.base_ejection_time * host.ejection_multiplier, max(cfg.base_ejection_time, cfg.max_ejection_time))
+
+    def _emit(self, now: float, host: Host, action: str, detector: str, seconds: float) -> None:
+        event = OutlierEvent(now, self.cluster.name, f"{host.address}:{host.port}", action, detector,
+                             host.times_ejected, seconds)
+        self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    # -- the interval sweep --------------------------------------------------------------
+
+    def tick(self) -> list[OutlierEvent]:
+        """Run every sweep that is due by the clock; returns the un-ejection events."""
+        out: list[OutlierEvent] = []
+        while self.clock() >= self.next_sweep:
+            out.extend(self._sweep(self.next_sweep))
+            self.next_sweep += self.config.interval
+        return out
+
+    def _sweep(self, now: float) -> list[OutlierEvent]:
+        cfg = self.config
+        out: list[OutlierEvent] = []
+        live = {id(h) for h in self.cluster.hosts}
+        for key in [k for k in self._counters if k not in live]:
+            del self._counters[key]  # endpoints removed by an update
+        for host in self.cluster.hosts:
+            if not host.ejected:
+                if (host.ejection_multiplier > 0 and host.last_unejected_at is not None
+                        and now - host.last_unejected_at >= cfg.interval):
+                    host.ejection_multiplier -= 1
+                continue
+            assert host.ejected_at is not None
+            if now - host.ejected_at >= self._ejection_seconds(host):
+                host.ejected = False
+                host.last_unejected_at = now
+                self.stats["ejections_active"] -= 1
+                self.cluster.changed()
+                self._emit(now, host, "uneject", "", 0.0)
+                out.append(self.events[-1])
+        return out
+
+    def forget_removed(self) -> None:
+        """Recount active ejections after a Cluster.update removed ejected hosts."""
+        self.stats["ejections_active"] = sum(1 for h in self.cluster.hosts if h.ejected)
