@@ -90,7 +90,7 @@ class Stream:
 
     __slots__ = ("head", "conn", "start_time", "sink", "_kept", "_pending", "_pending_bytes", "received",
                  "body_complete", "response_started", "done", "status", "_out", "_chunked_out", "_no_body",
-                 "_tunnel", "_tunnel_close", "error_status", "bytes_sent", "_attached_once")
+                 "_tunnel", "_tunnel_close", "_early", "error_status", "bytes_sent", "_attached_once")
 
     def __init__(self, head: RequestHead | None, conn: DownstreamConnection, start_time: float) -> None:
         self.head = head
@@ -112,6 +112,7 @@ class Stream:
         self._no_body = False
         self._tunnel: Callable[[bytes], None] | None = None
         self._tunnel_close: Callable[[], None] | None = None
+        self._early: list[bytes] = []  # bytes after an upgrade request, before the 101
         self.error_status = 0
 
     @property
@@ -193,6 +194,8 @@ class Stream:
                 close = True  # the body ends when the connection closes
         if status == 101:
             close = False
+        elif head is not None and head.upgrade:
+            close = True  # the upgrade was refused: what the client sends next is not HTTP
         elif close:
             frame += b"connection: close\r\n"
             self.conn.closing = True
@@ -251,9 +254,9 @@ class Stream:
             self._out = None
         self._tunnel, self._tunnel_close = write, close
         self.conn.tunnel = self
-        for chunk in self._pending:
+        for chunk in self._early:
             write(chunk)
-        self._pending = []
+        self._early = []
         self.conn.resume("upgrade")
 
     def tunnel_data(self, data: bytes) -> None:
@@ -264,7 +267,7 @@ class Stream:
         if self._tunnel is not None:
             self._tunnel(data)
         else:
-            self._pending.append(data)
+            self._early.append(data)
             self.conn.pause("upgrade")
 
     def _downstream_gone(self) -> None:
@@ -320,7 +323,7 @@ class DownstreamConnection(asyncio.Protocol):
             rest = data[exc.args[0]:]
             stream = self.streams[-1] if self.streams else None
             if stream is not None and rest:
-                stream._pending.append(rest)
+                stream._early.append(rest)
             if self.tunnel is None:
                 self.pause("upgrade")  # until the 101: the bytes after it are the tunnel's
         except httptools.HttpParserError as exc:

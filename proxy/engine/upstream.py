@@ -253,8 +253,9 @@ class UpstreamConnection(asyncio.Protocol):
         if self._informational:
             self._informational = False
             return
-        if self.exchange is not None:
-            self.exchange._response_end(self.parser.should_keep_alive())
+        ex = self.exchange
+        if ex is not None and ex.report.status != 101:  # after a 101 the tunnel follows
+            ex._response_end(self.parser.should_keep_alive())
 
     def pause_writing(self) -> None:
         if self.exchange is not None:

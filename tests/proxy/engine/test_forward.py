@@ -1,0 +1,235 @@
+"""The forwarding proxy (http1 + upstream + headers) end to end, against asyncio backends
+started in the test, all on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import httptools
+
+from proxy.engine.forward import start
+from tests.proxy.engine.test_http1 import ResponseReader, exchange
+
+_ids = itertools.count(1)
+
+
+class Backend(asyncio.Protocol):
+    """Answers by path: /echo streams the body back chunked as it arrives, /ws switches
+    to a raw echo after 101, /reset closes without answering, /head has a 5-byte body,
+    /nolength answers without length and closes, /headers returns the request headers,
+    anything else its connection's id."""
+
+    requests: list[tuple[bytes, list[tuple[bytes, bytes]]]] = []
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.conn_id = next(_ids)
+        self.parser = httptools.HttpRequestParser(self)
+        self.raw = False
+
+    def data_received(self, data):
+        if self.raw:
+            self.transport.write(data)
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self.raw = True
+            rest = data[exc.args[0]:]
+            if rest:
+                self.transport.write(rest)
+
+    def on_message_begin(self):
+        self.url, self.headers = b"", []
+
+    def on_url(self, url):
+        self.url += url
+
+    def on_header(self, name, value):
+        self.headers.append((name.lower(), value))
+
+    def on_headers_complete(self):
+        Backend.requests.append((self.url, self.headers))
+        if self.url == b"/echo":
+            self.transport.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        elif self.url == b"/ws":
+            self.transport.write(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n")
+        elif self.url == b"/reset":
+            self.transport.abort()
+
+    def on_body(self, body):
+        if self.url == b"/echo":
+            self.transport.write(b"%x\r\n%s\r\n" % (len(body), body))
+
+    def on_message_complete(self):
+        url = self.url
+        if url == b"/echo":
+            self.transport.write(b"0\r\n\r\n")
+        elif url == b"/head":
+            self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
+            if self.parser.get_method() != b"HEAD":
+                self.transport.write(b"hello")
+        elif url == b"/nolength":
+            self.transport.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil close")
+            self.transport.close()
+        elif url == b"/nocontent":
+            self.transport.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+        elif url == b"/headers":
+            body = b"\n".join(b"%s: %s" % h for h in self.headers)
+            self.transport.write(b"HTTP/1.1 200 OK\r\nserver: backend\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+        elif url not in (b"/ws", b"/reset"):
+            body = b"%d" % self.conn_id
+            self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+
+
+async def backend() -> tuple[asyncio.Server, int]:
+    server = await asyncio.get_running_loop().create_server(Backend, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def proxy_to(*ports: int) -> tuple[asyncio.Server, int]:
+    server, _ = await start(("127.0.0.1", 0), [("127.0.0.1", p) for p in ports], connect_timeout=1.0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def test_keep_alive_connections_to_the_upstream_are_reused():
+    b, bport = await backend()
+    p, pport = await proxy_to(bport)
+    async with b, p:
+        first = await exchange(pport, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n" * 3, 3)
+        second = await exchange(pport, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+    assert len({r.body for r in first + second}) == 1  # one upstream connection served all
+
+
+async def test_round_robin_over_two_upstreams():
+    b1, port1 = await backend()
+    b2, port2 = await backend()
+    p, pport = await proxy_to(port1, port2)
+    async with b1, b2, p:
+        rs = await exchange(pport, b"GET / HTTP/1.1\r\n\r\n" * 4, 4)
+    assert len({r.body for r in rs}) == 2
+
+
+async def test_request_headers_are_rewritten_for_the_upstream():
+    b, bport = await backend()
+    p, pport = await proxy_to(bport)
+    async with b, p:
+        [r] = await exchange(pport, b"GET /headers HTTP/1.1\r\nhost: x\r\nx-forwarded-for: 10.0.0.1\r\n"
+                                    b"x-envoy-retry-on: 5xx\r\nkeep-alive: 5\r\nconnection: keep-alive, x-hop\r\n"
+                                    b"x-hop: 1\r\nte: trailers\r\n\r\n")
+    sent = dict(line.split(b": ", 1) for line in r.body.split(b"\n"))
+    assert sent[b"x-forwarded-for"] == b"10.0.0.1, 127.0.0.1"
+    assert sent[b"x-forwarded-proto"] == b"http"
+    assert len(sent[b"x-request-id"]) == 36
+    assert b"x-envoy-retry-on" not in sent and b"keep-alive" not in sent and b"x-hop" not in sent
+    assert sent[b"te"] == b"trailers"
+    assert r.header(b"server") == b"envoy"
+    assert int(r.header(b"x-envoy-upstream-service-time")) >= 0
+
+
+async def test_pipelined_requests_through_the_proxy_keep_their_order():
+    b, bport = await backend()
+    p, pport = await proxy_to(bport)
+    async with b, p:
+        raw = (b"GET /headers HTTP/1.1\r\nx-n: 1\r\n\r\nPOST /echo HTTP/1.1\r\ncontent-length: 3\r\n\r\nabc"
+               b"GET /head HTTP/1.1\r\n\r\n")
+        rs = await exchange(pport, raw, 3)
+    assert b"x-n: 1" in rs[0].body and rs[1].body == b"abc" and rs[2].body == b"hello"
+
+
+async def test_chunked_request_and_response_bodies_are_streamed_both_ways():
+    b, bport = await backend()
+    p, pport = await proxy_to(bport)
+    async with b, p:
+        reader, writer = await asyncio.open_connection("127.0.0.1", pport)
+        writer.write(b"POST /echo HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+        first = await asyncio.wait_for(reader.read(65536), 2)  # before the request ended
+        assert first.startswith(b"HTTP/1.1 200") and b"first" in first
+        writer.write(b"6\r\nsecond\r\n0\r\n\r\n")
+        rest = b""
+        while not rest.endswith(b"0\r\n\r\n"):
+            rest += await asyncio.wait_for(reader.read(65536), 2)
+        assert b"second" in rest
+        writer.close()
+
+
+async def test_a_10_mb_upload_streams_through_without_being_buffered():
+    b, bport = await backend()
+    p, pport = await proxy_to(bport)
+    size, piece = 10 * 1024 * 1024, b"x" * 65536
+    async with b, p:
+        reader, writer = await asyncio.open_connection("127.0.0.1", pport)
+        writer.write(b"POST /echo HTTP/1.1\r\ncontent-length: %d\r\n\r\n" % size)
+        received = 0
+        sent = 0
+        first_seen_at = None
+
+        async def drain_responses():
+            nonlocal received, first_seen_at
+            while received < size:
+                data = await reader.read(1 << 20)
+                assert data
+                if first_seen_at is None:
+                    first_seen_at = sent
+                received += len(data)
+
+        task = asyncio.create_task(drain_responses())
+        while sent < size:
+            writer.write(piece)
+            sent += len(piece)
+            await writer.drain()
+        await asyncio.wait_for(task, 20)
+        writer.close()
+    assert first_seen_at is not None and first_seen_at < size  # echoed before the upload ended
+
+
+async def test_websocket_upgrade_relays_raw_bytes_both_ways():
+    b, bport = await backend()
+    p, pport = await proxy_to(bport)
+    async with b, p:
+        reader, writer = await asyncio.open_connection("127.0.0.1", pport)
+        writer.write(b"GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\nearly")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
+        assert head.startswith(b"HTTP/1.1 101") and b"upgrade: websocket" in head.lower()
+        assert await asyncio.wait_for(reader.readexactly(5), 2) == b"early"
+        writer.write(b"\x81\x05hello")
+        assert await asyncio.wait_for(reader.readexactly(7), 2) == b"\x81\x05hello"
+        sent_headers = dict(Backend.requests[-1][1])
+        assert sent_headers[b"upgrade"] == b"websocket" and sent_headers[b"connection"] == b"upgrade"
+        writer.close()
+
+
+async def test_connect_failure_answers_503_with_envoys_text():
+    p, pport = await proxy_to(1)  # nothing listens on port 1
+    async with p:
+        [r] = await exchange(pport, b"GET / HTTP/1.1\r\n\r\n")
+    assert r.status == 503
+    assert r.body == b"upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+
+
+async def test_upstream_reset_before_headers_answers_503():
+    b, bport = await backend()
+    p, pport = await proxy_to(bport)
+    async with b, p:
+        [r] = await exchange(pport, b"GET /reset HTTP/1.1\r\n\r\n")
+    assert r.status == 503 and r.body.endswith(b"connection termination")
+
+
+async def test_head_204_and_read_until_close_responses():
+    b, bport = await backend()
+    p, pport = await proxy_to(bport)
+    async with b, p:
+        reader, writer = await asyncio.open_connection("127.0.0.1", pport)
+        writer.write(b"HEAD /head HTTP/1.1\r\n\r\nGET /nocontent HTTP/1.1\r\n\r\n")
+        data = b""
+        while data.count(b"\r\n\r\n") < 2:
+            data += await asyncio.wait_for(reader.read(65536), 2)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and b"content-length: 5" in head
+        assert rest.startswith(b"HTTP/1.1 204") and rest.endswith(b"\r\n\r\n")  # no body bytes anywhere
+        writer.write(b"GET /head HTTP/1.1\r\n\r\nGET /nolength HTTP/1.1\r\n\r\nGET /head HTTP/1.1\r\n\r\n")
+        rs = await ResponseReader(reader).read(3)
+        writer.close()
+    assert [(r.status, r.body) for r in rs] == [(200, b"hello"), (200, b"until close"), (200, b"hello")]
+    assert rs[1].header(b"transfer-encoding") == b"chunked"  # re-framed, the downstream stays open
