@@ -114,7 +114,11 @@ class NetworkManager:
         async with self._lock(sandbox_id):
             existing = self._cached(sandbox_id)
             if existing is not None:
-                return existing
+                if existing.netns is None or self.netns_dir is None or self.netns_dir.exists(sandbox_id):
+                    return existing
+                # The attachment outlived its namespace (`mkp down` stopped the pod, or the
+                # machine rebooted): DEL what is left of it (its address), then ADD anew.
+                await self._teardown(self._runtime_conf(sandbox_id, namespace, name, uid))
             netns = str(self.netns_dir.create(sandbox_id)) if self.netns_dir else HOST_NETNS
             rt = RuntimeConf.for_pod(namespace, name, uid, sandbox_id, netns=netns, ifname=self.ifname)
             try:
@@ -129,14 +133,16 @@ class NetworkManager:
     async def teardown_pod(self, namespace: str, name: str, uid: str, sandbox_id: str) -> None:
         """DEL the sandbox from the network and remove its namespace. Idempotent."""
         async with self._lock(sandbox_id):
-            cached = self._entry(sandbox_id)
-            if cached is not None:
-                rt = RuntimeConf(sandbox_id, cached.get("netns") or HOST_NETNS, self.ifname,
-                                 [tuple(a) for a in cached.get("cniArgs", [])])  # type: ignore[misc]
-            else:
-                netns = str(self.netns_dir.path(sandbox_id)) if self.netns_dir else HOST_NETNS
-                rt = RuntimeConf.for_pod(namespace, name, uid, sandbox_id, netns=netns, ifname=self.ifname)
-            await self._teardown(rt)
+            await self._teardown(self._runtime_conf(sandbox_id, namespace, name, uid))
+
+    def _runtime_conf(self, sandbox_id: str, namespace: str, name: str, uid: str) -> RuntimeConf:
+        """What DEL is run with: the cached ADD's arguments, else the pod's."""
+        cached = self._entry(sandbox_id)
+        if cached is not None:
+            return RuntimeConf(sandbox_id, cached.get("netns") or HOST_NETNS, self.ifname,
+                               [tuple(a) for a in cached.get("cniArgs", [])])  # type: ignore[misc]
+        netns = str(self.netns_dir.path(sandbox_id)) if self.netns_dir else HOST_NETNS
+        return RuntimeConf.for_pod(namespace, name, uid, sandbox_id, netns=netns, ifname=self.ifname)
 
     async def status(self, namespace: str, name: str, uid: str, sandbox_id: str, *,
                      check: bool = False) -> PodNetwork | None:

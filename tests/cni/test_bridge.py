@@ -186,6 +186,21 @@ async def test_hairpin_is_on_and_del_removes_veth_namespace_and_address(cluster:
     await one.manager.teardown_pod("default", "a", "uid-a", "sb-a")  # DEL is idempotent
 
 
+async def test_an_attachment_whose_namespace_is_gone_is_made_again(cluster: Cluster):
+    """`mkp down` stops the pods and removes their namespaces but keeps the node's
+    state; on `mkp up` the kubelet asks for the same sandbox's network again."""
+    one = cluster.nodes[0]
+    first = await one.manager.setup_pod("default", "a", "uid-a", "sb-a")
+    cluster.netns.delete("sb-a")
+    assert not cluster.netns.exists("sb-a")
+    again = await one.manager.setup_pod("default", "a", "uid-a", "sb-a")
+    assert cluster.netns.exists("sb-a") and again.netns == first.netns and again.ip
+    assert in_netns(again.netns or "", "ip", "-4", "-o", "addr", "show", "eth0").stdout.count(again.ip or "-") == 1
+    ipam_dir = one.manager._host_local_dirs()[0]
+    assert sorted(p.name for p in ipam_dir.iterdir() if p.name[0].isdigit()) == [again.ip]
+    await one.manager.teardown_pod("default", "a", "uid-a", "sb-a")
+
+
 async def test_none_network_has_only_lo_up(cluster: Cluster, tmp_path: Path):
     manager = NetworkManager.none(tmp_path / "none" / "cni", netns_dir=cluster.netns)
     pod = await manager.setup_pod("default", "n", "uid-n", "sb-n")

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_tool, start_mkp_cluster
+from tests.conftest import require_tool, run_mkp, start_mkp_cluster
 from tests.conftest import wait_until as _wait
 
 pytestmark = pytest.mark.e2e
@@ -440,3 +440,15 @@ def test_ingress_tls_from_a_secret(bridge: Any, tmp_path: Path) -> None:
                                "Host: api.walmart.com", "http://127.0.0.1/orders"], capture_output=True, text=True)
     assert redirect.stdout.startswith("308 https://api.walmart.com/orders"), redirect.stdout
     bridge.kubectl("delete", "ingress", "-n", "commerce", "api-ingress-tls")
+
+
+def test_down_and_up_again_brings_the_pods_back_on_the_network(bridge: Any) -> None:
+    """Last in the module: `mkp down` (state kept) removes every pod namespace and host
+    object, `mkp up` makes them again and the Service answers from its pods."""
+    run_mkp("down", "--name", bridge.name, env=bridge.env)
+    assert not _leftovers(), _leftovers()
+    run_mkp("up", "--name", bridge.name, "--no-merge", env=bridge.env)
+    _wait(lambda: len(_ready_pods(bridge, "commerce", "app=order-service")) == 2, 90, "the pods Ready again")
+    names = {p["metadata"]["name"] for p in _ready_pods(bridge, "commerce", "app=order-service")}
+    _wait(lambda: set(_answering(bridge, "http://order-service.commerce/", 4)) == names, 30,
+          "the Service to answer from both pods again")
