@@ -9,10 +9,12 @@ and `max_ejection_percent` allows it. Un-ejection happens only at the interval s
 has passed, so it is out for 30 s, 60 s, 90 s ... on successive ejections (rounded up
 to the next sweep). The multiplier grows by one per ejection (capped once the product
 passes max_ejection_time) and shrinks by one at each sweep that finds the host healthy
-at least one interval after its return, as Envoy does.
+not ejected (so at every sweep after its return), as Envoy's detector does.
 
-max_ejection_percent (10 %): a new ejection is allowed when (ejected + 1) / hosts is
-within it, or when no host is ejected at all: Envoy always lets one host be ejected.
+max_ejection_percent (10 %): as in Envoy's code, a new ejection is allowed while the
+share of hosts already ejected is below it; so one host can always be ejected ("at
+least one host regardless of the value") and the last one allowed may overshoot (15
+hosts at 10 %: two). The check comes before the enforcing draw (ejections_overflow).
 
 Error classes, as Envoy's `split_external_local_origin_errors`:
 - false (default): local-origin events are folded into HTTP codes (connect failure and
@@ -190,13 +192,16 @@ class OutlierDetector:
     # -- ejection ------------------------------------------------------------------------
 
     def _detected(self, host: Host, detector: str, enforcing: int) -> bool:
-        self.stats[f"ejections_detected_{detector}"] += 1
-        if host.ejected or self.random.randrange(100) >= enforcing:
+        if host.ejected:
             return False
-        total = len(self.cluster.hosts)
+        self.stats[f"ejections_detected_{detector}"] += 1
         active = self.stats["ejections_active"]
-        if active > 0 and 100.0 * (active + 1) / total > self.config.max_ejection_percent:
+        # Envoy's rule: eject while the share *already* ejected is below the maximum, so
+        # one host can always go, and the last ejection may overshoot by one host.
+        if 100.0 * active / len(self.cluster.hosts) >= self.config.max_ejection_percent:
             self.stats["ejections_overflow"] += 1
+            return False
+        if self.random.randrange(100) >= enforcing:
             return False
         self._eject(host, detector)
         return True
@@ -209,8 +214,6 @@ class OutlierDetector:
         host.ejected = True
         host.ejected_at = now
         host.times_ejected += 1
-        c = self._c(host)
-        c.c5xx = c.gateway = c.local = 0
         self.stats["ejections_active"] += 1
         self.stats["ejections_enforced_total"] += 1
         self.stats[f"ejections_enforced_{detector}"] += 1
@@ -239,21 +242,21 @@ class OutlierDetector:
         return out
 
     def _sweep(self, now: float) -> list[OutlierEvent]:
-        cfg = self.config
         out: list[OutlierEvent] = []
         live = {id(h) for h in self.cluster.hosts}
         for key in [k for k in self._counters if k not in live]:
             del self._counters[key]  # endpoints removed by an update
         for host in self.cluster.hosts:
             if not host.ejected:
-                if (host.ejection_multiplier > 0 and host.last_unejected_at is not None
-                        and now - host.last_unejected_at >= cfg.interval):
+                if host.ejection_multiplier > 0:  # healthy through a whole interval
                     host.ejection_multiplier -= 1
                 continue
             assert host.ejected_at is not None
             if now - host.ejected_at >= self._ejection_seconds(host):
                 host.ejected = False
                 host.last_unejected_at = now
+                c = self._c(host)
+                c.c5xx = c.gateway = 0  # so a few new errors do not re-eject at once
                 self.stats["ejections_active"] -= 1
                 self.cluster.changed()
                 self._emit(now, host, "uneject", "", 0.0)

@@ -122,6 +122,14 @@ def test_max_ejection_percent_respected_but_one_host_always_ejectable():
     assert sum(h.ejected for h in cluster.hosts) == 1
 
 
+def test_max_ejection_percent_last_ejection_may_overshoot_as_envoy():
+    _, cluster, det, _ = setup(n=15)
+    for h in cluster.hosts:
+        for _ in range(5):
+            det.report_http_status(h, 500)
+    assert sum(h.ejected for h in cluster.hosts) == 2  # 1/15 = 6.7 % < 10 % lets a second go
+
+
 def test_max_ejection_percent_50_of_4():
     _, cluster, det, _ = setup(n=4, max_ejection_percent=50)
     for h in cluster.hosts:
