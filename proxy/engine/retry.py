@@ -7,9 +7,11 @@ answers, after each upstream attempt, whether to try again and after how long:
   connect-failure, refused-stream, retriable-4xx (409), retriable-status-codes,
   retriable-headers, envoy-ratelimited, and the gRPC ones (cancelled,
   deadline-exceeded, internal, resource-exhausted, unavailable, read from grpc-status).
-  Resets: 5xx, gateway-error and reset retry any reset, connect failure or per-try
-  timeout (the host "did not respond"); connect-failure only connect failures;
-  refused-stream only refused streams; a local overflow is never retried, nor a response
+  Resets: 5xx, gateway-error and reset retry any reset or connect failure (the host "did
+  not respond"); reset-before-request those that happened before the request was sent;
+  connect-failure only connect failures; refused-stream only refused streams. A per-try
+  timeout is retried only under 5xx or gateway-error (Envoy's router: a timed-out try is
+  a gateway error, not a reset). A local overflow is never retried, nor a response
   carrying `x-envoy-overloaded`.
 - num_retries (Envoy default 1; Istio `attempts`, so at most 1 + attempts requests).
 - Backoff: Envoy's jittered exponential backoff, base_interval 25 ms, max_interval 10 x
@@ -52,6 +54,7 @@ GRPC_RETRY_ON = {"cancelled": 1, "deadline-exceeded": 4, "resource-exhausted": 8
 RETRY_ON_VALUES = HTTP_RETRY_ON | frozenset(GRPC_RETRY_ON)
 PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts"
 _RESET_ANY = frozenset({"5xx", "gateway-error", "reset"})
+_TIMEOUT_RETRY = frozenset({"5xx", "gateway-error"})
 
 
 def parse_retry_on(value: str, *, field_name: str = "retry_on", strict: bool = True) -> tuple[frozenset[str], tuple[int, ...]]:
@@ -181,11 +184,13 @@ class Reset(Enum):
 
 @dataclass(frozen=True)
 class AttemptOutcome:
-    """One upstream attempt: a response (status, lower-case headers) or a reset."""
+    """One upstream attempt: a response (status, lower-case headers) or a reset;
+    request_sent: whether any of the request reached the host (reset-before-request)."""
 
     status: int | None = None
     reset: Reset | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    request_sent: bool = True
 
 
 class Action(Enum):
@@ -284,7 +289,9 @@ class RetryState:
         if o.reset is not None:
             if o.reset is Reset.OVERFLOW:
                 return False
-            if on & _RESET_ANY:
+            if o.reset is Reset.PER_TRY_TIMEOUT:  # Envoy: only 5xx and gateway-error retry these
+                return bool(on & _TIMEOUT_RETRY)
+            if on & _RESET_ANY or ("reset-before-request" in on and not o.request_sent):
                 return True
             return (o.reset is Reset.CONNECT_FAILURE and "connect-failure" in on) or (
                 o.reset is Reset.REFUSED_STREAM and "refused-stream" in on)
