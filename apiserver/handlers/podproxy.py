@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import errno
 import ipaddress
+import random
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -57,17 +58,21 @@ WEBSOCKET_REQUIRED = (
 
 
 def handles(ctx: Ctx) -> bool:
-    """Whether this module serves the request (core pods/log|exec|attach|portforward, nodes/proxy)."""
+    """Whether this module serves the request (core pods/log|exec|attach|portforward|proxy,
+    nodes/proxy, services/proxy)."""
     if ctx.info.group or ctx.info.crd is not None:
         return False
     sub = ctx.rinfo.subresource
-    return (ctx.info.plural == "pods" and sub in _POD_SUBRESOURCES) or (ctx.info.plural == "nodes" and sub == "proxy")
+    return (ctx.info.plural == "pods" and sub in _POD_SUBRESOURCES) or (
+        ctx.info.plural in ("nodes", "services") and sub == "proxy")
 
 
 async def serve(ctx: Ctx) -> web.StreamResponse:
     sub = ctx.rinfo.subresource
     if ctx.info.plural == "nodes":
         return await _node_proxy(ctx)
+    if ctx.info.plural == "services":
+        return await _service_proxy(ctx)
     if sub == "log":
         return await _log(ctx)
     if sub == "proxy":
@@ -346,13 +351,7 @@ async def _pod_proxy(ctx: Ctx) -> web.StreamResponse:
     """pods/<[scheme:]name[:port]>/proxy/<path>: HTTP to the pod's IP (kube-apiserver's
     ResourceLocation: the first declared container port when none is given). Deviation:
     loopback pod IPs are allowed (the loopback pod network uses them)."""
-    parts = ctx.name.split(":")
-    if len(parts) == 3 and parts[0] in ("http", "https"):
-        scheme, name, port = parts
-    elif len(parts) <= 2:
-        scheme, name, port = "http", parts[0], parts[1] if len(parts) == 2 else ""
-    else:
-        raise errors.bad_request(f'invalid pod request "{ctx.name}"')
+    scheme, name, port = _scheme_name_port(ctx, "pod")
     pod = await ctx.server.store.get(ctx.info, ctx.namespace, name)
     if not port:
         port = next((str(p["containerPort"]) for c in (pod.get("spec") or {}).get("containers") or []
@@ -367,6 +366,48 @@ async def _pod_proxy(ctx: Ctx) -> web.StreamResponse:
         raise errors.bad_request("address not allowed")
     host = f"[{ip}]" if address.version == 6 else ip
     return await _http_proxy(ctx, f"{scheme}://{host}" + (f":{port}" if port else ""), f"/pods/{ctx.name}/proxy")
+
+
+def _scheme_name_port(ctx: Ctx, kind: str) -> tuple[str, str, str]:
+    """`[scheme:]name[:port]` as kube-apiserver splits a proxy request's name."""
+    parts = ctx.name.split(":")
+    if len(parts) == 3 and parts[0] in ("http", "https"):
+        return parts[0], parts[1], parts[2]
+    if len(parts) <= 2:
+        return "http", parts[0], parts[1] if len(parts) == 2 else ""
+    raise errors.bad_request(f'invalid {kind} request "{ctx.name}"')
+
+
+async def _service_proxy(ctx: Ctx) -> web.StreamResponse:
+    """services/<[scheme:]name[:port]>/proxy/<path>: HTTP to one ready endpoint of the
+    Service (kube-apiserver's ResourceLocation): the port is a Service port's name or
+    number (none: the unnamed port), the endpoint a random ready address of the
+    EndpointSlices' port of that name, at its target port."""
+    scheme, name, port = _scheme_name_port(ctx, "service")
+    service = await ctx.server.store.get(ctx.info, ctx.namespace, name)
+    ports = (service.get("spec") or {}).get("ports") or []
+    if port.isdigit():
+        declared = next((p for p in ports if str(p.get("port")) == port), None)
+        if declared is None:
+            raise errors.StatusError(503, "ServiceUnavailable", f'no service port {port} found for service "{name}"')
+        port = declared.get("name") or ""
+    slices_info = ctx.server.registry.lookup("discovery.k8s.io", "v1", "endpointslices")
+    candidates: list[tuple[str, int]] = []
+    if slices_info is not None:
+        page = await ctx.server.store.list(slices_info, ctx.namespace, match=lambda s: (
+            (s.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/service-name") == name)
+        for item in page.items:
+            slice_port = next((p.get("port") for p in item.get("ports") or [] if (p.get("name") or "") == port), None)
+            if slice_port is None:
+                continue
+            for endpoint in item.get("endpoints") or []:
+                if (endpoint.get("conditions") or {}).get("ready") is not False:
+                    candidates += [(address, slice_port) for address in endpoint.get("addresses") or []]
+    if not candidates:
+        raise errors.StatusError(503, "ServiceUnavailable", f'no endpoints available for service "{ctx.name}"')
+    ip, target = random.choice(candidates)
+    host = f"[{ip}]" if ":" in ip else ip
+    return await _http_proxy(ctx, f"{scheme}://{host}:{target}", f"/services/{ctx.name}/proxy")
 
 
 async def _http_proxy(ctx: Ctx, base: str, marker: str) -> web.StreamResponse:

@@ -293,6 +293,13 @@ def test_nodeport_and_load_balancer_answer_from_the_host(bridge: Any) -> None:
     assert status == 200 and _hostname(body) in names
     table = bridge.kubectl("get", "svc", "-n", "commerce", "order-lb").stdout
     assert ip in table and "80:3" in table, table
+    # The API server's services/proxy (what `kubectl proxy` users browse): a ready endpoint.
+    for port in ("http", "80"):
+        body = bridge.kubectl("get", "--raw", f"/api/v1/namespaces/commerce/services/order-service:{port}/proxy/").stdout
+        assert _hostname(body) in names, body
+    missing = bridge.kubectl("get", "--raw", "/api/v1/namespaces/commerce/services/order-service:99/proxy/",
+                             check=False)
+    assert 'no service port 99 found for service "order-service"' in missing.stderr
 
 
 def test_ingress_routes_orders_and_inventory(bridge: Any) -> None:
