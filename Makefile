@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml 2>/dev/null | c
 # Pods on real nodes: busybox-static (the busybox image), nginx-light (the nginx image),
 # gcc (builds mkp-shim), iproute2 (network namespaces), containernetworking-plugins (the
 # reference CNI binaries the cni tests run), openssl (probe HTTPS tests), tar (kubectl cp).
-APT_RUN_PACKAGES := busybox-static nginx-light gcc iproute2 tar containernetworking-plugins nftables
+APT_RUN_PACKAGES := busybox-static nginx-light gcc iproute2 tar containernetworking-plugins nftables curl
 APT_TEST_PACKAGES := curl procps wrk $(APT_RUN_PACKAGES) openssl dnsutils hey
 
 .PHONY: run run-deps apt-install test test-deps lint bench down clean

@@ -281,6 +281,17 @@ def test_service_name_answers_from_every_backend_round_robin(bridge: Any) -> Non
         assert set(answered) == names, (url, answered, names, ERRORS[-3:])
 
 
+def test_a_curl_pod_reaches_the_service_by_name(bridge: Any) -> None:
+    """What a learner types: a one-off curl pod (the curl project's image)."""
+    bridge.kubectl("run", "curl", "--image=curlimages/curl", "--restart=Never", "--",
+                   "-s", "http://order-service.commerce.svc.cluster.local/")
+    _wait(lambda: _json(bridge, "get", "pod", "curl")["status"].get("phase") in ("Succeeded", "Failed"), 60,
+          "the curl pod to finish")
+    assert _json(bridge, "get", "pod", "curl")["status"]["phase"] == "Succeeded"
+    assert _hostname(bridge.kubectl("logs", "curl").stdout).startswith("order-service-")
+    bridge.kubectl("delete", "pod", "curl", "--wait=false")
+
+
 def test_nodeport_and_load_balancer_answer_from_the_host(bridge: Any) -> None:
     names = {p["metadata"]["name"] for p in _ready_pods(bridge, "commerce", "app=order-service")}
     for base in ("http://127.0.0.1:30080", "http://192.168.49.2:30080", "http://192.168.49.3:30080"):

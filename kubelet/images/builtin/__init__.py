@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kubelet.images.builtin import busybox, nginx, podinfo, python
+from kubelet.images.builtin import busybox, curl, nginx, podinfo, python
 from kubelet.images.builtin.recipe import Recipe, Unavailable
 from kubelet.images.image import ImageNotFound
 from kubelet.images.reference import Reference
@@ -16,6 +16,7 @@ _RECIPES: dict[str, Callable[[Reference], Recipe]] = {
     python.REPOSITORY: python.python,
     nginx.REPOSITORY: nginx.nginx,
     **{repository: podinfo.podinfo for repository in podinfo.REPOSITORIES},
+    **{repository: curl.curl for repository in curl.REPOSITORIES},
 }
 
 
@@ -25,7 +26,8 @@ def available() -> list[str]:
     minor = ".".join(python.host_python()[1].split(".")[:2])
     return ["busybox[:any tag]", f"python:3 or python:{minor} [-slim|-alpine|...]",
             "ghcr.io/stefanprodan/podinfo:<version>", "stefanprodan/podinfo:<version>",
-            "nginx[:any tag] (Debian's nginx, when installed)", "registry.k8s.io/pause[:any tag]"]
+            "nginx[:any tag] (Debian's nginx, when installed)", "curlimages/curl[:any tag] (Debian's curl)",
+            "registry.k8s.io/pause[:any tag]"]
 
 
 def pull_error(ref: Reference, why: str | None = None) -> ImageNotFound:

@@ -79,3 +79,18 @@ async def test_python_image_is_the_hosts_python(store):
     assert image.host_path("/bin/sh") is not None
     assert image.host_path(path) == path
     assert sys.version_info[0] == 3
+
+
+async def test_curl_image_gives_options_and_urls_to_curl_and_runs_commands(store):
+    from tests.conftest import require_tool
+    require_tool("curl")
+    image, _ = await store.pull("curlimages/curl:8.11.1", IF_NOT_PRESENT)
+    assert image.entrypoint == ["/entrypoint.sh"] and image.cmd == ["curl"]
+    entrypoint = image.host_path("/entrypoint.sh")
+    version = _run([entrypoint, "--version"], image)
+    assert version.returncode == 0 and version.stdout.startswith("curl "), version.stderr
+    assert _run([entrypoint, "curl", "--version"], image).stdout == version.stdout
+    refused = _run([entrypoint, "-s", "http://127.0.0.1:1/"], image)  # a URL, nothing listening
+    assert refused.returncode == 7  # curl's "failed to connect"
+    assert _run([entrypoint, "sh", "-c", "echo from a shell"], image).stdout == "from a shell\n"
+    assert image.env["CURL_VERSION"] == version.stdout.split()[1]
