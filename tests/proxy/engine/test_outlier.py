@@ -205,3 +205,16 @@ def test_removed_hosts_are_forgotten():
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=f"outlier_detection.{field}"):
         OutlierDetection(**{field: value})
+
+
+def test_load_balancer_stops_picking_an_ejected_host_and_takes_it_back():
+    from proxy.engine.lb import new_load_balancer
+
+    clock, cluster, det, _ = setup(n=3, max_ejection_percent=50)
+    lb = new_load_balancer("ROUND_ROBIN", cluster, random=random.Random(0))
+    bad = cluster.hosts[1]
+    for _ in range(5):
+        det.report_http_status(bad, 503)
+    assert bad not in {lb.pick() for _ in range(30)}
+    advance(clock, det, 40)
+    assert bad in {lb.pick() for _ in range(30)}
