@@ -31,7 +31,7 @@ class ForwardHandler:
         assert head is not None
         pool = self.pools[self._next]
         self._next = (self._next + 1) % len(self.pools)
-        headers = request_headers(head.headers, remote_address=stream.remote_address, edge=self.edge,
+        headers = request_headers(head.headers, remote_address=stream.conn.remote_address_bytes, edge=self.edge,
                                   upgrade=head.upgrade)
         Exchange(stream, pool, headers).start()
 

@@ -26,87 +26,113 @@ response head) added.
 
 from __future__ import annotations
 
-import uuid
+import random
 
 Headers = list[tuple[bytes, bytes]]
 
 HOP_BY_HOP = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te")
 )
+# names request_headers treats specially: one set test per header on the hot path
+_REQUEST_SPECIAL = HOP_BY_HOP | {b"x-forwarded-for", b"x-forwarded-proto", b"x-request-id"}
+# names an upstream response's parser keeps out of the header list (framing, hop-by-hop)
+RESPONSE_FRAMING = HOP_BY_HOP | {b"content-length", b"server"}
+_CONNECTION_OPTIONS = frozenset((b"keep-alive", b"close", b"upgrade", b""))
 SERVER = b"envoy"
+_UUID_VERSION_BITS = (4 << 76) | (2 << 62)  # version 4, RFC 4122 variant
+_UUID_CLEAR = ~((0xF << 76) | (0x3 << 62))
 
 
-def _connection_tokens(headers: Headers) -> frozenset[bytes]:
-    """Header names listed in Connection (they are hop-by-hop too, RFC 9110 7.6.1)."""
-    tokens: set[bytes] = set()
-    for name, value in headers:
-        if name == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b","))
-    tokens.discard(b"")
-    return frozenset(tokens)
+def request_id() -> bytes:
+    """A random UUID4 as text (Envoy's x-request-id), without uuid.UUID's overhead."""
+    h = b"%032x" % (random.getrandbits(128) & _UUID_CLEAR | _UUID_VERSION_BITS)
+    return b"%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+
+
+def connection_tokens(value: bytes) -> frozenset[bytes]:
+    """Header names a Connection value lists beyond its options (they are hop-by-hop too)."""
+    return frozenset(t.strip().lower() for t in value.split(b",")) - _CONNECTION_OPTIONS
 
 
 def request_headers(
     headers: Headers,
     *,
-    remote_address: str,
+    remote_address: str | bytes,
     scheme: bytes = b"http",
     edge: bool = True,
     upgrade: bool = False,
 ) -> Headers:
     """The headers to send upstream for a downstream request's `headers`."""
-    tokens = _connection_tokens(headers) if upgrade or _has(headers, b"connection") else ()
     out: Headers = []
+    append = out.append
     xff: bytes | None = None
-    request_id = False
-    keep_te = False
-    for name, value in headers:
-        if name in HOP_BY_HOP or name in tokens:
-            if name == b"te" and value.strip().lower() == b"trailers":
-                keep_te = True
-            elif upgrade and name == b"upgrade":
-                out.append((name, value))
+    has_request_id = False
+    tokens: frozenset[bytes] = frozenset()
+    for pair in headers:
+        name = pair[0]
+        if name in _REQUEST_SPECIAL:
+            value = pair[1]
+            if name == b"x-request-id":
+                has_request_id = True
+                append(pair)
+            elif name == b"x-forwarded-for":
+                xff = value if xff is None else xff + b", " + value
+            elif name == b"connection":
+                tokens = tokens | connection_tokens(value)
+            elif name == b"te":
+                if value.strip().lower() == b"trailers":
+                    append((b"te", b"trailers"))
+            elif name == b"upgrade" and upgrade:
+                append(pair)
+        elif edge and name.startswith(b"x-envoy-"):
             continue
-        if name == b"x-forwarded-for":
-            xff = value if xff is None else xff + b", " + value
-            continue
-        if name == b"x-forwarded-proto":
-            continue
-        if edge and name.startswith(b"x-envoy-"):
-            continue
-        if name == b"x-request-id":
-            request_id = True
-        out.append((name, value))
-    if keep_te:
-        out.append((b"te", b"trailers"))
+        else:
+            append(pair)
+    if tokens:
+        out = [pair for pair in out if pair[0] not in tokens]
+        append = out.append
     if upgrade:
-        out.append((b"connection", b"upgrade"))
-    addr = remote_address.encode()
-    out.append((b"x-forwarded-for", addr if xff is None else xff + b", " + addr))
-    out.append((b"x-forwarded-proto", scheme))
-    if not request_id:
-        out.append((b"x-request-id", str(uuid.uuid4()).encode()))
+        append((b"connection", b"upgrade"))
+    addr = remote_address if isinstance(remote_address, bytes) else remote_address.encode()
+    append((b"x-forwarded-for", addr if xff is None else xff + b", " + addr))
+    append((b"x-forwarded-proto", scheme))
+    if not has_request_id:
+        append((b"x-request-id", request_id()))
     return out
 
 
 def response_headers(headers: Headers, *, service_time_ms: int | None = None, upgrade: bool = False) -> Headers:
     """The headers to send downstream for an upstream response's `headers`."""
-    tokens = _connection_tokens(headers) if _has(headers, b"connection") else ()
+    tokens: frozenset[bytes] = frozenset()
+    upgrade_value: bytes | None = None
     out: Headers = []
-    for name, value in headers:
-        if name in HOP_BY_HOP or name in tokens:
-            if upgrade and name == b"upgrade":
-                out.append((name, value))
+    for pair in headers:
+        name = pair[0]
+        if name in RESPONSE_FRAMING:  # content-length too: the codec frames the body
+            if name == b"connection":
+                tokens = tokens | connection_tokens(pair[1])
+            elif name == b"upgrade":
+                upgrade_value = pair[1]
             continue
-        if name == b"server" or name == b"content-length":
-            continue  # content-length: the codec frames the body (http1.Stream.respond_head)
-        out.append((name, value))
-    if upgrade:
-        out.append((b"connection", b"upgrade"))
-    out.append((b"server", SERVER))
+        out.append(pair)
+    return finish_response_headers(out, tokens=tokens, service_time_ms=service_time_ms,
+                                   upgrade=upgrade_value if upgrade else None)
+
+
+def finish_response_headers(headers: Headers, *, tokens: frozenset[bytes] = frozenset(),
+                            service_time_ms: int | None = None, upgrade: bytes | None = None) -> Headers:
+    """Complete response headers already stripped of RESPONSE_FRAMING names (the upstream
+    parser drops those as it reads): names the connection header listed, the upgrade
+    pair of a 101, `server: envoy` and x-envoy-upstream-service-time."""
+    if tokens:
+        headers = [pair for pair in headers if pair[0] not in tokens]
+    if upgrade is not None:
+        headers.append((b"upgrade", upgrade))
+        headers.append((b"connection", b"upgrade"))
+    headers.append((b"server", SERVER))
     if service_time_ms is not None:
-        out.append((b"x-envoy-upstream-service-time", b"%d" % service_time_ms))
-    return out
+        headers.append((b"x-envoy-upstream-service-time", b"%d" % service_time_ms))
+    return headers
 
 
 def get(headers: Headers, name: bytes) -> bytes | None:
@@ -115,13 +141,6 @@ def get(headers: Headers, name: bytes) -> bytes | None:
         if n == name:
             return v
     return None
-
-
-def _has(headers: Headers, name: bytes) -> bool:
-    for n, _ in headers:
-        if n == name:
-            return True
-    return False
 
 
 def serialize(headers: Headers) -> bytes:

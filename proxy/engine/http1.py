@@ -289,6 +289,7 @@ class DownstreamConnection(asyncio.Protocol):
         self.on_close = on_close
         self.transport: asyncio.Transport | None = None
         self.remote_address = ""
+        self.remote_address_bytes = b""
         self.parser = httptools.HttpRequestParser(self)
         self.streams: collections.deque[Stream] = collections.deque()
         self.tunnel: Stream | None = None
@@ -310,6 +311,7 @@ class DownstreamConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.remote_address = peer[0] if peer else ""
+        self.remote_address_bytes = self.remote_address.encode()
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:

@@ -28,7 +28,13 @@ from typing import Protocol
 
 import httptools
 
-from proxy.engine.headers import Headers, response_headers, serialize
+from proxy.engine.headers import (
+    RESPONSE_FRAMING,
+    Headers,
+    connection_tokens,
+    finish_response_headers,
+    serialize,
+)
 from proxy.engine.http1 import Stream
 
 CONNECT_TIMEOUT = 5.0  # Envoy cluster connect_timeout default
@@ -194,7 +200,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.idle_since = 0.0
         self.closed = False
         self.tunnel = False
-        self._headers: Headers = []
+        self._headers: Headers = []  # the response's, without RESPONSE_FRAMING names
+        self._length: int | None = None
+        self._chunked = False
+        self._connection = b""
+        self._upgrade: bytes | None = None
         self._informational = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -220,10 +230,23 @@ class UpstreamConnection(asyncio.Protocol):
                 self.close()
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.lower(), value))
+        name = name.lower()
+        if name in RESPONSE_FRAMING:  # framing and hop-by-hop: noted, not forwarded
+            if name == b"content-length":
+                self._length = int(value)
+            elif name == b"transfer-encoding":
+                self._chunked = b"chunked" in value.lower()
+            elif name == b"connection":
+                self._connection = value
+            elif name == b"upgrade":
+                self._upgrade = value
+        else:
+            self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         headers, self._headers = self._headers, []
+        length, chunked, connection = self._length, self._chunked, self._connection
+        self._length, self._chunked, self._connection = None, False, b""
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self._informational = True  # 100 Continue etc.: we answered the client ourselves
@@ -231,18 +254,13 @@ class UpstreamConnection(asyncio.Protocol):
         ex = self.exchange
         if ex is None:
             return
-        length: int | None = None
-        chunked = False
-        for name, value in headers:
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-        ex._response_head(status, headers, None if chunked else length, chunked)
+        tokens = connection_tokens(connection) if connection else frozenset()
+        ex._response_head(status, headers, None if chunked else length, chunked, tokens,
+                          self._upgrade if status == 101 else None)
         if ex.method == b"HEAD":
             # llhttp would wait for the body a HEAD response's content-length announces
             self.parser = httptools.HttpResponseParser(self)
-            ex._response_end(_keep_alive(headers))
+            ex._response_end(b"close" not in connection.lower())
             raise _HeadResponseDone()
 
     def on_body(self, body: bytes) -> None:
@@ -276,13 +294,6 @@ class UpstreamConnection(asyncio.Protocol):
         if not self.closed and self.transport is not None:
             self.closed = True
             self.transport.close()
-
-
-def _keep_alive(headers: Headers) -> bool:
-    for name, value in headers:
-        if name == b"connection":
-            return b"close" not in value.lower()
-    return True
 
 
 class _HeadResponseDone(Exception):
@@ -385,7 +396,8 @@ class Exchange:
                 conn.transport.abort()
 
     # -- response (called by UpstreamConnection) -------------------------------------
-    def _response_head(self, status: int, headers: Headers, length: int | None, chunked: bool) -> None:
+    def _response_head(self, status: int, headers: Headers, length: int | None, chunked: bool,
+                       tokens: frozenset[bytes], upgrade: bytes | None) -> None:
         self.report.status = status
         if self.retry_on_status is not None and self.retry_on_status(status):
             self._intercepted = True
@@ -393,8 +405,8 @@ class Exchange:
         self._started = True
         self._until_close = length is None and not chunked and status >= 200 and status not in (204, 304)
         ms = int((self.loop.time() - self.report.start_time) * 1000)
-        self.stream.respond_head(status, response_headers(headers, service_time_ms=ms, upgrade=status == 101),
-                                 content_length=length)
+        self.stream.respond_head(status, finish_response_headers(headers, tokens=tokens, service_time_ms=ms,
+                                                                 upgrade=upgrade), content_length=length)
 
     def _response_body(self, data: bytes) -> None:
         if not self._intercepted:
