@@ -110,7 +110,7 @@ class RouteResult:
     body: bytes = b""
     request_mutations: tuple[HeaderMutation, ...] = ()
     response_mutations: tuple[HeaderMutation, ...] = ()
-    per_filter_config: dict[str, Any] = field(default_factory=dict)
+    per_filter_config: dict[str, Any] = field(default_factory=dict)  # shared: do not mutate
 
 
 # --- header mutations ---------------------------------------------------------------------
@@ -253,7 +253,7 @@ class _Rewrite:
 
 class _CompiledRoute:
     __slots__ = ("route", "kind", "value", "fold", "regex", "headers", "queries", "fraction", "rewrite",
-                 "redirect_rewrite", "body")
+                 "redirect_rewrite", "body", "derived")
 
     def __init__(self, route: Route, path: str) -> None:
         m = route.match
@@ -278,6 +278,9 @@ class _CompiledRoute:
         self.redirect_rewrite = _Rewrite(red.regex_rewrite, f"{path}.redirect.regex_rewrite") \
             if red and red.regex_rewrite else None
         self.body = _body(route, path)
+        # (request mutations, response mutations, per-filter config) per ClusterWeight
+        # (by id; None: no weighted pick), filled on first use: they depend only on config
+        self.derived: dict[int | None, tuple] = {}
 
     def match_path(self, p: str) -> int:
         """-1 if the path does not match, else the length of the matched prefix."""
@@ -445,17 +448,25 @@ class Router:
             return None
         cvh, cr, n, value = found
         route, vh = cr.route, cvh.vh
-        common = {"route": route, "virtual_host": vh}
         if route.direct_response is not None:
-            return RouteResult("direct_response", status=route.direct_response.status, body=cr.body,
-                               response_mutations=self._mutations(vh, route, None, response=True),
-                               per_filter_config=_per_filter(vh, route, None), **common)
+            _, resp, pfc = self._derived(vh, cr, None)
+            return RouteResult("direct_response", route, vh, status=route.direct_response.status, body=cr.body,
+                               response_mutations=resp, per_filter_config=pfc)
         if route.redirect is not None:
+            _, resp, pfc = self._derived(vh, cr, None)
             status, location = self._redirect(request, route.redirect, cr, n)
-            return RouteResult("redirect", status=status, location=location,
-                               response_mutations=self._mutations(vh, route, None, response=True),
-                               per_filter_config=_per_filter(vh, route, None), **common)
+            return RouteResult("redirect", route, vh, status=status, location=location, response_mutations=resp,
+                               per_filter_config=pfc)
         return self._forward(request, cvh, cr, n, value)
+
+    def _derived(self, vh: VirtualHost, cr: _CompiledRoute, weight: ClusterWeight | None) -> tuple:
+        key = id(weight) if weight is not None else None
+        found = cr.derived.get(key)
+        if found is None:
+            found = cr.derived[key] = (self._mutations(vh, cr.route, weight, response=False),
+                                       self._mutations(vh, cr.route, weight, response=True),
+                                       _per_filter(vh, cr.route, weight))
+        return found
 
     def _forward(self, request: Request, cvh: _CompiledVirtualHost, cr: _CompiledRoute, n: int,
                  value: int) -> RouteResult:
@@ -478,16 +489,15 @@ class Router:
         elif act.host_rewrite_header:
             host = _header_map(request).get(act.host_rewrite_header.lower()) or None
         mirrors = tuple(m.cluster for m in act.request_mirror_policies
-                        if m.runtime_fraction is None or _fraction_hit(m.runtime_fraction, self.rand()))
+                        if m.runtime_fraction is None or _fraction_hit(m.runtime_fraction, self.rand())) \
+            if act.request_mirror_policies else ()
+        req, resp, pfc = self._derived(vh, cr, weight)
         return RouteResult(
-            "cluster", route=route, virtual_host=vh, cluster=cluster,
+            "cluster", route, vh, cluster=cluster,
             path=_rewrite_path(request.path, cr, n, act.prefix_rewrite, cr.rewrite),
             host=host, auto_host_rewrite=bool(act.auto_host_rewrite), timeout=act.timeout,
             idle_timeout=act.idle_timeout, retry_policy=act.retry_policy or vh.retry_policy, mirrors=mirrors,
-            hash_policy=act.hash_policy,
-            request_mutations=self._mutations(vh, route, weight, response=False),
-            response_mutations=self._mutations(vh, route, weight, response=True),
-            per_filter_config=_per_filter(vh, route, weight))
+            hash_policy=act.hash_policy, request_mutations=req, response_mutations=resp, per_filter_config=pfc)
 
     def _mutations(self, vh: VirtualHost, route: Route, weight: ClusterWeight | None, *,
                    response: bool) -> tuple[HeaderMutation, ...]:
