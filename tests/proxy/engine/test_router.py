@@ -225,6 +225,11 @@ def test_pick_weighted_skips_zero_weights():
             {"name": "a", "weight": 0}, {"name": "b", "weight": 3}, {"name": "c", "weight": 1}]}}}]}]},
                 "").virtual_hosts[0].routes[0].route.weighted_clusters.clusters
     assert [pick_weighted(wc, v).name for v in range(8)] == ["b", "b", "b", "c"] * 2
+    router = Router(rc({"virtual_hosts": [{"name": "a", "domains": ["*"], "routes": [
+        {"match": {"prefix": "/"}, "route": {"weighted_clusters": {"clusters": [
+            {"name": "a", "weight": 0}, {"name": "b", "weight": 3}, {"name": "c", "weight": 1}]}}}]}]}),
+        rand=counter())
+    assert [cluster_of(router) for _ in range(8)] == ["b", "b", "b", "c"] * 2
 
 
 def test_weighted_cluster_headers_and_host_rewrite():
