@@ -23,16 +23,20 @@ established connection keeps the SSLObject (and context) it was made with.
 from __future__ import annotations
 
 import asyncio
+import base64
 import errno
 import functools
 import logging
 import os
+import re
 import socket
 import ssl
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography import x509
 
@@ -63,27 +67,56 @@ class TlsCertificate:
     private_key: str
 
 
+_SAN_TYPES = {"URI": "peer_uri_sans", "DNS": "peer_dns_sans", "IP_ADDRESS": "peer_ip_sans",
+              "EMAIL": "peer_email_sans"}
+
+
 @dataclass(frozen=True)
 class SubjectAltNameMatcher:
-    """`match_typed_subject_alt_names[]`: `san_type` (URI, DNS) and one string matcher."""
+    """`match_typed_subject_alt_names[]`: `san_type` (URI, DNS, IP_ADDRESS, EMAIL) and one
+    StringMatcher (exact, prefix, suffix, contains, safe_regex; `ignore_case`)."""
 
     san_type: str = "URI"
     exact: str | None = None
     prefix: str | None = None
     suffix: str | None = None
+    contains: str | None = None
+    safe_regex: str | None = None
+    ignore_case: bool = False
 
     def __post_init__(self) -> None:
-        if self.san_type not in ("URI", "DNS"):
-            raise TlsConfigError(f"match_typed_subject_alt_names.san_type: {self.san_type!r} not URI or DNS")
-        if sum(v is not None for v in (self.exact, self.prefix, self.suffix)) != 1:
-            raise TlsConfigError("match_typed_subject_alt_names.matcher: exactly one of exact, prefix, suffix")
+        if self.san_type not in _SAN_TYPES:
+            raise TlsConfigError(
+                f"match_typed_subject_alt_names.san_type: {self.san_type!r} is not one of {sorted(_SAN_TYPES)}")
+        given = [v for v in (self.exact, self.prefix, self.suffix, self.contains, self.safe_regex) if v is not None]
+        if len(given) != 1:
+            raise TlsConfigError("match_typed_subject_alt_names.matcher: exactly one of exact, prefix, suffix, "
+                                 "contains, safe_regex")
+        if self.safe_regex is not None:
+            try:
+                re.compile(self.safe_regex)
+            except re.error as e:
+                raise TlsConfigError(f"match_typed_subject_alt_names.matcher.safe_regex: {e}") from e
 
     def matches(self, value: str) -> bool:
+        if self.safe_regex is not None:
+            return re.fullmatch(self.safe_regex, value, re.IGNORECASE if self.ignore_case else 0) is not None
+        want = self.exact or self.prefix or self.suffix or self.contains or ""
+        if self.ignore_case:
+            value, want = value.lower(), want.lower()
         if self.exact is not None:
-            return value == self.exact
+            return value == want
         if self.prefix is not None:
-            return value.startswith(self.prefix)
-        return value.endswith(self.suffix or "")
+            return value.startswith(want)
+        if self.suffix is not None:
+            return value.endswith(want)
+        return want in value
+
+    def describe(self) -> str:
+        for kind in ("exact", "prefix", "suffix", "contains", "safe_regex"):
+            if (v := getattr(self, kind)) is not None:
+                return f"{self.san_type} {kind} {v!r}"
+        return self.san_type
 
 
 @dataclass(frozen=True)
@@ -101,6 +134,8 @@ class TlsParameters:
 
     tls_minimum_protocol_version: str = "TLSv1_2"
     tls_maximum_protocol_version: str = "TLSv1_3"
+    cipher_suites: tuple[str, ...] = ()  # TLS 1.2 suites, OpenSSL names; TLS 1.3's are fixed
+    ecdh_curves: tuple[str, ...] = ()  # at most one with Python's ssl
 
 
 @dataclass(frozen=True)
@@ -119,6 +154,7 @@ class DownstreamTlsContext:
 
     common_tls_context: CommonTlsContext
     require_client_certificate: bool = False
+    require_sni: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,8 +176,8 @@ def _base_context(common: CommonTlsContext, purpose: ssl.Purpose, where: str) ->
         value = getattr(params, name)
         if value not in _VERSIONS:
             raise TlsConfigError(f"{where}.tls_params.{name}: {value!r} is not one of {sorted(_VERSIONS)}")
-        if _VERSIONS[value] is not None:
-            setattr(ctx, attr, _VERSIONS[value])
+        version = _VERSIONS[value] or (ssl.TLSVersion.TLSv1_2 if attr == "minimum_version" else ssl.TLSVersion.TLSv1_3)
+        setattr(ctx, attr, version)  # TLS_AUTO: Envoy's defaults
     for i, cert in enumerate(common.tls_certificates):
         try:
             ctx.load_cert_chain(cert.certificate_chain, cert.private_key)
@@ -159,11 +195,32 @@ def _base_context(common: CommonTlsContext, purpose: ssl.Purpose, where: str) ->
         ctx.verify_mode = ssl.CERT_REQUIRED
     if common.alpn_protocols:
         ctx.set_alpn_protocols(list(common.alpn_protocols))
+    _apply_ciphers(ctx, params, f"{where}.tls_params")
     return ctx
+
+
+def _apply_ciphers(ctx: ssl.SSLContext, params: TlsParameters, where: str) -> None:
+    if params.cipher_suites:
+        try:
+            ctx.set_ciphers(":".join(params.cipher_suites))
+        except ssl.SSLError as e:
+            raise TlsConfigError(f"{where}.cipher_suites: {list(params.cipher_suites)}: {e}") from e
+    if len(params.ecdh_curves) > 1:
+        raise TlsConfigError(f"{where}.ecdh_curves: at most one curve is supported")
+    if params.ecdh_curves:
+        try:
+            ctx.set_ecdh_curve(params.ecdh_curves[0])
+        except (ValueError, ssl.SSLError) as e:
+            raise TlsConfigError(f"{where}.ecdh_curves: {params.ecdh_curves[0]!r}: {e}") from e
 
 
 def _remember_sni(sslobj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> None:
     sslobj.mkp_sni = server_name  # type: ignore[attr-defined]
+
+
+def _require_sni(sslobj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> int | None:
+    sslobj.mkp_sni = server_name  # type: ignore[attr-defined]
+    return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME if not server_name else None
 
 
 def server_context(tls: DownstreamTlsContext, where: str = "downstream_tls_context") -> ssl.SSLContext:
@@ -177,7 +234,7 @@ def server_context(tls: DownstreamTlsContext, where: str = "downstream_tls_conte
         raise TlsConfigError(f"{where}.require_client_certificate: needs validation_context.trusted_ca")
     if has_ca and not tls.require_client_certificate:
         ctx.verify_mode = ssl.CERT_OPTIONAL
-    ctx.sni_callback = _remember_sni
+    ctx.sni_callback = _require_sni if tls.require_sni else _remember_sni
     return ctx
 
 
@@ -187,20 +244,26 @@ def client_context(tls: UpstreamTlsContext, where: str = "upstream_tls_context")
 
 
 @functools.lru_cache(maxsize=1024)
-def _sans(der: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _sans(der: bytes) -> dict[str, tuple[str, ...]]:
+    """The peer certificate's SANs by ConnectionSecurity field; cached per certificate."""
     cert = x509.load_der_x509_certificate(der)
     try:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        return (), ()
-    return (tuple(ext.get_values_for_type(x509.UniformResourceIdentifier)),
-            tuple(ext.get_values_for_type(x509.DNSName)))
+        return {}
+    return {
+        "peer_uri_sans": tuple(ext.get_values_for_type(x509.UniformResourceIdentifier)),
+        "peer_dns_sans": tuple(ext.get_values_for_type(x509.DNSName)),
+        "peer_ip_sans": tuple(str(ip) for ip in ext.get_values_for_type(x509.IPAddress)),
+        "peer_email_sans": tuple(ext.get_values_for_type(x509.RFC822Name)),
+    }
 
 
 @dataclass(frozen=True)
 class ConnectionSecurity:
     """What a TLS connection is, for routing, RBAC, metrics and logs. `peer_principal` is
-    the peer's first URI SAN (its SPIFFE ID) when it presented a verified certificate."""
+    the peer's first URI SAN (its SPIFFE ID); `mutual` means the peer presented a
+    certificate that was verified against trusted_ca (on a listener: mTLS)."""
 
     tls_version: str | None = None
     cipher: str | None = None
@@ -208,6 +271,8 @@ class ConnectionSecurity:
     sni: str | None = None
     peer_uri_sans: tuple[str, ...] = ()
     peer_dns_sans: tuple[str, ...] = ()
+    peer_ip_sans: tuple[str, ...] = ()
+    peer_email_sans: tuple[str, ...] = ()
     mutual: bool = False
 
     @property
@@ -229,15 +294,14 @@ def connection_security(sslobj: ssl.SSLObject | None) -> ConnectionSecurity:
     if sslobj is None:
         return PLAINTEXT
     der = sslobj.getpeercert(binary_form=True)
-    uris, dns = _sans(der) if der else ((), ())
+    sans = _sans(der) if der else {}
     cipher = sslobj.cipher()
     return ConnectionSecurity(
         tls_version=sslobj.version(),
         cipher=cipher[0] if cipher else None,
         alpn=sslobj.selected_alpn_protocol(),
         sni=getattr(sslobj, "mkp_sni", None) if sslobj.server_side else sslobj.server_hostname,
-        peer_uri_sans=uris,
-        peer_dns_sans=dns,
+        **sans,
         # A certificate is only returned when it was verified (CERT_OPTIONAL/REQUIRED).
         mutual=bool(der) and sslobj.context.verify_mode != ssl.CERT_NONE,
     )
@@ -251,17 +315,10 @@ def verify_peer(sec: ConnectionSecurity, matchers: tuple[SubjectAltNameMatcher, 
     if not sec.mutual:
         raise PeerVerificationError("peer presented no certificate")
     for m in matchers:
-        values = sec.peer_uri_sans if m.san_type == "URI" else sec.peer_dns_sans
-        if any(m.matches(v) for v in values):
+        if any(m.matches(v) for v in getattr(sec, _SAN_TYPES[m.san_type])):
             return
-    raise PeerVerificationError(
-        f"peer SANs {list(sec.peer_uri_sans + sec.peer_dns_sans)} match none of {_describe(matchers)}"
-    )
-
-
-def _describe(matchers: tuple[SubjectAltNameMatcher, ...]) -> list[str]:
-    return [f"{m.san_type} {'exact' if m.exact is not None else 'prefix' if m.prefix is not None else 'suffix'}"
-            f" {m.exact or m.prefix or m.suffix!r}" for m in matchers]
+    sans = [v for field in _SAN_TYPES.values() for v in getattr(sec, field)]
+    raise PeerVerificationError(f"peer SANs {sans} match none of {[m.describe() for m in matchers]}")
 
 
 def looks_like_tls(first: bytes) -> bool | None:
@@ -483,3 +540,116 @@ class TlsSniffingServer:
         self.sockets.clear()
         for task in list(self._tasks):
             task.cancel()
+
+
+# --- from the bootstrap model (proxy.engine.config.core), duck-typed ------------------
+
+
+class _Materializer:
+    """DataSources as files: `filename` as is; inline_string/inline_bytes/
+    environment_variable written once into a private (0700) temporary directory, since
+    OpenSSL loads certificate chains and keys from files only."""
+
+    def __init__(self) -> None:
+        self._dir: str | None = None
+        self._n = 0
+
+    def path(self, source: Any, where: str) -> str:
+        if source.filename is not None:
+            return str(source.filename)
+        if source.inline_string is not None:
+            data = source.inline_string.encode()
+        elif source.inline_bytes is not None:
+            data = base64.b64decode(source.inline_bytes)
+        elif source.environment_variable is not None:
+            value = os.environ.get(source.environment_variable)
+            if value is None:
+                raise TlsConfigError(f"{where}.environment_variable: {source.environment_variable} is not set")
+            data = value.encode()
+        else:
+            raise TlsConfigError(f"{where}: a DataSource needs one of filename, inline_string, inline_bytes")
+        if self._dir is None:
+            self._dir = tempfile.mkdtemp(prefix="mkp-tls-")
+        self._n += 1
+        path = os.path.join(self._dir, f"{self._n}.pem")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return path
+
+
+_MATERIALIZER = _Materializer()
+
+
+def _common_from_config(c: Any, where: str) -> CommonTlsContext:
+    certs = tuple(
+        TlsCertificate(_MATERIALIZER.path(t.certificate_chain, f"{where}.tls_certificates[{i}].certificate_chain"),
+                       _MATERIALIZER.path(t.private_key, f"{where}.tls_certificates[{i}].private_key"))
+        for i, t in enumerate(c.tls_certificates)
+    )
+    vc = None
+    if c.validation_context is not None:
+        v = c.validation_context
+        if getattr(v, "trust_chain_verification", "VERIFY_TRUST_CHAIN") != "VERIFY_TRUST_CHAIN":
+            raise TlsConfigError(f"{where}.validation_context.trust_chain_verification: only VERIFY_TRUST_CHAIN "
+                                 "is supported")
+        ca = _MATERIALIZER.path(v.trusted_ca, f"{where}.validation_context.trusted_ca") if v.trusted_ca else None
+        matchers = []
+        for i, m in enumerate(v.match_typed_subject_alt_names):
+            sm = m.matcher
+            try:
+                matchers.append(SubjectAltNameMatcher(
+                    m.san_type, sm.exact, sm.prefix, sm.suffix, sm.contains,
+                    sm.safe_regex.regex if sm.safe_regex is not None else None, sm.ignore_case))
+            except TlsConfigError as e:
+                raise TlsConfigError(f"{where}.validation_context.{e}".replace(
+                    "match_typed_subject_alt_names", f"match_typed_subject_alt_names[{i}]", 1)) from e
+        vc = CertificateValidationContext(ca, tuple(matchers))
+    p = c.tls_params
+    params = TlsParameters() if p is None else TlsParameters(
+        p.tls_minimum_protocol_version, p.tls_maximum_protocol_version, tuple(p.cipher_suites), tuple(p.ecdh_curves))
+    return CommonTlsContext(certs, vc, tuple(c.alpn_protocols), params)
+
+
+def from_config(cfg: Any, where: str) -> DownstreamTlsContext | UpstreamTlsContext:
+    """This module's context from a parsed `DownstreamTlsContext`/`UpstreamTlsContext` of
+    proxy.engine.config.core (a transport_socket's typed_config); `where` is its path in
+    the bootstrap, used in error messages. Build a CertificateStore from the result."""
+    common = _common_from_config(cfg.common_tls_context, f"{where}.common_tls_context")
+    if hasattr(cfg, "require_client_certificate"):
+        ctx: DownstreamTlsContext | UpstreamTlsContext = DownstreamTlsContext(
+            common, cfg.require_client_certificate, getattr(cfg, "require_sni", False))
+        server_context(ctx, where)  # fail now, with the path, rather than at the first connection
+    else:
+        if getattr(cfg, "allow_renegotiation", False):
+            raise TlsConfigError(f"{where}.allow_renegotiation: not supported")
+        ctx = UpstreamTlsContext(common, cfg.sni)
+        client_context(ctx, where)
+    return ctx
+
+
+class UpstreamTls:
+    """A cluster's TLS: the rotating context, the SNI to send, and the server check.
+
+        transport, proto = await loop.create_connection(factory, host, port,
+            ssl=up.context(), server_hostname=up.server_hostname(host))
+        security = up.verify(transport)   # raises PeerVerificationError; then abort
+    """
+
+    def __init__(self, tls: UpstreamTlsContext, *, check_interval: float = 1.0) -> None:
+        self.tls = tls
+        self.store = CertificateStore(tls, check_interval=check_interval)
+        vc = tls.common_tls_context.validation_context
+        self.matchers = vc.match_typed_subject_alt_names if vc is not None else ()
+
+    def context(self) -> ssl.SSLContext:
+        return self.store.context()
+
+    def server_hostname(self, host: str) -> str:
+        """`sni` when set, else the host (Python's ssl sends no SNI for an IP address)."""
+        return self.tls.sni or host
+
+    def verify(self, transport: asyncio.BaseTransport) -> ConnectionSecurity:
+        sec = connection_security(transport.get_extra_info("ssl_object"))
+        verify_peer(sec, self.matchers)
+        return sec

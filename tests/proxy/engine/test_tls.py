@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import os
+import re
 import ssl
 import stat
 from collections.abc import Callable, Coroutine
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from proxy.engine import pki
 from proxy.engine.tls import (
+    PLAINTEXT,
     CertificateStore,
     CertificateValidationContext,
     CommonTlsContext,
@@ -31,9 +33,11 @@ from proxy.engine.tls import (
     TlsConfigError,
     TlsParameters,
     TlsSniffingServer,
+    UpstreamTls,
     UpstreamTlsContext,
     client_context,
     connection_security,
+    from_config,
     looks_like_tls,
     server_context,
     verify_peer,
@@ -286,3 +290,98 @@ def test_defaults_are_envoys(certs: dict[str, Any]) -> None:
     assert ctx.verify_mode == ssl.CERT_NONE  # SIMPLE: no client certificate asked for
     up = client_context(UpstreamTlsContext(CommonTlsContext()))
     assert up.verify_mode == ssl.CERT_NONE and not up.check_hostname  # no trusted_ca: unverified
+
+
+@pytest.mark.parametrize("matcher,value,expected", [
+    pytest.param(SubjectAltNameMatcher(exact=ORDER), ORDER, True, id="exact"),
+    pytest.param(SubjectAltNameMatcher(exact=ORDER), ORDER.upper(), False, id="exact-case"),
+    pytest.param(SubjectAltNameMatcher(exact=ORDER, ignore_case=True), ORDER.upper(), True, id="ignore-case"),
+    pytest.param(SubjectAltNameMatcher(prefix="spiffe://cluster.local/ns/commerce/"), ORDER, True, id="prefix"),
+    pytest.param(SubjectAltNameMatcher(suffix="/sa/order-service"), ROGUE, True, id="suffix"),
+    pytest.param(SubjectAltNameMatcher(contains="/ns/evil/"), ORDER, False, id="contains-miss"),
+    pytest.param(SubjectAltNameMatcher(safe_regex=r"spiffe://cluster\.local/ns/[a-z]+/sa/cart"), CART, True,
+                 id="regex-full"),
+    pytest.param(SubjectAltNameMatcher(safe_regex=r"spiffe://cluster\.local/ns/commerce"), CART, False,
+                 id="regex-must-match-whole"),
+])
+def test_san_matchers(matcher: SubjectAltNameMatcher, value: str, expected: bool) -> None:
+    assert matcher.matches(value) is expected
+
+
+def test_from_config_builds_contexts_from_the_bootstrap_model(certs: dict[str, Any], run: Callable[..., Any]) -> None:
+    from proxy.engine.config import core, schema
+
+    raw = {
+        "common_tls_context": {
+            "tls_certificates": [{"certificate_chain": {"filename": certs["server"].certificate_chain},
+                                  "private_key": {"filename": certs["server"].private_key}}],
+            "validation_context": {
+                "trusted_ca": {"inline_string": Path(certs["root"]).read_text()},
+                "match_typed_subject_alt_names": [
+                    {"san_type": "URI", "matcher": {"prefix": "SPIFFE://cluster.local/ns/commerce/",
+                                                    "ignore_case": True}}],
+            },
+            "tls_params": {"tls_minimum_protocol_version": "TLSv1_3"},
+            "alpn_protocols": ["http/1.1"],
+        },
+        "require_client_certificate": True,
+    }
+    where = "static_resources.listeners[0].filter_chains[0].transport_socket.typed_config"
+    down = from_config(schema.parse(core.DownstreamTlsContext, raw, where), where)
+    assert isinstance(down, DownstreamTlsContext) and down.require_client_certificate
+    ca_file = down.common_tls_context.validation_context.trusted_ca  # type: ignore[union-attr]
+    assert ca_file and stat.S_IMODE(os.stat(ca_file).st_mode) == 0o600
+    assert server_context(down).minimum_version == ssl.TLSVersion.TLSv1_3
+
+    async def main() -> None:
+        server = await serve(CertificateStore(down), "STRICT")
+        line, _, w = await greet(server.port, client_ctx(certs))
+        assert line.startswith(f"hello {ORDER} mutual_tls TLSv1.3")
+        w.close()
+        line, _, w = await greet(server.port, client_ctx(certs, "rogue"))
+        assert line == ""
+        server.close()
+    run(main())
+
+    raw["common_tls_context"]["tls_params"] = {"cipher_suites": ["NOT-A-CIPHER"]}  # type: ignore[index]
+    with pytest.raises(TlsConfigError, match=rf"{re.escape(where)}\.common_tls_context\.tls_params\.cipher_suites"):
+        from_config(schema.parse(core.DownstreamTlsContext, raw, where), where)
+    raw["common_tls_context"]["validation_context"]["trust_chain_verification"] = "ACCEPT_UNTRUSTED"  # type: ignore[index]
+    with pytest.raises(TlsConfigError, match="trust_chain_verification"):
+        from_config(schema.parse(core.DownstreamTlsContext, raw, where), where)
+    up_raw = {"sni": "cart.commerce.svc.cluster.local",
+              "common_tls_context": {"validation_context": {"trusted_ca": {"filename": certs["root"]}}}}
+    up = from_config(schema.parse(core.UpstreamTlsContext, up_raw, "c"), "c")
+    assert isinstance(up, UpstreamTlsContext) and up.sni == "cart.commerce.svc.cluster.local"
+
+
+def test_upstream_tls_checks_the_servers_spiffe_id(certs: dict[str, Any], run: Callable[..., Any]) -> None:
+    simple = DownstreamTlsContext(CommonTlsContext(tls_certificates=(certs["server"],)), require_sni=True)
+
+    def upstream(matcher: str) -> UpstreamTls:
+        return UpstreamTls(UpstreamTlsContext(CommonTlsContext(
+            validation_context=CertificateValidationContext(certs["root"], (SubjectAltNameMatcher(exact=matcher),))),
+            sni="cart.commerce.svc.cluster.local"))
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: Greeter(PLAINTEXT), "127.0.0.1", 0, ssl=server_context(simple))
+        port = server.sockets[0].getsockname()[1]
+        for matcher, ok in ((CART, True), (ORDER, False)):
+            up = upstream(matcher)
+            transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port, ssl=up.context(),
+                                                        server_hostname=up.server_hostname("127.0.0.1"))
+            if ok:
+                sec = up.verify(transport)
+                assert sec.peer_principal == CART and sec.mutual is not False
+            else:
+                with pytest.raises(PeerVerificationError, match="match none of"):
+                    up.verify(transport)
+            transport.close()
+        # require_sni: a client sending no SNI (an IP address as the host) is refused.
+        no_sni = client_context(UpstreamTlsContext(CommonTlsContext()))
+        with pytest.raises((ssl.SSLError, ConnectionResetError)):
+            await loop.create_connection(asyncio.Protocol, "127.0.0.1", port, ssl=no_sni)
+        server.close()
+        await server.wait_closed()
+    run(main())
