@@ -28,8 +28,13 @@ istiod then sets enforcing_consecutive_5xx 0), consecutiveGatewayErrors ->
 consecutive_gateway_failure with enforcing 100, interval, baseEjectionTime,
 maxEjectionPercent; splitExternalLocalOriginErrors, consecutiveLocalOriginFailures
 1:1; minHealthPercent -> the cluster's healthy_panic_threshold (see cluster.py).
-Success-rate and failure-percentage detection are not implemented (the parser must
-reject their fields).
+Success-rate and failure-percentage detectors run at each sweep over the interval's
+counts, as Envoy's: success rate ejects hosts below mean - success_rate_stdev_factor/1000
+x stdev among hosts with >= success_rate_request_volume requests (needs
+success_rate_minimum_hosts such hosts; enforcing_success_rate defaults to 100, so it is
+on in plain Envoy configs, while istiod writes enforcing_success_rate 0); failure
+percentage ejects hosts failing >= failure_percentage_threshold (enforcing default 0).
+With split errors each has a local-origin twin over connect/timeout/reset events.
 
 Events (ejected / unejected, with the detector's name) go to `on_event` and
 `events`, so /clusters and the log can show them.
@@ -75,13 +80,25 @@ class OutlierDetection:
     consecutive_local_origin_failure: int = 5
     enforcing_consecutive_local_origin_failure: int = 100
     max_ejection_time: float = 300.0
+    enforcing_success_rate: int = 100
+    success_rate_minimum_hosts: int = 5
+    success_rate_request_volume: int = 100
+    success_rate_stdev_factor: int = 1900
+    enforcing_local_origin_success_rate: int = 100
+    failure_percentage_threshold: int = 85
+    enforcing_failure_percentage: int = 0
+    enforcing_failure_percentage_local_origin: int = 0
+    failure_percentage_minimum_hosts: int = 5
+    failure_percentage_request_volume: int = 50
 
     def __post_init__(self) -> None:
         for name in ("interval", "base_ejection_time", "max_ejection_time"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"outlier_detection.{name}: must be > 0")
-        for name in ("max_ejection_percent", "enforcing_consecutive_5xx",
-                     "enforcing_consecutive_gateway_failure", "enforcing_consecutive_local_origin_failure"):
+        for name in ("max_ejection_percent", "enforcing_consecutive_5xx", "enforcing_consecutive_gateway_failure",
+                     "enforcing_consecutive_local_origin_failure", "enforcing_success_rate",
+                     "enforcing_local_origin_success_rate", "failure_percentage_threshold",
+                     "enforcing_failure_percentage", "enforcing_failure_percentage_local_origin"):
             if not 0 <= getattr(self, name) <= 100:
                 raise ValueError(f"outlier_detection.{name}: {getattr(self, name)} is not in 0..100")
         for name in ("consecutive_5xx", "consecutive_gateway_failure", "consecutive_local_origin_failure"):
@@ -95,20 +112,25 @@ class OutlierEvent:
     cluster: str
     host: str                      # "address:port"
     action: str                    # "eject" | "uneject"
-    detector: str                  # "consecutive_5xx" | "consecutive_gateway_failure" | "consecutive_local_origin_failure" | ""
+    detector: str                  # Envoy's ejection type, lower case ("consecutive_5xx", "success_rate" ...); "" on uneject
     times_ejected: int
     ejection_seconds: float        # how long this ejection lasts at least (eject events)
 
 
 class _Counters:
-    __slots__ = ("c5xx", "gateway", "local")
+    """Consecutive runs, and this interval's request/failure counts for the success-rate
+    detectors (external origin, and local origin when split)."""
+
+    __slots__ = ("c5xx", "gateway", "local", "ext_total", "ext_fail", "loc_total", "loc_fail")
 
     def __init__(self) -> None:
         self.c5xx = self.gateway = self.local = 0
+        self.ext_total = self.ext_fail = self.loc_total = self.loc_fail = 0
 
 
 class OutlierDetector:
-    """Consecutive-error outlier detection over a Cluster's hosts, with a sweep timer."""
+    """Outlier detection over a Cluster's hosts; `tick()` runs the due interval sweeps
+    (the integrator calls it from a timer, e.g. every second or at `next_sweep`)."""
 
     def __init__(
         self,
@@ -134,6 +156,11 @@ class OutlierDetector:
             "ejections_enforced_consecutive_gateway_failure": 0,
             "ejections_detected_consecutive_local_origin_failure": 0,
             "ejections_enforced_consecutive_local_origin_failure": 0,
+            "ejections_detected_success_rate": 0, "ejections_enforced_success_rate": 0,
+            "ejections_detected_local_origin_success_rate": 0, "ejections_enforced_local_origin_success_rate": 0,
+            "ejections_detected_failure_percentage": 0, "ejections_enforced_failure_percentage": 0,
+            "ejections_detected_failure_percentage_local_origin": 0,
+            "ejections_enforced_failure_percentage_local_origin": 0,
         }
 
     def _c(self, host: Host) -> _Counters:
@@ -148,8 +175,10 @@ class OutlierDetector:
         """An upstream response's status code (from the host itself)."""
         host.rq_total += 1
         c = self._c(host)
+        c.ext_total += 1
         if status >= 500:
             host.rq_error += 1
+            c.ext_fail += 1
             self._count_5xx(host, c, status)
         else:
             c.c5xx = c.gateway = 0
@@ -163,11 +192,15 @@ class OutlierDetector:
             if event is not LocalOrigin.CONNECT_SUCCESS:
                 host.rq_total += 1
                 host.rq_error += 1
+                c.ext_total += 1
+                c.ext_fail += 1
                 self._count_5xx(host, c, _LOCAL_AS_HTTP[event])
             return
+        c.loc_total += 1
         if event is LocalOrigin.CONNECT_SUCCESS:
             c.local = 0
             return
+        c.loc_fail += 1
         c.local += 1
         cfg = self.config
         if cfg.consecutive_local_origin_failure and c.local >= cfg.consecutive_local_origin_failure:
@@ -242,6 +275,7 @@ class OutlierDetector:
         return out
 
     def _sweep(self, now: float) -> list[OutlierEvent]:
+        cfg = self.config
         out: list[OutlierEvent] = []
         live = {id(h) for h in self.cluster.hosts}
         for key in [k for k in self._counters if k not in live]:
@@ -261,7 +295,49 @@ class OutlierDetector:
                 self.cluster.changed()
                 self._emit(now, host, "uneject", "", 0.0)
                 out.append(self.events[-1])
+        self._rate_detectors(external=True)
+        if cfg.split_external_local_origin_errors:
+            self._rate_detectors(external=False)
+        for c in self._counters.values():  # a new interval's counts
+            c.ext_total = c.ext_fail = c.loc_total = c.loc_fail = 0
         return out
+
+    def _rate_detectors(self, *, external: bool) -> None:
+        """Envoy's success-rate (mean - stdev_factor/1000 x stdev) and failure-percentage
+        detectors over the last interval's counts of the hosts not ejected."""
+        cfg = self.config
+        hosts = self.cluster.hosts
+        if len(hosts) < cfg.success_rate_minimum_hosts and len(hosts) < cfg.failure_percentage_minimum_hosts:
+            return
+        sr_hosts: list[tuple[Host, float]] = []
+        fp_hosts: list[tuple[Host, float]] = []
+        for h in hosts:
+            c = self._counters.get(id(h))
+            if h.ejected or c is None:
+                continue
+            total, fail = (c.ext_total, c.ext_fail) if external else (c.loc_total, c.loc_fail)
+            if total == 0:
+                continue
+            rate = 100.0 * (total - fail) / total
+            if total >= cfg.success_rate_request_volume:
+                sr_hosts.append((h, rate))
+            if total >= cfg.failure_percentage_request_volume:
+                fp_hosts.append((h, rate))
+        suffix = "" if external else "local_origin_"
+        if sr_hosts and len(sr_hosts) >= cfg.success_rate_minimum_hosts:
+            mean = sum(r for _, r in sr_hosts) / len(sr_hosts)
+            stdev = (sum((r - mean) ** 2 for _, r in sr_hosts) / len(sr_hosts)) ** 0.5
+            threshold = mean - cfg.success_rate_stdev_factor / 1000.0 * stdev
+            enforcing = cfg.enforcing_success_rate if external else cfg.enforcing_local_origin_success_rate
+            for h, r in sr_hosts:
+                if r < threshold:
+                    self._detected(h, f"{suffix}success_rate", enforcing)
+        if fp_hosts and len(fp_hosts) >= cfg.failure_percentage_minimum_hosts:
+            enforcing = cfg.enforcing_failure_percentage if external else cfg.enforcing_failure_percentage_local_origin
+            name = "failure_percentage" if external else "failure_percentage_local_origin"
+            for h, r in fp_hosts:
+                if 100.0 - r >= cfg.failure_percentage_threshold:
+                    self._detected(h, name, enforcing)
 
     def forget_removed(self) -> None:
         """Recount active ejections after a Cluster.update removed ejected hosts."""

@@ -218,3 +218,55 @@ def test_load_balancer_stops_picking_an_ejected_host_and_takes_it_back():
     assert bad not in {lb.pick() for _ in range(30)}
     advance(clock, det, 40)
     assert bad in {lb.pick() for _ in range(30)}
+
+
+def drive_interval(clock, det, cluster, success: list[float], volume: int = 200) -> None:
+    """One interval of traffic (success fraction per host; failures are 500s spread
+    evenly, so at 60 % success no run of 5 forms), then the sweep."""
+    for h, ok in zip(cluster.hosts, success, strict=True):
+        failures = round(volume * (1 - ok))
+        for i in range(volume):  # evenly spread: request i fails when the running share steps up
+            det.report_http_status(h, 500 if (i + 1) * failures // volume > i * failures // volume else 200)
+    advance(clock, det, 10)
+
+
+def test_success_rate_ejects_the_outlier_below_mean_minus_1_9_stdev():
+    clock, cluster, det, events = setup(n=5, max_ejection_percent=50)
+    drive_interval(clock, det, cluster, [1, 1, 1, 1, 0.6])
+    assert [h.ejected for h in cluster.hosts] == [False, False, False, False, True]
+    assert events[-1].detector == "success_rate"
+
+
+def test_success_rate_needs_minimum_hosts_and_volume():
+    clock, cluster, det, _ = setup(n=5, max_ejection_percent=50)
+    drive_interval(clock, det, cluster, [1, 1, 1, 1, 0.6], volume=99)  # below request volume
+    assert not any(h.ejected for h in cluster.hosts)
+    clock, cluster, det, _ = setup(n=4, max_ejection_percent=50)  # below minimum hosts
+    drive_interval(clock, det, cluster, [1, 1, 1, 0.6])
+    assert not any(h.ejected for h in cluster.hosts)
+
+
+def test_istio_turns_success_rate_off():
+    clock, cluster, det, _ = setup(n=5, max_ejection_percent=50, enforcing_success_rate=0)
+    drive_interval(clock, det, cluster, [1, 1, 1, 1, 0.6])
+    assert not any(h.ejected for h in cluster.hosts)
+    assert det.stats["ejections_detected_success_rate"] == 1
+
+
+def test_failure_percentage_when_enforced():
+    clock, cluster, det, events = setup(n=5, max_ejection_percent=50, enforcing_success_rate=0,
+                                        enforcing_failure_percentage=100, consecutive_5xx=0)
+    drive_interval(clock, det, cluster, [1, 1, 1, 0.2, 0.1], volume=60)
+    assert [h.ejected for h in cluster.hosts] == [False, False, False, False, True]
+    assert events[-1].detector == "failure_percentage"
+
+
+def test_local_origin_success_rate_when_split():
+    clock, cluster, det, events = setup(n=5, max_ejection_percent=50, split_external_local_origin_errors=True,
+                                        consecutive_local_origin_failure=0)
+    for i, h in enumerate(cluster.hosts):
+        for j in range(100):
+            bad = i == 4 and j % 2 == 0
+            det.report_local_origin(h, LocalOrigin.CONNECT_FAILED if bad else LocalOrigin.CONNECT_SUCCESS)
+    advance(clock, det, 10)
+    assert cluster.hosts[4].ejected and events[-1].detector == "local_origin_success_rate"
