@@ -312,3 +312,57 @@ class Listener:
             if m in matches[:i]:
                 raise ConfigError(f"{path}.filter_chains[{i}].filter_chain_match",
                                   "the same match as an earlier filter chain")
+
+
+def _narrow(chains: list[FilterChain], keep) -> list[FilterChain]:
+    """Envoy's per-criterion rule: the chains that match this criterion specifically
+    (by `keep`, which returns a rank; higher is more specific, None is no match) if
+    any, else the chains that do not set it (rank 0)."""
+    ranked = [(keep(fc.filter_chain_match or FilterChainMatch()), fc) for fc in chains]
+    ranked = [(r, fc) for r, fc in ranked if r is not None]
+    if not ranked:
+        return []
+    best = max(r for r, _ in ranked)
+    return [fc for r, fc in ranked if r == best]
+
+
+def select_filter_chain(listener: Listener, *, server_name: str = "", transport_protocol: str = "raw_buffer",
+                        application_protocols: tuple[str, ...] = (), destination_port: int = 0) -> FilterChain | None:
+    """The filter chain a new connection takes, by Envoy's order of criteria:
+    destination_port, server_names (exact, then the longest `*.` wildcard), transport
+    protocol, then application protocols (ALPN); at each step a chain that sets the
+    criterion and matches beats one that leaves it unset. No match: the
+    default_filter_chain, or None (Envoy closes the connection)."""
+    sni = server_name.lower()
+
+    def port(m: FilterChainMatch) -> int | None:
+        if m.destination_port is None:
+            return 0
+        return 1 if m.destination_port == destination_port else None
+
+    def names(m: FilterChainMatch) -> int | None:
+        if not m.server_names:
+            return 0
+        best = None
+        for n in m.server_names:
+            n = n.lower()
+            if n == sni:
+                return 1_000_000
+            if n.startswith("*.") and sni.endswith(n[1:]) and len(sni) > len(n) - 1:
+                best = max(best or 0, len(n))
+        return best
+
+    def transport(m: FilterChainMatch) -> int | None:
+        if not m.transport_protocol:
+            return 0
+        return 1 if m.transport_protocol == transport_protocol else None
+
+    def alpn(m: FilterChainMatch) -> int | None:
+        if not m.application_protocols:
+            return 0
+        return 1 if set(m.application_protocols) & set(application_protocols) else None
+
+    chains = list(listener.filter_chains)
+    for keep in (port, names, transport, alpn):
+        chains = _narrow(chains, keep)
+    return chains[0] if chains else listener.default_filter_chain

@@ -173,3 +173,44 @@ def test_unreadable_and_unparsable_files(tmp_path):
     badj.write_text("{'single': 1}")
     with pytest.raises(ConfigError, match="not valid JSON"):
         load(badj)
+
+
+def _chains_listener():
+    from proxy.engine.config.listener import Listener
+    from proxy.engine.config.schema import parse
+
+    tcp = {"name": "t", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", "stat_prefix": "s",
+        "cluster": "c"}}
+    chains = [
+        {"name": "exact", "filter_chain_match": {"server_names": ["api.example.com"], "transport_protocol": "tls"}},
+        {"name": "wild", "filter_chain_match": {"server_names": ["*.example.com"], "transport_protocol": "tls"}},
+        {"name": "any-tls", "filter_chain_match": {"transport_protocol": "tls"}},
+        {"name": "istio", "filter_chain_match": {"transport_protocol": "tls", "server_names": ["mesh.local"],
+                                                 "application_protocols": ["istio"]}},
+        {"name": "plain", "filter_chain_match": {"transport_protocol": "raw_buffer"}},
+        {"name": "port-9000", "filter_chain_match": {"destination_port": 9000}},
+    ]
+    return parse(Listener, {
+        "name": "l", "address": {"socket_address": {"address": "127.0.0.1", "port_value": 1}},
+        "listener_filters": [{"name": "envoy.filters.listener.tls_inspector"}],
+        "filter_chains": [{**c, "filters": [tcp]} for c in chains],
+    }, "listener")
+
+
+@pytest.mark.parametrize(("kw", "want"), [
+    ({"server_name": "api.example.com", "transport_protocol": "tls"}, "exact"),
+    ({"server_name": "API.example.com", "transport_protocol": "tls"}, "exact"),
+    ({"server_name": "www.example.com", "transport_protocol": "tls"}, "wild"),
+    ({"server_name": "example.com", "transport_protocol": "tls"}, "any-tls"),
+    ({"server_name": "", "transport_protocol": "tls"}, "any-tls"),
+    ({"server_name": "mesh.local", "transport_protocol": "tls", "application_protocols": ("istio", "h2")}, "istio"),
+    ({"server_name": "mesh.local", "transport_protocol": "tls", "application_protocols": ("h2",)}, None),
+    ({"transport_protocol": "raw_buffer"}, "plain"),
+    ({"transport_protocol": "raw_buffer", "destination_port": 9000}, "port-9000"),
+])
+def test_filter_chain_selection(kw, want):
+    from proxy.engine.config.listener import select_filter_chain
+
+    chain = select_filter_chain(_chains_listener(), **kw)
+    assert (chain.name if chain else None) == want
