@@ -28,6 +28,12 @@ RETRY_ON = frozenset({
     # gRPC (x-envoy-retry-grpc-on values are accepted in retry_on too)
     "cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable",
 })
+HOST_PREDICATES = {
+    "envoy.retry_host_predicates.previous_hosts":
+        "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate",
+    "envoy.retry_host_predicates.omit_canary_hosts":
+        "type.googleapis.com/envoy.extensions.retry.host.omit_canary_hosts.v3.OmitCanaryHostsPredicate",
+}
 REDIRECT_CODES = {"MOVED_PERMANENTLY": 301, "FOUND": 302, "SEE_OTHER": 303, "TEMPORARY_REDIRECT": 307,
                   "PERMANENT_REDIRECT": 308}
 PerFilterConfig = LocalRateLimit | HTTPFault | CorsPolicy
@@ -93,9 +99,11 @@ class RetryPolicy:
             if not 100 <= code <= 599:
                 raise ConfigError(f"{path}.retriable_status_codes[{i}]", f"{code} is not an HTTP status")
         for i, pred in enumerate(self.retry_host_predicate):
-            if pred.name not in ("envoy.retry_host_predicates.previous_hosts",
-                                 "envoy.retry_host_predicates.omit_canary_hosts"):
+            if pred.name not in HOST_PREDICATES:
                 raise ConfigError(f"{path}.retry_host_predicate[{i}].name", f"unknown predicate {pred.name!r}")
+            url = (pred.typed_config or {}).get("@type", HOST_PREDICATES[pred.name])
+            if url != HOST_PREDICATES[pred.name]:
+                raise ConfigError(f"{path}.retry_host_predicate[{i}].typed_config.@type", f"not {pred.name}'s type")
 
     @property
     def conditions(self) -> tuple[str, ...]:

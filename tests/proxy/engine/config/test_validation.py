@@ -128,6 +128,15 @@ CASES = [
                  f"{R0}.route.retry_policy.retry_on", "unknown retry condition 'sometimes'", id="bad-retry-on"),
     pytest.param(lambda b: route(b)["route"].update(retry_policy={"retry_host_predicate": [{"name": "envoy.x"}]}),
                  f"{R0}.route.retry_policy.retry_host_predicate[0].name", "unknown predicate", id="bad-predicate"),
+    pytest.param(lambda b: route(b)["route"].update(retry_policy={"retry_host_predicate": [{
+        "name": "envoy.retry_host_predicates.previous_hosts", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.retry.host.omit_canary_hosts.v3.OmitCanaryHostsPredicate"}}]}),
+                 f"{R0}.route.retry_policy.retry_host_predicate[0].typed_config.@type", "previous_hosts",
+                 id="predicate-type-mismatch"),
+    pytest.param(lambda b: route(b).update(match={"safe_regex": {"google_re2": {}, "regex": "/[a-z]+"}}),
+                 f"{R0}.match", None, id="google-re2-accepted"),
+    pytest.param(lambda b: route(b).update(match={"safe_regex": {"google_re2": [], "regex": "/"}}),
+                 f"{R0}.match.safe_regex.google_re2", "expected an object", id="google-re2-not-object"),
     pytest.param(lambda b: route(b)["route"].update(retry_policy={"retry_back_off": {"base_interval": "1s",
                                                                                       "max_interval": "0.5s"}}),
                  f"{R0}.route.retry_policy.retry_back_off.max_interval", "base_interval", id="backoff-order"),
