@@ -137,9 +137,9 @@ def _without_port(addr: str) -> str:
     return host.strip("[]") if sep and port.isdigit() else addr
 
 
-def _text(v: Any) -> str:
-    """A value as text: `-` for missing."""
-    return v if v.__class__ is str and v else "-" if v is None or v == "" else str(v)
+def _text(v: Any, missing: str = "-") -> str:
+    """A value as text: `-` for missing (`omit_empty_values`: nothing)."""
+    return v if v.__class__ is str and v else missing if v is None or v == "" else str(v)
 
 
 def _json(v: Any) -> Any:
@@ -243,17 +243,17 @@ def _parts(fmt: str, namespace: dict[str, Any]) -> list[tuple[bool, str]]:
 _INTS = ("r.response_code", "r.bytes_received", "r.bytes_sent", "r.connection_id")
 
 
-def _text_item(expr: str) -> str:
+def _text_item(expr: str, missing: str) -> str:
     """Text of one operator, inlined by type: ints never miss, strings miss when empty."""
     if expr in _INTS:
         return f"str({expr})"
     if expr == "r.duration_ms" or expr.startswith("_truncate("):
-        return f"_text({expr})"
-    return f"({expr} or '-')"  # strings and header lookups (None when absent)
+        return f"_text({expr}, {missing!r})"
+    return f"({expr} or {missing!r})"  # strings and header lookups (None when absent)
 
 
-def _text_expr(parts: list[tuple[bool, str]]) -> str:
-    items = [_text_item(e) if is_op else repr(e) for is_op, e in parts]
+def _text_expr(parts: list[tuple[bool, str]], missing: str = "-") -> str:
+    items = [_text_item(e, missing) if is_op else repr(e) for is_op, e in parts]
     return '"".join((' + ", ".join(items) + ",))" if items else "''"
 
 
@@ -266,18 +266,21 @@ def _function(body: str, namespace: dict[str, Any]) -> Callable[[LogRecord], Any
 
 
 class TextFormatter:
-    """Envoy's `text_format` (default: ENVOY_DEFAULT_FORMAT); `-` for missing values."""
+    """Envoy's `text_format` (default: ENVOY_DEFAULT_FORMAT); `-` for missing values, or
+    nothing with `omit_empty_values`."""
 
-    def __init__(self, fmt: str = ENVOY_DEFAULT_FORMAT) -> None:
+    def __init__(self, fmt: str = ENVOY_DEFAULT_FORMAT, *, omit_empty_values: bool = False) -> None:
         namespace: dict[str, Any] = {}
-        self.format: Callable[[LogRecord], str] = _function(_text_expr(_parts(fmt, namespace)), namespace)
+        body = _text_expr(_parts(fmt, namespace), "" if omit_empty_values else "-")
+        self.format: Callable[[LogRecord], str] = _function(body, namespace)
 
 
 class JsonFormatter:
     """Envoy's `json_format`: a flat dict of key -> format string; a value that is a single
     operator keeps its type (numbers stay numbers; missing is null); one line each."""
 
-    def __init__(self, fmt: Mapping[str, str] = ISTIO_JSON_FORMAT) -> None:
+    def __init__(self, fmt: Mapping[str, str] = ISTIO_JSON_FORMAT, *, omit_empty_values: bool = False) -> None:
+        self.omit_empty_values = omit_empty_values
         namespace: dict[str, Any] = {}
         items = []
         for key, value in fmt.items():
@@ -289,7 +292,10 @@ class JsonFormatter:
         self._doc = _function("{" + ", ".join(items) + "}", namespace)
 
     def format(self, r: LogRecord) -> str:
-        return orjson.dumps(self._doc(r)).decode() + "\n"
+        doc = self._doc(r)
+        if self.omit_empty_values:
+            doc = {k: v for k, v in doc.items() if v is not None}
+        return orjson.dumps(doc).decode() + "\n"
 
 
 class AccessLogWriter:
@@ -365,3 +371,40 @@ class AccessLog:
 
     def log(self, record: LogRecord) -> None:
         self.writer.write(self.formatter.format(record))
+
+
+def from_config(cfg: Any, where: str, *, writers: dict[str, AccessLogWriter] | None = None) -> AccessLog:
+    """An AccessLog from the bootstrap model's `access_log[]` entry (proxy.engine.config.
+    listener.AccessLog: file, stdout or stderr logger). `writers` shares one writer per
+    path between loggers; `where` is the entry's path, used in errors."""
+    typed = cfg.typed_config
+    name = type(typed).__name__
+    path = {"StdoutAccessLog": "/dev/stdout", "StderrAccessLog": "/dev/stderr"}.get(name) or typed.path
+    fmt = typed.log_format
+    where = f"{where}.typed_config"
+    try:
+        if fmt is None and getattr(typed, "json_format", None) is not None:
+            formatter: TextFormatter | JsonFormatter = JsonFormatter(typed.json_format)
+        elif fmt is None:
+            formatter = TextFormatter(getattr(typed, "format", None) or ENVOY_DEFAULT_FORMAT)
+        elif fmt.json_format is not None:
+            formatter = JsonFormatter(fmt.json_format, omit_empty_values=fmt.omit_empty_values)
+        else:
+            text = fmt.text_format
+            src = fmt.text_format_source
+            if src is not None:
+                text = src.inline_string if src.inline_string is not None else (
+                    open(src.filename).read() if src.filename is not None else None)
+                if text is None:
+                    raise AccessLogFormatError("text_format_source: only inline_string or filename")
+            formatter = TextFormatter(text or ENVOY_DEFAULT_FORMAT, omit_empty_values=fmt.omit_empty_values)
+    except (AccessLogFormatError, OSError) as e:
+        raise AccessLogFormatError(f"{where}.log_format: {e}") from e
+    shared = writers if writers is not None else {}
+    writer = shared.get(path)
+    if writer is None:
+        try:
+            writer = shared[path] = AccessLogWriter(path)
+        except OSError as e:
+            raise AccessLogFormatError(f"{where}.path: cannot open {path}: {e}") from e
+    return AccessLog(formatter, writer)

@@ -8,8 +8,9 @@ sampling once per trace: an incoming decision wins; otherwise a random draw at t
 configured percentage. Envoy's `random_sampling` defaults to 100 %; Istio's mesh
 default (`meshConfig.defaultConfig.tracing.sampling`) is 1 %.
 
-Trace ids are 128-bit (32 hex) so one id serves B3 and W3C; an incoming 64-bit B3 id
-is kept as is in B3 and left-padded with zeros for traceparent.
+New trace ids are 64-bit as Envoy's Zipkin tracer makes them unless `trace_id_128bit`;
+an incoming id is kept as is, and left-padded with zeros to 128 bits for traceparent.
+`x-envoy-force-trace` samples a new trace whatever the percentage.
 
 The emitter keeps finished spans in a bounded deque and a background task POSTs them
 in batches; when the collector is slow or down, the queue fills and further spans are
@@ -59,8 +60,8 @@ def new_span_id() -> str:
     return os.urandom(8).hex()
 
 
-def new_trace_id() -> str:
-    return os.urandom(16).hex()
+def new_trace_id(bits128: bool = False) -> str:
+    return os.urandom(16 if bits128 else 8).hex()
 
 
 @dataclass(slots=True)
@@ -159,10 +160,13 @@ def inject(ctx: TraceContext, headers: MutableMapping[str, str]) -> None:
 class Sampler:
     """Decides for new traces (`random_sampling` percent); incoming decisions are kept."""
 
-    def __init__(self, percent: float = ENVOY_DEFAULT_SAMPLING, *, rng: random.Random | None = None) -> None:
-        if not 0.0 <= percent <= 100.0:
-            raise ValueError(f"tracing.random_sampling: {percent} is not within 0-100")
-        self.fraction = percent / 100.0
+    def __init__(self, percent: float = ENVOY_DEFAULT_SAMPLING, *, overall_percent: float = 100.0,
+                 trace_id_128bit: bool = False, rng: random.Random | None = None) -> None:
+        for name, value in (("random_sampling", percent), ("overall_sampling", overall_percent)):
+            if not 0.0 <= value <= 100.0:
+                raise ValueError(f"tracing.{name}: {value} is not within 0-100")
+        self.fraction = percent / 100.0 * overall_percent / 100.0
+        self.trace_id_128bit = trace_id_128bit
         self._random = (rng or random.Random()).random
 
     def start(self, headers: Mapping[str, str]) -> TraceContext:
@@ -171,11 +175,21 @@ class Sampler:
         if incoming is not None:
             ctx = incoming.child()
         else:
-            span = new_span_id()
-            ctx = TraceContext(new_trace_id(), span)
+            ctx = TraceContext(new_trace_id(self.trace_id_128bit), new_span_id())
         if ctx.sampled is None:
-            ctx.sampled = self._random() < self.fraction
+            ctx.sampled = "x-envoy-force-trace" in headers or self._random() < self.fraction
         return ctx
+
+
+def sampler_from_config(tracing: Any) -> Sampler:
+    """A Sampler from the bootstrap model's HttpConnectionManager.tracing (None: Envoy's
+    100 %); unset percents are Envoy's defaults (random and overall 100 %)."""
+    if tracing is None:
+        return Sampler()
+    rnd = tracing.random_sampling.value if tracing.random_sampling is not None else ENVOY_DEFAULT_SAMPLING
+    overall = tracing.overall_sampling.value if tracing.overall_sampling is not None else 100.0
+    zipkin = tracing.provider.typed_config if tracing.provider is not None else None
+    return Sampler(rnd, overall_percent=overall, trace_id_128bit=bool(zipkin and zipkin.trace_id_128bit))
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from proxy.engine.telemetry.accesslog import (
     JsonFormatter,
     LogRecord,
     TextFormatter,
+    from_config,
 )
 
 START = datetime.datetime(2026, 11, 26, 11, 47, 31, 123000, tzinfo=datetime.UTC).timestamp()
@@ -112,3 +113,40 @@ async def test_writer_drops_and_counts_beyond_its_bound(tmp_path: Path) -> None:
     assert writer.dropped > 0
     writer.close()
     assert (tmp_path / "a.log").read_text().count("\n") == 50 - writer.dropped
+
+
+def test_omit_empty_values() -> None:
+    rec = record(upstream_host="", request_headers={})
+    assert TextFormatter("[%UPSTREAM_HOST%|%REQ(USER-AGENT)%]", omit_empty_values=True).format(rec) == "[|]"
+    doc = json.loads(JsonFormatter({"h": "%UPSTREAM_HOST%", "c": "%RESPONSE_CODE%"}, omit_empty_values=True)
+                     .format(rec))
+    assert doc == {"c": 200}
+
+
+def test_from_config_builds_loggers_from_the_bootstrap_model(tmp_path: Path) -> None:
+    from proxy.engine.config import listener, schema
+
+    path = str(tmp_path / "access.log")
+    file_json = {"name": "envoy.access_loggers.file", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog", "path": path,
+        "log_format": {"json_format": {"code": "%RESPONSE_CODE%", "path": "%REQ(:PATH)%"}}}}
+    file_text = {"typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog", "path": path,
+        "log_format": {"text_format_source": {"inline_string": "%REQ(:METHOD)% %RESPONSE_CODE%\n"}}}}
+    stdout = {"typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"}}
+    writers: dict[str, AccessLogWriter] = {}
+    logs = [from_config(schema.parse(listener.AccessLog, raw, f"access_log[{i}]"), f"access_log[{i}]",
+                        writers=writers) for i, raw in enumerate((file_json, file_text, stdout))]
+    assert logs[0].writer is logs[1].writer and logs[2].writer.path == "/dev/stdout"
+    assert isinstance(logs[2].formatter, TextFormatter)
+    assert logs[2].formatter.format(record()).startswith("[2026-11-26T11:47:31.123Z] \"GET")
+    logs[0].log(record())
+    logs[1].log(record())
+    for w in writers.values():
+        w.close()
+    assert Path(path).read_text() == '{"code":200,"path":"/api/cart?x=1"}\nGET 200\n'
+    bad = {"typed_config": {"@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                            "path": path, "log_format": {"text_format": "%NOPE%"}}}
+    with pytest.raises(AccessLogFormatError, match=r"access_log\[0\]\.typed_config\.log_format: .*NOPE"):
+        from_config(schema.parse(listener.AccessLog, bad, "access_log[0]"), "access_log[0]")

@@ -28,6 +28,7 @@ from proxy.engine.telemetry.tracing import (
     parse_b3_multi,
     parse_b3_single,
     parse_traceparent,
+    sampler_from_config,
 )
 
 TRACE = "463ac35c9f6413ad48485a3953bb6124"
@@ -86,7 +87,10 @@ def test_sampling_keeps_incoming_decisions_and_draws_at_the_percentage() -> None
     roots = [sampler.start({}) for _ in range(20000)]
     rate = sum(bool(c.sampled) for c in roots) / len(roots)
     assert 0.007 < rate < 0.013
-    assert all(c.parent_span_id is None and len(c.trace_id) == 32 for c in roots[:10])
+    assert all(c.parent_span_id is None and len(c.trace_id) == 16 for c in roots[:10])  # Envoy: 64-bit
+    assert len(Sampler(trace_id_128bit=True).start({}).trace_id) == 32
+    assert Sampler(0).start({"x-envoy-force-trace": "true"}).sampled is True
+    assert Sampler(0).start({}).sampled is False
     forced = sampler.start({"x-b3-traceid": TRACE, "x-b3-spanid": SPAN, "x-b3-sampled": "1"})
     assert forced.sampled is True and forced.parent_span_id == SPAN and forced.trace_id == TRACE
     assert Sampler(0).start({"b3": f"{TRACE}-{SPAN}-1"}).sampled is True
@@ -179,3 +183,15 @@ async def test_collector_errors_are_counted_not_raised(collector: Any) -> None:
     down.emit(make_span(TraceContext(TRACE, SPAN, None, True)))
     await down.aclose()
     assert down.failed == 1
+
+
+def test_sampler_from_the_bootstrap_model() -> None:
+    from proxy.engine.config import listener, schema
+
+    raw = {"random_sampling": {"value": 1}, "overall_sampling": {"value": 50},
+           "provider": {"name": "envoy.tracers.zipkin", "typed_config": {
+               "@type": "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig", "collector_cluster": "zipkin",
+               "collector_endpoint": "/api/v2/spans", "trace_id_128bit": True}}}
+    sampler = sampler_from_config(schema.parse(listener.Tracing, raw, "tracing"))
+    assert sampler.fraction == pytest.approx(0.005) and sampler.trace_id_128bit
+    assert sampler_from_config(None).fraction == 1.0
