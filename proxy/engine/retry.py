@@ -30,7 +30,9 @@ answers, after each upstream attempt, whether to try again and after how long:
   connection manager strips them from external ones, so the integrator passes whether
   the downstream is trusted (a sidecar's outbound listener: yes; an edge listener: no).
 - Host selection: with the previous_hosts predicate (Istio's retryIgnorePreviousHosts,
-  default true) `pick_context()` tells the load balancer which hosts to avoid.
+  default true) `pick_context()` tells the load balancer which hosts to avoid;
+  omit_canary_hosts avoids endpoints whose metadata says canary=true (Envoy's
+  filter_metadata envoy.lb canary, flattened by the integrator).
 
 Istio's HTTPRetry maps through `RetryPolicy.from_istio`, as istiod translates it.
 """
@@ -38,7 +40,7 @@ Istio's HTTPRetry maps through `RetryPolicy.from_istio`, as istiod translates it
 from __future__ import annotations
 
 import random as _random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
@@ -53,6 +55,7 @@ HTTP_RETRY_ON = frozenset({
 GRPC_RETRY_ON = {"cancelled": 1, "deadline-exceeded": 4, "resource-exhausted": 8, "internal": 13, "unavailable": 14}
 RETRY_ON_VALUES = HTTP_RETRY_ON | frozenset(GRPC_RETRY_ON)
 PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts"
+OMIT_CANARY_HOSTS = "envoy.retry_host_predicates.omit_canary_hosts"  # endpoint metadata canary=true
 _SHARED_RANDOM = _random.Random()
 _RESET_ANY = frozenset({"5xx", "gateway-error", "reset"})
 _TIMEOUT_RETRY = frozenset({"5xx", "gateway-error"})
@@ -110,13 +113,15 @@ class RetryPolicy:
     """route.v3.RetryPolicy (the subset implemented); times in seconds.
 
     retriable_headers: response header names, each with an exact value or None for
-    "present" (Envoy's HeaderMatcher, reduced)."""
+    "present" (Envoy's HeaderMatcher, reduced); retriable_request_headers the same for
+    the request: when set, only a request matching one of them may be retried."""
 
     retry_on: str = ""
     num_retries: int = 1
     per_try_timeout: float | None = None
     retriable_status_codes: tuple[int, ...] = ()
     retriable_headers: tuple[tuple[str, str | None], ...] = ()
+    retriable_request_headers: tuple[tuple[str, str | None], ...] = ()
     retry_back_off: RetryBackOff = field(default_factory=RetryBackOff)
     retry_host_predicate: tuple[str, ...] = ()
     host_selection_retry_max_attempts: int = 1
@@ -128,8 +133,8 @@ class RetryPolicy:
         if self.per_try_timeout is not None and self.per_try_timeout <= 0:
             raise ValueError("retry_policy.per_try_timeout: must be > 0")
         for p in self.retry_host_predicate:
-            if p != PREVIOUS_HOSTS:
-                raise ValueError(f"retry_policy.retry_host_predicate: {p!r} is not supported (only {PREVIOUS_HOSTS})")
+            if p not in (PREVIOUS_HOSTS, OMIT_CANARY_HOSTS):
+                raise ValueError(f"retry_policy.retry_host_predicate: {p!r} is not supported")
         object.__setattr__(self, "_conditions", conditions)
         object.__setattr__(self, "_codes", frozenset(codes) | frozenset(self.retriable_status_codes))
 
@@ -232,6 +237,8 @@ class RetryState:
         if trusted_headers and request_headers:
             policy, route_timeout = _apply_headers(policy, route_timeout, request_headers)
         self.policy = policy
+        self._may_retry = policy is not None and (not policy.retriable_request_headers or _matches(
+            policy.retriable_request_headers, request_headers or {}))
         self.start = clock()
         self.deadline = self.start + route_timeout if route_timeout else None
 
@@ -246,10 +253,14 @@ class RetryState:
         return min(ends) if ends else None
 
     def pick_context(self, hash_key: int | None = None) -> PickContext:
+        """What the load balancer must avoid for the next attempt (the retry host
+        predicates); the first attempt avoids nothing."""
         p = self.policy
-        if p is None or PREVIOUS_HOSTS not in p.retry_host_predicate:
+        if p is None or not p.retry_host_predicate or not self.previous_hosts:
             return PickContext(hash_key=hash_key)
-        return PickContext(hash_key=hash_key, avoid=self.previous_hosts,
+        avoid = _Avoid(self.previous_hosts if PREVIOUS_HOSTS in p.retry_host_predicate else (),
+                       OMIT_CANARY_HOSTS in p.retry_host_predicate)
+        return PickContext(hash_key=hash_key, avoid=avoid,
                            host_selection_retry_max_attempts=p.host_selection_retry_max_attempts)
 
     def host_used(self, host: object) -> None:
@@ -260,7 +271,7 @@ class RetryState:
     def decide(self, outcome: AttemptOutcome) -> RetryDecision:
         self._release_retry()
         p = self.policy
-        if p is None or not self._retriable(p, outcome):
+        if p is None or not self._may_retry or not self._retriable(p, outcome):
             return RetryDecision(Action.PASS)
         if self.retries_done >= p.num_retries:
             return RetryDecision(Action.EXHAUSTED, flag="URX")
@@ -306,12 +317,31 @@ class RetryState:
             return True
         if "envoy-ratelimited" in on and "x-envoy-ratelimited" in headers:
             return True
-        if "retriable-headers" in on and any(
-                n in headers and (v is None or headers[n] == v) for n, v in p.retriable_headers):
+        if "retriable-headers" in on and _matches(p.retriable_headers, headers):
             return True
         grpc = headers.get("grpc-status")
         return grpc is not None and grpc.isdigit() and any(
             GRPC_RETRY_ON[c] == int(grpc) for c in on if c in GRPC_RETRY_ON)
+
+
+def _matches(matchers: tuple[tuple[str, str | None], ...], headers: Mapping[str, str]) -> bool:
+    return any(n in headers and (v is None or headers[n] == v) for n, v in matchers)
+
+
+class _Avoid:
+    """Hosts a retry should not land on: previous ones, and canaries if asked."""
+
+    __slots__ = ("previous", "canary")
+
+    def __init__(self, previous: Sequence[object], canary: bool) -> None:
+        self.previous = previous
+        self.canary = canary
+
+    def __contains__(self, host: object) -> bool:
+        if host in self.previous:
+            return True
+        return self.canary and getattr(host, "endpoint", None) is not None and (
+            host.endpoint.metadata.get("canary") == "true")  # type: ignore[attr-defined]
 
 
 def _apply_headers(

@@ -163,7 +163,7 @@ def test_bad_policy_fields_are_named():
     with pytest.raises(ValueError, match="num_retries"):
         RetryPolicy(num_retries=-1)
     with pytest.raises(ValueError, match="retry_host_predicate"):
-        RetryPolicy(retry_host_predicate=("envoy.retry_host_predicates.omit_canary_hosts",))
+        RetryPolicy(retry_host_predicate=("envoy.retry_host_predicates.other",))
 
 
 def simulate(policy: RetryPolicy, fail: list[float], n: int = 2000, seed: int = 42) -> tuple[float, float, set]:
@@ -208,3 +208,25 @@ def test_when_every_host_fails_30_percent_two_retries_are_not_enough():
     four, _, _ = simulate(RetryPolicy.from_istio(4, retry_on="5xx"), [0.3, 0.3, 0.3])
     assert 0.96 < two < 0.985 and "URX" in flags
     assert four >= 0.995
+
+
+def test_retriable_request_headers_gate_retries():
+    p = RetryPolicy(retry_on="5xx", retriable_request_headers=((":method", "GET"),))
+    clock = Clock()
+    assert RetryState(p, clock=clock, request_headers={":method": "GET"}).decide(resp(503)).action is Action.RETRY
+    post = RetryState(p, clock=clock, request_headers={":method": "POST"})
+    assert post.decide(resp(503)).action is Action.PASS
+
+
+def test_host_predicates_previous_and_canary():
+    from proxy.engine.retry import OMIT_CANARY_HOSTS
+
+    cl = Cluster("c", [Endpoint("127.0.0.1", 80), Endpoint("127.0.0.2", 80, metadata={"canary": "true"}),
+                       Endpoint("127.0.0.3", 80)])
+    p = RetryPolicy(retry_on="5xx", retry_host_predicate=(PREVIOUS_HOSTS, OMIT_CANARY_HOSTS),
+                    host_selection_retry_max_attempts=5)
+    s = RetryState(p, clock=Clock())
+    assert s.pick_context().avoid == frozenset()  # the first attempt avoids nothing
+    s.host_used(cl.hosts[0])
+    avoid = s.pick_context().avoid
+    assert cl.hosts[0] in avoid and cl.hosts[1] in avoid and cl.hosts[2] not in avoid
