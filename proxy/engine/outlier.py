@@ -105,6 +105,43 @@ class OutlierDetection:
             if getattr(self, name) < 0:
                 raise ValueError(f"outlier_detection.{name}: must be >= 0")
 
+    @classmethod
+    def istio(
+        cls,
+        *,
+        consecutive_5xx_errors: int | None = None,
+        consecutive_gateway_errors: int | None = None,
+        interval: float | None = None,
+        base_ejection_time: float | None = None,
+        max_ejection_percent: int = 0,
+        split_external_local_origin_errors: bool = False,
+        consecutive_local_origin_failures: int | None = None,
+    ) -> OutlierDetection:
+        """A DestinationRule's outlierDetection as istiod writes it: success rate off
+        (enforcing 0); a set error count gets enforcing 100 (0 disables); an unset
+        count keeps Envoy's (5 x 5xx enforced, gateway not); a base ejection time above
+        300 s raises max_ejection_time to it; maxEjectionPercent 0 keeps Envoy's 10.
+        minHealthPercent goes to CommonLbConfig.healthy_panic_threshold instead."""
+        kw: dict[str, object] = {"enforcing_success_rate": 0,
+                                 "split_external_local_origin_errors": split_external_local_origin_errors}
+        if consecutive_5xx_errors is not None:
+            kw["consecutive_5xx"] = consecutive_5xx_errors
+            kw["enforcing_consecutive_5xx"] = 100 if consecutive_5xx_errors > 0 else 0
+        if consecutive_gateway_errors is not None:
+            kw["consecutive_gateway_failure"] = consecutive_gateway_errors
+            kw["enforcing_consecutive_gateway_failure"] = 100 if consecutive_gateway_errors > 0 else 0
+        if interval is not None:
+            kw["interval"] = interval
+        if base_ejection_time is not None:
+            kw["base_ejection_time"] = base_ejection_time
+            if base_ejection_time > 300.0:
+                kw["max_ejection_time"] = base_ejection_time
+        if max_ejection_percent > 0:
+            kw["max_ejection_percent"] = max_ejection_percent
+        if consecutive_local_origin_failures is not None:
+            kw["consecutive_local_origin_failure"] = consecutive_local_origin_failures
+        return cls(**kw)  # type: ignore[arg-type]
+
 
 @dataclass(frozen=True)
 class OutlierEvent:

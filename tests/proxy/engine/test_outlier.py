@@ -270,3 +270,15 @@ def test_local_origin_success_rate_when_split():
             det.report_local_origin(h, LocalOrigin.CONNECT_FAILED if bad else LocalOrigin.CONNECT_SUCCESS)
     advance(clock, det, 10)
     assert cluster.hosts[4].ejected and events[-1].detector == "local_origin_success_rate"
+
+
+def test_istio_translation_matches_istiod():
+    d = OutlierDetection.istio(consecutive_5xx_errors=7, base_ejection_time=600.0)
+    assert (d.consecutive_5xx, d.enforcing_consecutive_5xx, d.enforcing_success_rate) == (7, 100, 0)
+    assert d.max_ejection_time == 600.0 and d.max_ejection_percent == 10
+    off = OutlierDetection.istio(consecutive_5xx_errors=0, consecutive_gateway_errors=3, max_ejection_percent=50)
+    assert (off.enforcing_consecutive_5xx, off.consecutive_gateway_failure) == (0, 3)
+    assert off.enforcing_consecutive_gateway_failure == 100 and off.max_ejection_percent == 50
+    default = OutlierDetection.istio()
+    assert (default.consecutive_5xx, default.enforcing_consecutive_5xx) == (5, 100)
+    assert default.enforcing_consecutive_gateway_failure == 0
