@@ -62,7 +62,8 @@ class LocalRateLimit:
 
     @property
     def status_code(self) -> int:
-        return self.status.code if self.status else 429
+        """The status of a limited request: `status.code`, or 429 (also for codes < 400)."""
+        return self.status.code if self.status and self.status.code >= 400 else 429
 
 
 @dataclass(frozen=True, kw_only=True)

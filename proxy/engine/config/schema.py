@@ -11,7 +11,9 @@ place, the defaults next to the names, and the round trip exact.
 Field metadata (see `fld`): `duration` (proto Duration: "2s", "0.25s", or
 {seconds, nanos}; stored as float seconds), `enum` (allowed names), `lo`/`hi` (bounds),
 `required`, `any_of` (classes a `typed_config` may be, chosen by `@type`), `json` (a
-different JSON name, e.g. `@type`). Class attributes: `ONEOFS` (groups of field names of
+different JSON name, e.g. `@type`). A `typed_config` may also be a TypedStruct
+(udpa.type.v1 or xds.type.v3: `type_url` plus `value`), as Istio's EnvoyFilters write
+them; it is read as the message it wraps. Class attributes: `ONEOFS` (groups of field names of
 which at most one may be set), `REQUIRED_ONEOFS` (exactly one), `TYPE_URL` (for messages
 that appear in `typed_config`), and an optional `check(self, path)` for the rest.
 """
@@ -28,6 +30,7 @@ from typing import Any
 from proxy.engine.config.errors import ConfigError
 
 TYPE_PREFIX = "type.googleapis.com/"
+TYPED_STRUCTS = (TYPE_PREFIX + "udpa.type.v1.TypedStruct", TYPE_PREFIX + "xds.type.v3.TypedStruct")
 _DURATION = re.compile(r"^(-?)(\d+)(?:\.(\d{1,9}))?s$")
 
 
@@ -215,6 +218,17 @@ def _typed(allowed: tuple[type, ...], raw: Any, path: str) -> Any:
     url = raw.get("@type")
     if not url:
         raise ConfigError(f"{path}.@type", "required field missing")
+    if url in TYPED_STRUCTS:  # {type_url, value}: the config as a plain struct (Istio's EnvoyFilters)
+        extra = set(raw) - {"@type", "type_url", "value"}
+        if extra:
+            raise ConfigError(f"{path}.{sorted(extra)[0]}", "unknown field")
+        if not raw.get("type_url"):
+            raise ConfigError(f"{path}.type_url", "required field missing")
+        value = raw.get("value") or {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}.value", "expected an object")
+        raw, path = {"@type": raw["type_url"], **value}, f"{path}.value"
+        url = raw["@type"]
     by_url = {TYPE_PREFIX + c.TYPE_URL: c for c in allowed}
     cls = by_url.get(url)
     if cls is None:

@@ -214,3 +214,59 @@ def test_filter_chain_selection(kw, want):
 
     chain = select_filter_chain(_chains_listener(), **kw)
     assert (chain.name if chain else None) == want
+
+
+SEED_RATE_LIMIT = """
+name: envoy.filters.http.local_ratelimit
+typed_config:
+  "@type": type.googleapis.com/udpa.type.v1.TypedStruct
+  type_url: type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+  value:
+    stat_prefix: http_local_rate_limiter
+    token_bucket:
+      max_tokens: 100
+      tokens_per_fill: 100
+      fill_interval: 60s
+    filter_enabled:
+      runtime_key: local_rate_limit_enabled
+      default_value:
+        numerator: 100
+        denominator: HUNDRED
+    filter_enforced:
+      runtime_key: local_rate_limit_enforced
+      default_value:
+        numerator: 100
+        denominator: HUNDRED
+    response_headers_to_add:
+      - append_action: OVERWRITE_IF_EXISTS_OR_ADD
+        header:
+          key: x-local-rate-limit
+          value: "true"
+"""
+
+
+def test_the_seeds_typed_struct_rate_limit_filter():
+    import yaml
+
+    from proxy.engine.config.http_filters import HttpFilter
+    from proxy.engine.config.schema import dump, parse
+
+    f = parse(HttpFilter, yaml.safe_load(SEED_RATE_LIMIT), "http_filters[0]")
+    rl = f.typed_config
+    assert isinstance(rl, LocalRateLimit)
+    assert (rl.token_bucket.max_tokens, rl.token_bucket.fill_interval) == (100, 60.0)
+    assert rl.filter_enforced.default_value.fraction == 1.0
+    assert parse(HttpFilter, dump(f), "x") == f  # dumped as the plain message
+
+    bad = yaml.safe_load(SEED_RATE_LIMIT)
+    bad["typed_config"]["value"]["token_bucket"]["fill_rate"] = 1
+    with pytest.raises(ConfigError) as err:
+        parse(HttpFilter, bad, "http_filters[0]")
+    assert err.value.path == "http_filters[0].typed_config.value.token_bucket.fill_rate"
+
+
+def test_rate_limit_status_below_400_is_429():
+    assert LocalRateLimit(stat_prefix="x").status_code == 429
+    from proxy.engine.config.http_filters import HttpStatus
+    assert LocalRateLimit(stat_prefix="x", status=HttpStatus(code=503)).status_code == 503
+    assert LocalRateLimit(stat_prefix="x", status=HttpStatus(code=302)).status_code == 429
