@@ -86,6 +86,7 @@ class OutlierDetection:
     interval: float = fld(10.0, duration=True)
     base_ejection_time: float = fld(30.0, duration=True)
     max_ejection_time: float = fld(300.0, duration=True)
+    max_ejection_time_jitter: float = fld(0.0, duration=True)
     max_ejection_percent: int = fld(10, lo=0, hi=100)
     enforcing_consecutive_5xx: int = fld(100, lo=0, hi=100)
     enforcing_success_rate: int = fld(100, lo=0, hi=100)

@@ -110,6 +110,14 @@ class RetryPolicy:
         return tuple(c.strip() for c in self.retry_on.split(",") if c.strip())
 
     @property
+    def back_off(self) -> tuple[float, float]:
+        """(base, max) seconds between attempts: Envoy's 25 ms and 10 x base by default."""
+        if self.retry_back_off is None:
+            return 0.025, 0.25
+        base = self.retry_back_off.base_interval
+        return base, self.retry_back_off.max_interval if self.retry_back_off.max_interval is not None else 10 * base
+
+    @property
     def status_codes(self) -> frozenset[int]:
         """retriable_status_codes plus any plain codes given in retry_on."""
         return frozenset(self.retriable_status_codes) | {int(c) for c in self.conditions if c.isdigit()}

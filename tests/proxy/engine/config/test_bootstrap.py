@@ -76,6 +76,7 @@ def test_canary_example():
     wc = split.route.weighted_clusters
     assert [c.weight for c in wc.clusters] == [90, 10] and wc.total == 100
     rp = split.route.retry_policy
+    assert rp.back_off == (0.025, 0.25)
     assert rp.conditions == ("5xx", "reset", "connect-failure") and rp.num_retries == 3 and rp.per_try_timeout == 2
     assert vh.retry_policy.num_retries == 2
     mirror = split.route.request_mirror_policies[0]
@@ -120,6 +121,8 @@ def test_envoy_defaults():
     assert (od.enforcing_consecutive_5xx, od.enforcing_consecutive_gateway_failure) == (100, 0)
     assert RouteAction(cluster="x").timeout == 15.0
     assert RetryPolicy().num_retries == 1
+    assert RetryPolicy().back_off == (0.025, 0.25)
+    assert from_dict({}).listeners == ()
     assert Thresholds().priority == "DEFAULT"
     m = HttpConnectionManager(stat_prefix="x")
     assert m.generate_request_id and not m.use_remote_address and m.xff_num_trusted_hops == 0
@@ -270,3 +273,12 @@ def test_rate_limit_status_below_400_is_429():
     from proxy.engine.config.http_filters import HttpStatus
     assert LocalRateLimit(stat_prefix="x", status=HttpStatus(code=503)).status_code == 503
     assert LocalRateLimit(stat_prefix="x", status=HttpStatus(code=302)).status_code == 429
+
+
+def test_retry_back_off_max_defaults_to_ten_times_base():
+    from proxy.engine.config.schema import parse
+
+    rp = parse(RetryPolicy, {"retry_back_off": {"base_interval": "0.1s"}}, "r")
+    assert rp.back_off == (0.1, pytest.approx(1.0))
+    rp = parse(RetryPolicy, {"retry_back_off": {"base_interval": "0.1s", "max_interval": "0.3s"}}, "r")
+    assert rp.back_off == (0.1, 0.3)
