@@ -75,6 +75,8 @@ def parse_retry_on(value: str, *, field_name: str = "retry_on", strict: bool = T
         if token.isdigit():
             code = int(token)
             if not 100 <= code <= 599:
+                if not strict:
+                    continue
                 raise ValueError(f"{field_name}: {code} is not an HTTP status code")
             codes.append(code)
             conditions.add("retriable-status-codes")
