@@ -297,7 +297,7 @@ class DownstreamConnection(asyncio.Protocol):
         self.closed = False
         self._paused: set[str] = set()
         self._write_blocked = False
-        self._loop = asyncio.get_event_loop()
+        self.loop = asyncio.get_event_loop()
         self._reset_message()
 
     def _reset_message(self) -> None:
@@ -382,7 +382,7 @@ class DownstreamConnection(asyncio.Protocol):
             headers = [h for h in headers if h[0] != b"expect"]  # Envoy answers 100 itself
         head = RequestHead(p.get_method(), self._url, p.get_http_version(), headers, p.should_keep_alive(),
                            p.should_upgrade(), expect, chunked, None if chunked else length)
-        stream = Stream(head, self, self._loop.time())
+        stream = Stream(head, self, self.loop.time())
         self._current = stream
         self.streams.append(stream)
         if len(self.streams) == 1:
@@ -436,7 +436,7 @@ class DownstreamConnection(asyncio.Protocol):
     def _protocol_error(self, status: int) -> None:
         """Malformed input: answer `status` after the earlier responses, then close."""
         self._current = None
-        stream = Stream(None, self, self._loop.time())
+        stream = Stream(None, self, self.loop.time())
         stream.error_status = status
         self.closing = True
         self.streams.append(stream)

@@ -66,21 +66,26 @@ class DefaultLimits:
 
 
 class ExchangeReport:
-    """What happened to one upstream exchange (times from loop.time())."""
+    """What happened to one upstream exchange (times from loop.time()); an Exchange is
+    its own report, so reporting allocates nothing."""
 
     __slots__ = ("endpoint", "outcome", "status", "reused", "start_time", "connect_time", "first_byte_time",
                  "end_time", "stale_retried")
 
-    def __init__(self, endpoint: tuple[str, int], start_time: float) -> None:
+    def _init_report(self, endpoint: tuple[str, int], start_time: float) -> None:
         self.endpoint = endpoint
         self.outcome = "pending"  # ok | connect_failure | overflow | reset | status | downstream_reset
         self.status = 0
         self.reused = False
         self.start_time = start_time
-        self.connect_time = 0.0
+        self.connect_time = 0.0  # when a connection was assigned (and the request written)
         self.first_byte_time = 0.0
         self.end_time = 0.0
         self.stale_retried = False
+
+    @property
+    def report(self) -> ExchangeReport:
+        return self
 
 
 class Pool:
@@ -305,7 +310,7 @@ FAILURE_REASONS = {"connect_failure": b"connection failure", "overflow": b"overf
                    "reset": b"connection termination"}
 
 
-class Exchange:
+class Exchange(ExchangeReport):
     """Carries `stream` through one pool: request out, response back, both streamed.
 
     `headers` are the request headers to send (already rewritten, see headers.py).
@@ -317,7 +322,7 @@ class Exchange:
     """
 
     __slots__ = ("stream", "pool", "headers", "method", "path", "on_error", "on_complete", "retry_on_status",
-                 "conn", "report", "loop", "_chunked", "_intercepted", "_started", "_finished", "_until_close")
+                 "conn", "loop", "_chunked", "_intercepted", "_started", "_finished", "_until_close")
 
     def __init__(self, stream: Stream, pool: Pool, headers: Headers, *, method: bytes | None = None,
                  path: bytes | None = None, on_error: Callable[[ExchangeReport], None] | None = None,
@@ -334,8 +339,8 @@ class Exchange:
         self.on_complete = on_complete
         self.retry_on_status = retry_on_status
         self.conn: UpstreamConnection | None = None
-        self.loop = asyncio.get_event_loop()
-        self.report = ExchangeReport(pool.address, self.loop.time())
+        self.loop = stream.conn.loop
+        self._init_report(pool.address, self.loop.time())
         self._chunked = head.chunked
         self._intercepted = False
         self._started = False  # the response head went downstream
