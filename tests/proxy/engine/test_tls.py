@@ -385,3 +385,44 @@ def test_upstream_tls_checks_the_servers_spiffe_id(certs: dict[str, Any], run: C
         server.close()
         await server.wait_closed()
     run(main())
+
+
+def test_partial_header_waits_and_silent_clients_time_out(certs: dict[str, Any], run: Callable[..., Any]) -> None:
+    async def main() -> None:
+        permissive = await serve(CertificateStore(mutual_listener(certs)), "PERMISSIVE")
+        r, w = await asyncio.open_connection("127.0.0.1", permissive.port)
+        w.write(b"\x16")  # could still be TLS: undecided until more comes
+        await asyncio.sleep(0.05)
+        assert permissive.stats["plaintext"] == 0 and len(permissive._peeking) == 1
+        w.write(b"\x03\x09 not tls")
+        assert await r.readline() == b"hello - none - -\n"
+        assert await r.readexactly(11) == b"\x16\x03\x09 not tls"
+        w.close()
+        # A client that leaves before saying anything is forgotten (no watcher left behind).
+        _, w = await asyncio.open_connection("127.0.0.1", permissive.port)
+        w.close()
+        await asyncio.sleep(0.05)
+        assert permissive._peeking == {}
+        permissive.close()
+        strict = await serve(CertificateStore(mutual_listener(certs)), "STRICT")
+        r, w = await asyncio.open_connection("127.0.0.1", strict.port)  # says nothing
+        try:
+            assert await asyncio.wait_for(r.read(), 2) == b""
+        except ConnectionResetError:
+            pass
+        assert strict.stats["plaintext_refused"] == 1
+        w.close()
+        strict.close()
+    run(main())
+
+
+def test_disable_takes_plaintext_without_peeking(run: Callable[..., Any]) -> None:
+    async def main() -> None:
+        server = await TlsSniffingServer(Greeter, None, mode="DISABLE").start("127.0.0.1", 0)
+        r, w = await asyncio.open_connection("127.0.0.1", server.port)
+        assert await r.readline() == b"hello - none - -\n"  # before the client sent anything
+        w.write(b"\x16\x03\x01")
+        assert await r.readexactly(3) == b"\x16\x03\x01"
+        w.close()
+        server.close()
+    run(main())
