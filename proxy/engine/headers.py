@@ -145,4 +145,4 @@ def get(headers: Headers, name: bytes) -> bytes | None:
 
 def serialize(headers: Headers) -> bytes:
     """`name: value\\r\\n` lines, joined once."""
-    return b"".join([b"%s: %s\r\n" % pair for pair in headers])
+    return b"\r\n".join(map(b": ".join, headers)) + b"\r\n" if headers else b""
