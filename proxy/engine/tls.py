@@ -32,6 +32,7 @@ import asyncio
 import base64
 import errno
 import functools
+import hashlib
 import logging
 import os
 import re
@@ -612,7 +613,6 @@ class _Materializer:
 
     def __init__(self) -> None:
         self._dir: str | None = None
-        self._n = 0
 
     def path(self, source: Any, where: str) -> str:
         if source.filename is not None:
@@ -630,11 +630,14 @@ class _Materializer:
             raise TlsConfigError(f"{where}: a DataSource needs one of filename, inline_string, inline_bytes")
         if self._dir is None:
             self._dir = tempfile.mkdtemp(prefix="mkp-tls-")
-        self._n += 1
-        path = os.path.join(self._dir, f"{self._n}.pem")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        # Named by content: a config reloaded many times reuses its files instead of adding more.
+        path = os.path.join(self._dir, hashlib.sha256(data).hexdigest()[:32] + ".pem")
+        if not os.path.exists(path):
+            tmp = f"{path}.{os.getpid()}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
         return path
 
 
