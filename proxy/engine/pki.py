@@ -205,3 +205,97 @@ class CertificateAuthority:
         """A workload certificate for `spiffe://<trust domain>/ns/<ns>/sa/<sa>` (+ DNS SANs)."""
         uri = spiffe_id(namespace, service_account, trust_domain)
         return self.issue(uris=[uri], dns_names=dns_names, ttl=ttl, key_type=key_type)
+
+    def sign_csr(
+        self,
+        csr_pem: bytes,
+        *,
+        identity: str | None = None,
+        ttl: datetime.timedelta = WORKLOAD_CERT_TTL,
+    ) -> bytes:
+        """Sign a workload's CSR as istiod does for istio-agent; returns the PEM chain.
+
+        The SANs come from the CSR; with `identity` (the caller's authenticated SPIFFE ID)
+        the CSR must ask for exactly that URI, so a workload cannot obtain another's."""
+        import ipaddress
+
+        try:
+            csr = x509.load_pem_x509_csr(csr_pem)
+        except ValueError as e:
+            raise ValueError(f"pki: csr: not a PEM certificate request: {e}") from e
+        if not csr.is_signature_valid:
+            raise ValueError("pki: csr: the signature does not match its key")
+        try:
+            san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            raise ValueError("pki: csr: no subjectAltName extension") from None
+        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+        if identity is not None and uris != [identity]:
+            raise ValueError(f"pki: csr: asks for {uris}, the caller is {identity}")
+        start = datetime.datetime.now(datetime.UTC) - _BACKDATE
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([]))
+            .issuer_name(self.cert.subject)
+            .public_key(csr.public_key())  # type: ignore[arg-type]
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(start + _BACKDATE + ttl)
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.UniformResourceIdentifier(u) for u in uris]
+                + [x509.DNSName(d) for d in san.get_values_for_type(x509.DNSName)]
+                + [x509.IPAddress(ipaddress.ip_address(str(i))) for i in san.get_values_for_type(x509.IPAddress)]
+            ), critical=True)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                critical=False,
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        return cert.public_bytes(serialization.Encoding.PEM) + self.cert_pem
+
+
+def new_csr(key: PrivateKey, *, uris: list[str] | tuple[str, ...] = (),
+            dns_names: list[str] | tuple[str, ...] = ()) -> bytes:
+    """A PEM CSR for `key` asking for the given SANs (the agent side of `sign_csr`)."""
+    sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(u) for u in uris]
+    sans += [x509.DNSName(d) for d in dns_names]
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m proxy.engine.pki --out DIR --workload NS/SA [--workload ...]`: a root CA
+    (reused if DIR has one) and workload certificates `<ns>.<sa>-cert-chain.pem`/`-key.pem`,
+    for benchmarks and manual mTLS setups."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m proxy.engine.pki", description=main.__doc__)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--workload", action="append", default=[], metavar="NS/SA")
+    parser.add_argument("--dns", action="append", default=[], help="DNS SAN added to every workload")
+    parser.add_argument("--key-type", choices=("ec", "rsa"), default="ec")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    root, root_key = out / "root-cert.pem", out / "root-key.pem"
+    if root.exists() and root_key.exists():
+        ca = CertificateAuthority.load(root, root_key)
+    else:
+        ca = CertificateAuthority.create(key_type=args.key_type)
+        ca.write(out)
+    for w in args.workload:
+        ns, _, sa = w.partition("/")
+        issued = ca.issue_workload(ns, sa, dns_names=args.dns, key_type=args.key_type)
+        chain, key = issued.write(out, prefix=f"{ns}.{sa}-")
+        print(f"{spiffe_id(ns, sa)}: {chain} {key}")
+    print(f"trusted_ca: {root}")
+
+
+if __name__ == "__main__":
+    main()

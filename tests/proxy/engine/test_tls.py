@@ -426,3 +426,29 @@ def test_disable_takes_plaintext_without_peeking(run: Callable[..., Any]) -> Non
         w.close()
         server.close()
     run(main())
+
+
+def test_ca_signs_a_workloads_csr_only_for_its_own_identity(certs: dict[str, Any], tmp_path: Path) -> None:
+    ca: pki.CertificateAuthority = certs["ca"]
+    key = pki.new_private_key()
+    csr = pki.new_csr(key, uris=[ORDER], dns_names=["order.commerce"])
+    chain = ca.sign_csr(csr, identity=ORDER)
+    leaf = x509.load_pem_x509_certificates(chain)[0]
+    leaf.verify_directly_issued_by(ca.cert)
+    assert leaf.public_key() == key.public_key()
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.UniformResourceIdentifier) == [ORDER]
+    with pytest.raises(ValueError, match="the caller is"):
+        ca.sign_csr(csr, identity=CART)
+    with pytest.raises(ValueError, match="not a PEM certificate request"):
+        ca.sign_csr(b"junk")
+
+
+def test_pki_command_writes_a_ca_and_workload_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pki.main(["--out", str(tmp_path), "--workload", "commerce/cart", "--dns", "localhost"])
+    root = (tmp_path / "root-cert.pem").read_bytes()
+    pki.main(["--out", str(tmp_path), "--workload", "commerce/order"])  # the same CA is reused
+    assert (tmp_path / "root-cert.pem").read_bytes() == root
+    chain = x509.load_pem_x509_certificates((tmp_path / "commerce.order-cert-chain.pem").read_bytes())
+    chain[0].verify_directly_issued_by(x509.load_pem_x509_certificate(root))
+    assert f"{CART}:" in capsys.readouterr().out
