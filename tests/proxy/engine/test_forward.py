@@ -18,7 +18,9 @@ class Backend(asyncio.Protocol):
     """Answers by path: /echo streams the body back chunked as it arrives, /ws switches
     to a raw echo after 101, /reset closes without answering, /head has a 5-byte body,
     /nolength answers without length and closes, /headers returns the request headers,
-    anything else its connection's id."""
+    /503 answers 503, /slow answers after 0.2 s, /drop-next answers but closes without
+    answering the connection's next request (a keep-alive race), anything else its
+    connection's id."""
 
     requests: list[tuple[bytes, list[tuple[bytes, bytes]]]] = []
 
@@ -51,6 +53,9 @@ class Backend(asyncio.Protocol):
 
     def on_headers_complete(self):
         Backend.requests.append((self.url, self.headers))
+        if getattr(self, "drop_next", False):
+            self.transport.close()
+            return
         if self.url == b"/echo":
             self.transport.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
         elif self.url == b"/ws":
@@ -78,7 +83,14 @@ class Backend(asyncio.Protocol):
         elif url == b"/headers":
             body = b"\n".join(b"%s: %s" % h for h in self.headers)
             self.transport.write(b"HTTP/1.1 200 OK\r\nserver: backend\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+        elif url == b"/503":
+            self.transport.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\nbusy")
+        elif url == b"/slow":
+            body = b"%d" % self.conn_id
+            asyncio.get_running_loop().call_later(
+                0.2, self.transport.write, b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
         elif url not in (b"/ws", b"/reset"):
+            self.drop_next = url == b"/drop-next"
             body = b"%d" % self.conn_id
             self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
 
