@@ -245,3 +245,45 @@ async def test_head_204_and_read_until_close_responses():
         writer.close()
     assert [(r.status, r.body) for r in rs] == [(200, b"hello"), (200, b"until close"), (200, b"hello")]
     assert rs[1].header(b"transfer-encoding") == b"chunked"  # re-framed, the downstream stays open
+
+
+async def test_a_client_that_does_not_read_stops_the_proxy_reading_the_upstream():
+    from proxy.engine.forward import ForwardHandler
+    from proxy.engine.http1 import DownstreamConnection
+    from proxy.engine.upstream import Pool
+
+    big = 32 * 1024 * 1024
+
+    async def flood(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % big)
+        try:
+            for _ in range(big // 65536):
+                writer.write(b"y" * 65536)
+                await writer.drain()
+        except ConnectionError:
+            pass
+
+    b = await asyncio.start_server(flood, "127.0.0.1", 0)
+    pool = Pool(("127.0.0.1", b.sockets[0].getsockname()[1]))
+    conns: list[DownstreamConnection] = []
+
+    def factory():
+        conns.append(DownstreamConnection(ForwardHandler([pool])))
+        return conns[-1]
+
+    p = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
+    async with b, p:
+        reader, writer = await asyncio.open_connection("127.0.0.1", p.sockets[0].getsockname()[1], limit=1024)
+        writer.transport.pause_reading()  # the client reads nothing
+        writer.write(b"GET /big HTTP/1.1\r\n\r\n")
+        await asyncio.sleep(1.0)
+        buffered = conns[0].transport.get_write_buffer_size()
+        assert 0 < buffered < 4 * 1024 * 1024  # bounded: the upstream was paused, not read into memory
+        writer.transport.resume_reading()
+        received = 0
+        while received < big:
+            data = await asyncio.wait_for(reader.read(1 << 20), 5)
+            assert data
+            received += len(data)
+        writer.close()
