@@ -5,6 +5,7 @@ the test CA (proxy.engine.pki). The listener tests run on asyncio's loop and on 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import os
 import re
@@ -452,3 +453,41 @@ def test_pki_command_writes_a_ca_and_workload_files(tmp_path: Path, capsys: pyte
     chain = x509.load_pem_x509_certificates((tmp_path / "commerce.order-cert-chain.pem").read_bytes())
     chain[0].verify_directly_issued_by(x509.load_pem_x509_certificate(root))
     assert f"{CART}:" in capsys.readouterr().out
+
+
+def test_openssl_client_interoperates(certs: dict[str, Any]) -> None:
+    """Not only Python's ssl: OpenSSL's own client with the workload certificate gets in on
+    a STRICT listener with a SAN check, and without a certificate does not."""
+    import shutil
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+
+    async def client(*args: str) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            openssl, "s_client", "-quiet", "-CAfile", certs["root"], *args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        assert proc.stdout is not None and proc.stdin is not None
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), 5)
+        finally:
+            proc.stdin.close()
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+            await proc.wait()
+        return line.decode()
+
+    async def main() -> None:
+        store = CertificateStore(mutual_listener(certs, sans=(SubjectAltNameMatcher(exact=ORDER),)))
+        server = await serve(store, "STRICT")
+        target = ("-connect", f"127.0.0.1:{server.port}", "-servername", "cart.commerce.svc.cluster.local")
+        ok = await client(*target, "-cert", certs["client"].certificate_chain, "-key", certs["client"].private_key)
+        assert ok == f"hello {ORDER} mutual_tls TLSv1.3 cart.commerce.svc.cluster.local\n"
+        assert await client(*target) == ""
+        assert await client(*target, "-cert", certs["rogue"].certificate_chain,
+                            "-key", certs["rogue"].private_key) == ""
+        server.close()
+        assert server.stats["ssl.handshake"] == 1 and server.stats["ssl.fail_verify_san"] == 1
+    uvloop.run(main())
