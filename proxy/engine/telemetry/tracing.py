@@ -169,11 +169,13 @@ class Sampler:
         self.trace_id_128bit = trace_id_128bit
         self._random = (rng or random.Random()).random
 
-    def start(self, headers: Mapping[str, str]) -> TraceContext:
-        """This hop's span: a child of the incoming context, or a new root."""
+    def start(self, headers: Mapping[str, str], *, shared: bool = False) -> TraceContext:
+        """This hop's span: a child of the incoming context, or a new root. `shared` (an
+        inbound SERVER span with Zipkin's `shared_span_context`, Envoy's default) reuses the
+        caller's CLIENT span id and parent instead of making a child."""
         incoming = extract(headers)
         if incoming is not None:
-            ctx = incoming.child()
+            ctx = incoming if shared else incoming.child()
         else:
             ctx = TraceContext(new_trace_id(self.trace_id_128bit), new_span_id())
         if ctx.sampled is None:
@@ -222,6 +224,7 @@ class Span:
     local_endpoint: Endpoint
     remote_endpoint: Endpoint | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    shared: bool = False  # a SERVER span sharing the CLIENT span's id (shared_span_context)
 
     def to_zipkin(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -238,6 +241,8 @@ class Span:
             out["parentId"] = self.context.parent_span_id
         if self.context.debug:
             out["debug"] = True
+        if self.shared:
+            out["shared"] = True
         if self.remote_endpoint is not None:
             out["remoteEndpoint"] = self.remote_endpoint.to_zipkin()
         return out

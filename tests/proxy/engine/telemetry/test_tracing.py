@@ -91,6 +91,8 @@ def test_sampling_keeps_incoming_decisions_and_draws_at_the_percentage() -> None
     assert len(Sampler(trace_id_128bit=True).start({}).trace_id) == 32
     assert Sampler(0).start({"x-envoy-force-trace": "true"}).sampled is True
     assert Sampler(0).start({}).sampled is False
+    shared = Sampler().start({"x-b3-traceid": TRACE, "x-b3-spanid": SPAN, "x-b3-parentspanid": PARENT}, shared=True)
+    assert (shared.span_id, shared.parent_span_id, shared.sampled) == (SPAN, PARENT, True)
     forced = sampler.start({"x-b3-traceid": TRACE, "x-b3-spanid": SPAN, "x-b3-sampled": "1"})
     assert forced.sampled is True and forced.parent_span_id == SPAN and forced.trace_id == TRACE
     assert Sampler(0).start({"b3": f"{TRACE}-{SPAN}-1"}).sampled is True
@@ -116,6 +118,10 @@ def test_span_is_zipkin_v2_json() -> None:
     assert tags["http.method"] == "GET" and tags["http.status_code"] == "503" and tags["error"] == "true"
     assert tags["upstream_cluster"] == "inbound|8080||" and tags["response_flags"] == "-"
     assert "parentId" not in make_span(TraceContext(TRACE, SPAN, None, True)).to_zipkin()
+    assert "shared" not in doc
+    server = make_span(TraceContext(TRACE, SPAN, PARENT, True))
+    server.shared = True
+    assert server.to_zipkin()["shared"] is True
     assert "error" not in make_span(TraceContext(TRACE, SPAN, None, True)).to_zipkin()["tags"]
 
 
