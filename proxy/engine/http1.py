@@ -182,7 +182,7 @@ class Stream:
         self.status = status
         self.response_started = True
         no_body = status in NO_BODY_STATUS or status < 200 or (head is not None and head.method == b"HEAD")
-        close = not self.conn.keep_alive_after(self)
+        close = not self.body_complete or not self.conn.keep_alive_after(self)
         frame = b""
         if content_length is not None:
             frame = b"content-length: %d\r\n" % content_length
@@ -229,6 +229,8 @@ class Stream:
             self.bytes_sent += len(out)
             self.conn.write(out)
         self.done = True
+        if not self.body_complete:  # answered before the request ended: the rest is unread, so close
+            self.conn.closing = True
         self.conn.stream_done(self)
 
     def local_reply(self, status: int, body: bytes = b"", headers: Headers | None = None) -> None:
@@ -428,6 +430,13 @@ class DownstreamConnection(asyncio.Protocol):
             self.resume("queue")
         if self.streams:
             self._dispatch(self.streams[0])
+
+    def drain(self) -> None:
+        """Graceful close: finish the responses under way (the last says `connection:
+        close`), take no new request, then close."""
+        self.closing = True
+        if not self.streams and self.transport is not None and not self.closed:
+            self.transport.close()
 
     def keep_alive_after(self, stream: Stream) -> bool:
         head = stream.head

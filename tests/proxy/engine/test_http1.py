@@ -266,3 +266,31 @@ async def test_a_body_over_the_buffer_limit_is_not_retryable():
         for size in (999, 1001):
             await exchange(port, b"POST / HTTP/1.1\r\ncontent-length: %d\r\n\r\n" % size + b"x" * size)
     assert seen == [True, False]
+
+
+async def test_a_response_before_the_request_body_ended_closes_the_connection():
+    server, port = await serve(lambda stream: stream.local_reply(429, b"slow down"))
+    async with server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST / HTTP/1.1\r\ncontent-length: 100000\r\n\r\n" + b"x" * 100)
+        data = await asyncio.wait_for(reader.read(), 2)  # EOF after the 429
+        writer.close()
+    assert data.startswith(b"HTTP/1.1 429") and b"connection: close" in data
+
+
+async def test_drain_finishes_the_response_under_way_then_closes():
+    conns: list[DownstreamConnection] = []
+    pending: list[Stream] = []
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: conns.append(DownstreamConnection(pending.append)) or conns[-1],
+                                      "127.0.0.1", 0)
+    async with server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+        writer.write(b"GET / HTTP/1.1\r\n\r\n")
+        while not pending:
+            await asyncio.sleep(0.01)
+        conns[0].drain()
+        pending[0].local_reply(200, b"last")
+        data = await asyncio.wait_for(reader.read(), 2)
+        writer.close()
+    assert data.endswith(b"last") and b"connection: close" in data
