@@ -252,6 +252,15 @@ def _text_item(expr: str, missing: str) -> str:
     return f"({expr} or {missing!r})"  # strings and header lookups (None when absent)
 
 
+def _json_item(expr: str) -> str:
+    """JSON value of one operator, inlined by type: ints as numbers, missing as null."""
+    if expr in _INTS or expr == "r.duration_ms":
+        return expr
+    if expr.startswith("_truncate("):
+        return f"_json({expr})"
+    return f"({expr} or None)"
+
+
 def _text_expr(parts: list[tuple[bool, str]], missing: str = "-") -> str:
     items = [_text_item(e, missing) if is_op else repr(e) for is_op, e in parts]
     return '"".join((' + ", ".join(items) + ",))" if items else "''"
@@ -287,7 +296,7 @@ class JsonFormatter:
             if not isinstance(value, str):
                 raise AccessLogFormatError(f"json_format.{key}: only string values are supported")
             parts = _parts(value, namespace)
-            expr = f"_json({parts[0][1]})" if len(parts) == 1 and parts[0][0] else _text_expr(parts)
+            expr = _json_item(parts[0][1]) if len(parts) == 1 and parts[0][0] else _text_expr(parts)
             items.append(f"{key!r}: {expr}")
         self._doc = _function("{" + ", ".join(items) + "}", namespace)
 
