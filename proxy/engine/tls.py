@@ -200,6 +200,9 @@ def _base_context(common: CommonTlsContext, purpose: ssl.Purpose, where: str) ->
         except (OSError, ssl.SSLError) as e:
             raise TlsConfigError(f"{where}.validation_context.trusted_ca: cannot load {vc.trusted_ca}: {e}") from e
         ctx.verify_mode = ssl.CERT_REQUIRED
+    elif vc is not None and vc.match_typed_subject_alt_names:
+        raise TlsConfigError(f"{where}.validation_context.match_typed_subject_alt_names: needs trusted_ca "
+                             "(a SAN is only worth checking on a verified certificate)")
     if common.alpn_protocols:
         ctx.set_alpn_protocols(list(common.alpn_protocols))
     _apply_ciphers(ctx, params, f"{where}.tls_params")

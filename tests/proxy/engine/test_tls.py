@@ -279,6 +279,10 @@ def test_bad_tls_config_names_the_field(certs: dict[str, Any]) -> None:
     missing = CommonTlsContext(tls_certificates=(TlsCertificate("/nonexistent.pem", "/nonexistent.key"),))
     with pytest.raises(TlsConfigError, match=r"tls_certificates\[0\]"):
         server_context(DownstreamTlsContext(missing))
+    sans_only = CommonTlsContext(validation_context=CertificateValidationContext(
+        None, (SubjectAltNameMatcher(exact=ORDER),)))
+    with pytest.raises(TlsConfigError, match="match_typed_subject_alt_names: needs trusted_ca"):
+        client_context(UpstreamTlsContext(sans_only))
     with pytest.raises(TlsConfigError, match="exactly one"):
         SubjectAltNameMatcher(exact="a", prefix="b")
     with pytest.raises(TlsConfigError, match="mode"):
