@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime
+import logging
 import os
 import re
 import socket
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+log = logging.getLogger("proxy.engine.telemetry.accesslog")
 
 # Envoy's default format (text), verbatim in meaning: the request line, code, flags, sizes,
 # durations, then quoted headers and the upstream host.
@@ -327,7 +330,8 @@ class AccessLogWriter:
 
     def write(self, line: str) -> None:
         if self._size + self._inflight > self.max_pending_bytes:
-            self.dropped += 1
+            with self._lock:
+                self.dropped += 1
             return
         self._buf.append(line)
         self._size += len(line)
@@ -359,8 +363,10 @@ class AccessLogWriter:
             while view:
                 view = view[os.write(self._fd, view):]
             self.written_lines += lines
-        except OSError:
-            self.dropped += lines
+        except OSError as e:
+            with self._lock:
+                self.dropped += lines
+            log.warning("access log %s: %d lines lost: %s", self.path, lines, e)
         finally:
             with self._lock:
                 self._inflight -= len(data)
