@@ -6,6 +6,7 @@
     accesslog  Envoy's access log formats (default text and JSON), compiled once,
                written without blocking the event loop
     tracing    x-request-id, B3 and W3C trace context, Zipkin v2 spans and their emitter
+    headers    a str view of the engine's byte-pair header lists (no per-request copy)
 
 Everything here runs on the request path, so recording is plain dict/attribute updates
 on precomputed keys; rendering and I/O happen off it.

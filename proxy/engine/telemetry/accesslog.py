@@ -74,8 +74,10 @@ class AccessLogFormatError(ValueError):
 class LogRecord:
     """What one request (or TCP connection) leaves for the access log.
 
-    `request_headers`/`response_headers` map lower-case names to values; the pseudo-headers
-    `:method`, `:path`, `:authority`, `:scheme` come from the fields below."""
+    `request_headers`/`response_headers` map lower-case names to values (any Mapping with
+    `.get`; `telemetry.headers.HeaderView` wraps the engine's byte-pair lists without
+    copying); the pseudo-headers `:method`, `:path`, `:authority`, `:scheme` come from the
+    fields below."""
 
     start_time: float  # epoch seconds
     method: str = ""

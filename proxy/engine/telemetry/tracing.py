@@ -1,6 +1,9 @@
 """Trace context and spans: x-request-id, B3 (multi-header and single), W3C traceparent,
 Zipkin v2 JSON spans, and an emitter that never blocks the request path.
 
+Headers are read through any str Mapping (telemetry.headers.HeaderView wraps the
+engine's byte-pair lists); `inject_list` writes into such a list.
+
 Istio's sidecars propagate B3 and report to Zipkin (`/api/v2/spans`); applications are
 expected to copy the trace headers from inbound to outbound requests. A proxy continues
 an incoming trace (new span id, the incoming span as parent) or starts one, and decides
@@ -32,6 +35,8 @@ from typing import Any
 
 import aiohttp
 import orjson
+
+from proxy.engine.telemetry.headers import HeaderList, set_headers
 
 log = logging.getLogger("proxy.engine.telemetry.tracing")
 
@@ -155,6 +160,17 @@ def inject(ctx: TraceContext, headers: MutableMapping[str, str]) -> None:
         headers["traceparent"] = f"00-{ctx.trace_id.rjust(32, '0')}-{ctx.span_id}-{'01' if ctx.sampled else '00'}"
         if ctx.tracestate:
             headers["tracestate"] = ctx.tracestate
+
+
+_TRACE_HEADERS = ("x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags", "b3",
+                  "traceparent", "tracestate")
+
+
+def inject_list(ctx: TraceContext, headers: HeaderList) -> None:
+    """`inject` for the engine's header lists: old trace headers replaced by this hop's."""
+    values: dict[str, str] = {}
+    inject(ctx, values)
+    set_headers(headers, values, remove=_TRACE_HEADERS)
 
 
 class Sampler:
