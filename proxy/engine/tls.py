@@ -18,7 +18,7 @@ protocol is installed only after the handshake and the SAN check (then `set_prot
 takes the wrapper out of the data path). STRICT closes a connection that is not TLS.
 
 `CertificateStore` rotates certificates without dropping connections: it reloads the
-files when their mtime changes and gives new connections a new SSLContext, while an
+files when they change (mtime, size or inode) and gives new connections a new SSLContext, while an
 established connection keeps the SSLObject (and context) it was made with.
 
 Cost on this VM (OpenSSL 3.0, ECDSA P-256): a full mTLS handshake is ~1.5 ms of CPU per
@@ -368,14 +368,16 @@ class CertificateStore:
             return server_context(self.tls)
         return client_context(self.tls)
 
-    def _stat(self) -> tuple[tuple[int, int], ...]:
+    def _stat(self) -> tuple[tuple[int, int, int], ...]:
+        # The inode too: files replaced by rename (as pki and kubelet's projected volumes
+        # do) change it even when mtime granularity and size would hide the change.
         out = []
         for path in self.files:
             try:
                 st = os.stat(path)
-                out.append((st.st_mtime_ns, st.st_size))
+                out.append((st.st_mtime_ns, st.st_size, st.st_ino))
             except OSError:
-                out.append((-1, -1))
+                out.append((-1, -1, -1))
         return tuple(out)
 
     def reload_if_changed(self) -> bool:
