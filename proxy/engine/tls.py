@@ -460,10 +460,14 @@ class TlsSniffingServer:
         self._peeking: dict[int, _Peek] = {}  # fd -> its watcher, until the first bytes decide
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def start(self, host: str, port: int, *, backlog: int = 1024) -> TlsSniffingServer:
+    async def start(self, host: str, port: int, *, backlog: int = 1024, reuse_port: bool = False) -> TlsSniffingServer:
+        """Listen on host:port (port 0: any; see `.port`). `reuse_port` lets several worker
+        processes share the port (SO_REUSEPORT)."""
         self._loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         sock.listen(backlog)
         sock.setblocking(False)

@@ -423,7 +423,10 @@ def test_partial_header_waits_and_silent_clients_time_out(certs: dict[str, Any],
 
 def test_disable_takes_plaintext_without_peeking(run: Callable[..., Any]) -> None:
     async def main() -> None:
-        server = await TlsSniffingServer(Greeter, None, mode="DISABLE").start("127.0.0.1", 0)
+        server = await TlsSniffingServer(Greeter, None, mode="DISABLE").start("127.0.0.1", 0, reuse_port=True)
+        twin = await TlsSniffingServer(Greeter, None, mode="DISABLE").start("127.0.0.1", server.port,
+                                                                            reuse_port=True)
+        twin.close()
         r, w = await asyncio.open_connection("127.0.0.1", server.port)
         assert await r.readline() == b"hello - none - -\n"  # before the client sent anything
         w.write(b"\x16\x03\x01")
