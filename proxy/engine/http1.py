@@ -196,7 +196,7 @@ class Stream:
             close = False
         elif head is not None and head.upgrade:
             close = True  # the upgrade was refused: what the client sends next is not HTTP
-        elif close:
+        if close:
             frame += b"connection: close\r\n"
             self.conn.closing = True
         elif head is not None and head.version == "1.0":

@@ -287,3 +287,14 @@ async def test_a_client_that_does_not_read_stops_the_proxy_reading_the_upstream(
             assert data
             received += len(data)
         writer.close()
+
+
+async def test_a_refused_upgrade_answers_normally_and_closes():
+    b, bport = await backend()
+    p, pport = await proxy_to(bport)
+    async with b, p:
+        reader, writer = await asyncio.open_connection("127.0.0.1", pport)
+        writer.write(b"GET /plain HTTP/1.1\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n")
+        data = await asyncio.wait_for(reader.read(), 2)  # EOF after the answer
+        writer.close()
+    assert data.startswith(b"HTTP/1.1 200") and b"connection: close" in data
