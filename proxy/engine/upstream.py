@@ -223,8 +223,8 @@ class UpstreamConnection(asyncio.Protocol):
         if ex is None:  # bytes while idle: the upstream is confused; do not reuse
             self.close()
             return
-        if not ex.report.first_byte_time:
-            ex.report.first_byte_time = ex.loop.time()
+        if not ex.first_byte_time:
+            ex.first_byte_time = ex.loop.time()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -277,7 +277,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._informational = False
             return
         ex = self.exchange
-        if ex is not None and ex.report.status != 101:  # after a 101 the tunnel follows
+        if ex is not None and ex.status != 101:  # after a 101 the tunnel follows
             ex._response_end(self.parser.should_keep_alive())
 
     def pause_writing(self) -> None:
@@ -359,9 +359,9 @@ class Exchange(ExchangeReport):
             return
         self.conn = conn
         conn.exchange = self
-        self.report.reused = conn.requests > 0
+        self.reused = conn.requests > 0
         conn.requests += 1
-        self.report.connect_time = self.loop.time()
+        self.connect_time = self.loop.time()
         frame = b"transfer-encoding: chunked\r\n" if self._chunked else b""
         conn.transport.write(b"%s %s HTTP/1.1\r\n%s%s\r\n" % (  # type: ignore[union-attr]
             self.method, self.path, serialize(self.headers), frame))
@@ -392,7 +392,7 @@ class Exchange(ExchangeReport):
     def downstream_reset(self) -> None:
         """The client went away: abandon the upstream connection (it may be mid-message)."""
         self._finished = True
-        self.report.outcome = "downstream_reset"
+        self.outcome = "downstream_reset"
         self.pool.cancel(self._connected)
         conn, self.conn = self.conn, None
         if conn is not None:
@@ -403,13 +403,13 @@ class Exchange(ExchangeReport):
     # -- response (called by UpstreamConnection) -------------------------------------
     def _response_head(self, status: int, headers: Headers, length: int | None, chunked: bool,
                        tokens: frozenset[bytes], upgrade: bytes | None) -> None:
-        self.report.status = status
+        self.status = status
         if self.retry_on_status is not None and self.retry_on_status(status):
             self._intercepted = True
             return
         self._started = True
         self._until_close = length is None and not chunked and status >= 200 and status not in (204, 304)
-        ms = int((self.loop.time() - self.report.start_time) * 1000)
+        ms = int((self.loop.time() - self.start_time) * 1000)
         self.stream.respond_head(status, finish_response_headers(headers, tokens=tokens, service_time_ms=ms,
                                                                  upgrade=upgrade), content_length=length)
 
@@ -420,7 +420,7 @@ class Exchange(ExchangeReport):
     def _response_end(self, keep_alive: bool) -> None:
         conn, self.conn = self.conn, None
         self._finished = True
-        report = self.report
+        report: ExchangeReport = self
         report.end_time = self.loop.time()
         if conn is not None:
             conn.exchange = None
@@ -440,7 +440,7 @@ class Exchange(ExchangeReport):
 
     def _upgraded(self, rest: bytes) -> None:
         conn = self.conn
-        if conn is None or self.report.status != 101:
+        if conn is None or self.status != 101:
             return
         conn.tunnel = True
         self.pool.forget(conn)
@@ -461,7 +461,7 @@ class Exchange(ExchangeReport):
         """The connection closed before the response ended."""
         if self._finished:
             return
-        report = self.report
+        report: ExchangeReport = self
         conn, self.conn = self.conn, None
         if conn is not None and conn.tunnel:
             self._finished = True
@@ -493,10 +493,10 @@ class Exchange(ExchangeReport):
 
     def _fail(self, outcome: str) -> None:
         self._finished = True
-        self.report.outcome = outcome
-        self.report.end_time = self.loop.time()
+        self.outcome = outcome
+        self.end_time = self.loop.time()
         self.stream.detach()
-        self._error(self.report)
+        self._error(self)
 
     def _error(self, report: ExchangeReport) -> None:
         if self.on_error is not None:
