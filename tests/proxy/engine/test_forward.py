@@ -298,3 +298,38 @@ async def test_a_refused_upgrade_answers_normally_and_closes():
         data = await asyncio.wait_for(reader.read(), 2)  # EOF after the answer
         writer.close()
     assert data.startswith(b"HTTP/1.1 200") and b"connection: close" in data
+
+
+def test_bad_addresses_are_rejected_naming_the_flag():
+    import pytest
+
+    from proxy.engine.forward import ForwardHandler, parse_address
+
+    assert parse_address("127.0.0.1:80", "--listen") == ("127.0.0.1", 80)
+    for bad in ("127.0.0.1", "127.0.0.1:x", ":80", "127.0.0.1:70000"):
+        with pytest.raises(ValueError, match="--upstream"):
+            parse_address(bad, "--upstream")
+    with pytest.raises(ValueError, match="upstream"):
+        ForwardHandler([])
+
+
+async def test_the_forward_command_serves_until_sigterm(tmp_path):
+    import signal
+    import socket
+    import sys
+
+    b, bport = await backend()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy.engine.forward", "--listen", f"127.0.0.1:{port}",
+        "--upstream", f"127.0.0.1:{bport}", stdout=asyncio.subprocess.PIPE)
+    try:
+        assert b"forwarding" in await asyncio.wait_for(proc.stdout.readline(), 10)
+        async with b:
+            [r] = await exchange(port, b"GET / HTTP/1.1\r\n\r\n")
+        assert r.status == 200 and r.header(b"server") == b"envoy"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
