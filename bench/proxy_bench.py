@@ -178,6 +178,7 @@ def main() -> None:
     ap.add_argument("--rate-seconds", type=float, default=10.0)
     args = ap.parse_args()
     procs: list[subprocess.Popen] = []
+    load_at_start = os.getloadavg()  # other work on the machine skews every number
     with tempfile.TemporaryDirectory(prefix="mkp-proxy-bench-") as tmpdir:
         tmp = Path(tmpdir)
         tmp.chmod(0o755)  # nginx's workers are not root
@@ -240,7 +241,8 @@ def main() -> None:
             results["method"] = {"wrk": f"-t{args.threads} -c{args.connections} -d{args.duration}s",
                                  "fixed_rate": f"python open-loop client, {args.rate} rps, 32 keep-alive "
                                                "connections, latency from send to full response",
-                                 "body_bytes": len(BODY), "cores": os.cpu_count()}
+                                 "body_bytes": len(BODY), "cores": os.cpu_count(),
+                                 "loadavg_at_start": load_at_start, "loadavg_at_end": os.getloadavg()}
             print(json.dumps(results, indent=2))
         finally:
             for p in procs:
