@@ -162,7 +162,7 @@ class Pool:
         if self.pending:
             self.pending.popleft()(conn, None)
             return
-        conn.idle_since = asyncio.get_event_loop().time()
+        conn.idle_since = conn.loop.time()
         self.idle.append(conn)
         if self._sweeper is None:
             interval = max(0.05, min(self.idle_timeout / 2, 30.0))
@@ -198,6 +198,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
+        self.loop = asyncio.get_event_loop()
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.exchange: Exchange | None = None
