@@ -14,8 +14,12 @@ Requests (`request_headers`):
   x-forwarded-for (it is the trusted client address for this hop);
   x-forwarded-proto is set to the downstream scheme (overwritten, as an edge Envoy does);
 - x-request-id is kept when present and a UUID4 is generated when absent;
-- on an edge (external) request every x-envoy-* header is removed, so a client cannot
-  steer internal behaviour (retry policy, timeouts...) by sending them.
+- on an external request (`edge=True`) every x-envoy-* header is removed, so a client
+  cannot steer internal behaviour (retry policy, timeouts...) by sending them, and
+  x-envoy-external-address is set to the client's address. Envoy calls a request
+  internal when the client address is RFC 1918 / loopback / unique-local (`is_internal`)
+  and then keeps x-envoy-* and adds `x-envoy-internal: true`; the caller decides, e.g.
+  `edge=not is_internal(peer)` to match Envoy exactly, `edge=True` to trust no one.
 
 Responses (`response_headers`): hop-by-hop removal likewise (and content-length, which
 the codec writes from the framing it chooses), `server: envoy` set
@@ -26,6 +30,7 @@ response head) added.
 
 from __future__ import annotations
 
+import ipaddress
 import random
 
 Headers = list[tuple[bytes, bytes]]
@@ -47,6 +52,23 @@ def request_id() -> bytes:
     """A random UUID4 as text (Envoy's x-request-id), without uuid.UUID's overhead."""
     h = b"%032x" % (random.getrandbits(128) & _UUID_CLEAR | _UUID_VERSION_BITS)
     return b"%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+
+
+def is_internal(address: str) -> bool:
+    """RFC 1918, loopback or unique-local: what Envoy treats as an internal client."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.version == 4:
+        return ip.is_loopback or any(ip in net for net in _RFC1918)
+    return ip.is_loopback or ip in _UNIQUE_LOCAL
+
+
+_RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+_UNIQUE_LOCAL = ipaddress.ip_network("fc00::/7")
 
 
 def connection_tokens(value: bytes) -> frozenset[bytes]:
@@ -84,7 +106,7 @@ def request_headers(
                     append((b"te", b"trailers"))
             elif name == b"upgrade" and upgrade:
                 append(pair)
-        elif edge and name.startswith(b"x-envoy-"):
+        elif name.startswith(b"x-envoy-") and (edge or name == b"x-envoy-internal"):
             continue
         else:
             append(pair)
@@ -96,6 +118,10 @@ def request_headers(
     addr = remote_address if isinstance(remote_address, bytes) else remote_address.encode()
     append((b"x-forwarded-for", addr if xff is None else xff + b", " + addr))
     append((b"x-forwarded-proto", scheme))
+    if edge:
+        append((b"x-envoy-external-address", addr))
+    else:
+        append((b"x-envoy-internal", b"true"))
     if not has_request_id:
         append((b"x-request-id", request_id()))
     return out

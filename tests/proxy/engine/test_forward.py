@@ -333,3 +333,36 @@ async def test_the_forward_command_serves_until_sigterm(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+def test_header_rules_for_internal_and_external_clients():
+    from proxy.engine.headers import is_internal, request_headers, response_headers
+
+    assert [is_internal(a) for a in ("10.1.2.3", "172.20.0.1", "192.168.1.1", "127.0.0.1", "::1", "fd00::1",
+                                     "8.8.8.8", "172.32.0.1", "2001:db8::1", "not-an-ip")] == [
+        True, True, True, True, True, True, False, False, False, False]
+    incoming = [(b"host", b"h"), (b"x-envoy-retry-on", b"5xx"), (b"x-envoy-internal", b"true"),
+                (b"x-request-id", b"abc"), (b"x-forwarded-proto", b"https")]
+    external = dict(request_headers(incoming, remote_address="8.8.8.8", edge=True))
+    internal = dict(request_headers(incoming, remote_address="10.0.0.1", edge=False))
+    assert b"x-envoy-retry-on" not in external and external[b"x-envoy-external-address"] == b"8.8.8.8"
+    assert b"x-envoy-internal" not in external
+    assert internal[b"x-envoy-retry-on"] == b"5xx" and internal[b"x-envoy-internal"] == b"true"
+    assert external[b"x-request-id"] == internal[b"x-request-id"] == b"abc"  # kept when present
+    assert external[b"x-forwarded-proto"] == b"http"  # overwritten with the downstream's scheme
+    upgraded = request_headers([(b"connection", b"Upgrade"), (b"upgrade", b"websocket")],
+                               remote_address="1.2.3.4", upgrade=True)
+    assert (b"upgrade", b"websocket") in upgraded and (b"connection", b"upgrade") in upgraded
+    out = response_headers([(b"server", b"nginx"), (b"content-length", b"3"), (b"connection", b"close, x-a"),
+                            (b"x-a", b"1"), (b"x-b", b"2"), (b"transfer-encoding", b"chunked")], service_time_ms=7)
+    assert out == [(b"x-b", b"2"), (b"server", b"envoy"), (b"x-envoy-upstream-service-time", b"7")]
+
+
+def test_generated_request_ids_are_uuid4():
+    import uuid
+
+    from proxy.engine.headers import request_id
+
+    ids = {request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(uuid.UUID(i.decode()).version == 4 and uuid.UUID(i.decode()).variant == uuid.RFC_4122 for i in ids)
