@@ -164,3 +164,32 @@ async def test_default_503_for_overflow_carries_x_envoy_overloaded():
         [r] = await exchange(port, b"GET / HTTP/1.1\r\n\r\n")
     assert r.status == 503 and r.header(b"x-envoy-overloaded") == b"true"
     assert r.body.endswith(b"reset reason: overflow")
+
+
+async def test_connect_timeout_fails_the_exchange_as_a_connect_failure():
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)  # never accepted: once the queue is full, SYNs go unanswered
+    fillers = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(listener.getsockname())
+        fillers.append(s)
+    pool = Pool(listener.getsockname(), connect_timeout=0.3)
+    rec = Recorder(pool)
+    s, port = await proxy(rec)
+    try:
+        async with s:
+            started = time.monotonic()
+            [r] = await exchange(port, b"GET / HTTP/1.1\r\n\r\n")
+            elapsed = time.monotonic() - started
+    finally:
+        for f in fillers:
+            f.close()
+        listener.close()
+    assert (r.status, r.body) == (503, b"connect_failure")
+    assert 0.25 < elapsed < 2.0
