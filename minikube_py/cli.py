@@ -50,6 +50,7 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 # Components whose command lives with their code, imported only when invoked.
 LAZY_COMMANDS = {
     "kube-proxy": ("proxy.service.cli", "proxy_command"),
+    "proxy": ("proxy.engine.cli", "proxy_command"),
     "dns": ("cni.dns.cli", "dns_command"),
     "ingress": ("proxy.ingress.cli", "ingress_command"),
 }
@@ -67,7 +68,10 @@ class LazyGroup(click.Group):
             import importlib
             import importlib.util
             module, attr = LAZY_COMMANDS[cmd_name]
-            if importlib.util.find_spec(module.rpartition(".")[0]) is None:
+            try:
+                if importlib.util.find_spec(module) is None:
+                    return None  # not built yet: the command is simply absent
+            except ModuleNotFoundError:  # its package is missing
                 return None
             command: click.Command = getattr(importlib.import_module(module), attr)
             return command
