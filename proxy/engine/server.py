@@ -24,7 +24,7 @@ import logging
 import weakref
 from collections.abc import Callable
 
-from proxy.engine.cluster import Cluster, Endpoint
+from proxy.engine.cluster import Cluster, Endpoint, Host
 from proxy.engine.config import Bootstrap, ConfigError
 from proxy.engine.config.cluster import Cluster as ClusterConfig
 from proxy.engine.config.listener import HttpConnectionManager, Listener
@@ -103,7 +103,7 @@ class _Flow:
     """One downstream request through route, attempts and the route timeout."""
 
     __slots__ = ("h", "stream", "loop", "result", "cluster", "state", "headers", "method", "path",
-                 "exchange", "timer", "retry_timer", "finished")
+                 "exchange", "timer", "retry_timer", "finished", "host")
 
     def __init__(self, h: HttpConnectionManagerHandler, stream: Stream) -> None:
         self.h = h
@@ -113,6 +113,14 @@ class _Flow:
         self.timer: asyncio.TimerHandle | None = None
         self.retry_timer: asyncio.TimerHandle | None = None
         self.finished = False
+        self.host: Host | None = None
+
+    def _host_done(self, error: bool) -> None:
+        """The current attempt's host is free again (LEAST_REQUEST's count, /clusters' rq_error)."""
+        host, self.host = self.host, None
+        if host is not None:
+            host.active_requests -= 1
+            host.rq_error += error
 
     def _reply(self, status: int, body: bytes = b"", headers: list | None = None) -> None:
         self.finished = True
@@ -183,6 +191,9 @@ class _Flow:
             self._reply(503, b"no healthy upstream")  # UH
             return
         self.state.host_used(host)
+        self.host = host
+        host.rq_total += 1
+        host.active_requests += 1
         c.stats.upstream_rq_total.value += 1
         self.exchange = Exchange(self.stream, c.pools[(host.address, host.port)], self.headers,
                                  method=self.method, path=self.path, on_error=self._on_error,
@@ -197,6 +208,7 @@ class _Flow:
 
     def _on_error(self, report: ExchangeReport) -> None:
         self.exchange = None
+        self._host_done(True)
         if self._gone():
             return
         c = self.cluster
@@ -224,6 +236,7 @@ class _Flow:
 
     def _on_complete(self, report: ExchangeReport) -> None:
         self.exchange = None
+        self._host_done(report.outcome != "ok" or report.status >= 500)
         self.finished = True
         if self.timer is not None:
             self.timer.cancel()
@@ -243,6 +256,7 @@ class _Flow:
         ex, self.exchange = self.exchange, None
         if ex is not None:
             ex.downstream_reset()  # abandon the upstream attempt
+            self._host_done(True)
         self.stream.detach()
         self.state.finish()
         if self.stream.response_started:

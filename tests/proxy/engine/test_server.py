@@ -209,3 +209,37 @@ async def test_swap_serves_the_new_config_and_a_bad_one_keeps_the_old():
                     assert (await r.text()).startswith("b")
         finally:
             await server.stop()
+
+
+async def test_admin_endpoints():
+    from proxy.engine.admin import start_admin
+
+    async with Backend("a") as a:
+        server, url = await serve(bootstrap([{"match": {"prefix": "/"}, "route": {"cluster": "a"}}],
+                                            {"a": [a.port, 1]}))
+        runner, port = await start_admin(server, "127.0.0.1", 0)
+        admin = f"http://127.0.0.1:{port}"
+        try:
+            async with aiohttp.ClientSession() as s:
+                for _ in range(4):  # round robin: 2 to a, 2 to the dead port 1
+                    async with s.get(url + "/") as r:
+                        await r.read()
+                async with s.get(admin + "/ready") as r:
+                    assert (r.status, await r.text()) == (200, "LIVE\n")
+                async with s.get(admin + "/clusters") as r:
+                    text = await r.text()
+                assert f"a::127.0.0.1:{a.port}::rq_total::2" in text
+                assert "a::127.0.0.1:1::rq_error::2" in text
+                assert f"a::127.0.0.1:{a.port}::health_flags::healthy" in text
+                async with s.get(admin + "/stats", params={"filter": "^cluster\\.a\\."}) as r:
+                    text = await r.text()
+                assert "cluster.a.upstream_rq_total: 4\n" in text and "http." not in text
+                async with s.get(admin + "/stats/prometheus") as r:
+                    assert 'envoy_cluster_upstream_rq_total{envoy_cluster_name="a"} 4' in await r.text()
+                async with s.get(admin + "/config_dump") as r:
+                    dump = await r.json()
+                kinds = [c["@type"].rsplit(".", 1)[1] for c in dump["configs"]]
+                assert "ClustersConfigDump" in kinds and "ListenersConfigDump" in kinds
+        finally:
+            await runner.cleanup()
+            await server.stop()
