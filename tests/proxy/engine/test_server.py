@@ -243,3 +243,67 @@ async def test_admin_endpoints():
         finally:
             await runner.cleanup()
             await server.stop()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_cli_serves_reloads_keeps_old_on_bad_config_and_drains_on_sigterm(tmp_path):
+    import json
+    import signal
+    import sys
+
+    async with Backend("a") as a, Backend("b") as b:
+        port, admin_port = _free_port(), _free_port()
+
+        def write(cluster: str, *, broken: bool = False) -> None:
+            cfg = bootstrap([{"match": {"prefix": "/"}, "route": {"cluster": cluster}}],
+                            {"a": [a.port], "b": [b.port]})
+            cfg["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] = port
+            cfg["admin"] = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}}
+            if broken:
+                cfg["static_resources"]["clusters"][0]["lb_policy"] = "NOPE"
+            (tmp_path / "envoy.yaml").write_text(json.dumps(cfg))
+
+        write("a")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from proxy.engine.cli import proxy_command; proxy_command()",
+            "--config", str(tmp_path / "envoy.yaml"), stderr=asyncio.subprocess.PIPE)
+        lines: list[str] = []
+
+        async def until(text: str) -> None:
+            while not any(text in line for line in lines):
+                line = await asyncio.wait_for(proc.stderr.readline(), 10)  # type: ignore[union-attr]
+                assert line, "".join(lines)
+                lines.append(line.decode())
+
+        async def body(s: aiohttp.ClientSession) -> str:
+            async with s.get(f"http://127.0.0.1:{port}/") as r:
+                return await r.text()
+
+        try:
+            await until("serving")
+            async with aiohttp.ClientSession() as s:
+                assert (await body(s)).startswith("a")
+                async with s.get(f"http://127.0.0.1:{admin_port}/ready") as r:
+                    assert await r.text() == "LIVE\n"
+            write("b", broken=True)
+            await until("config reload failed")
+            assert "lb_policy" in lines[-1]
+            async with aiohttp.ClientSession() as s:
+                assert (await body(s)).startswith("a")
+            write("b")
+            await until("config reloaded")
+            async with aiohttp.ClientSession() as s:
+                assert (await body(s)).startswith("b")
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 10) == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
