@@ -307,3 +307,39 @@ async def test_cli_serves_reloads_keeps_old_on_bad_config_and_drains_on_sigterm(
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+
+
+async def test_swap_under_load_drops_no_request():
+    async with Backend("a") as a, Backend("b") as b:
+        def cfg(cluster: str, port: int = 0) -> dict:
+            c = bootstrap([{"match": {"prefix": "/"}, "route": {"cluster": cluster}}], {"a": [a.port], "b": [b.port]})
+            c["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] = port
+            return c
+
+        server, url = await serve(cfg("a"))
+        port = server.addresses()[0][1]
+        seen: collections.Counter[str] = collections.Counter()
+        errors: list[BaseException] = []
+        done = asyncio.Event()
+
+        async def client() -> None:
+            async with aiohttp.ClientSession() as s:
+                while not done.is_set():
+                    try:
+                        async with s.get(url + "/") as r:
+                            assert r.status == 200
+                            seen[(await r.text())[0]] += 1
+                    except Exception as e:  # noqa: BLE001 - every failure is the test's finding
+                        errors.append(e)
+        try:
+            clients = [asyncio.create_task(client()) for _ in range(8)]
+            for i in range(6):
+                await asyncio.sleep(0.1)
+                await server.swap(from_dict(cfg("ab"[(i + 1) % 2], port)))
+            await asyncio.sleep(0.1)
+            done.set()
+            await asyncio.gather(*clients)
+            assert not errors, errors[:3]
+            assert seen["a"] > 50 and seen["b"] > 50, seen
+        finally:
+            await server.stop()
