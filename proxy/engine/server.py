@@ -99,6 +99,17 @@ class HttpConnectionManagerHandler:
         _Flow(self, stream).start()
 
 
+class _FlowExchange(Exchange):
+    """An Exchange that also tells its flow when the client went away (no other callback
+    reports it), so the host's active request count and the route timer are released."""
+
+    __slots__ = ("flow",)
+
+    def downstream_reset(self) -> None:
+        super().downstream_reset()
+        self.flow._downstream_reset(self)
+
+
 class _Flow:
     """One downstream request through route, attempts and the route timeout."""
 
@@ -195,10 +206,11 @@ class _Flow:
         host.rq_total += 1
         host.active_requests += 1
         c.stats.upstream_rq_total.value += 1
-        self.exchange = Exchange(self.stream, c.pools[(host.address, host.port)], self.headers,
-                                 method=self.method, path=self.path, on_error=self._on_error,
-                                 on_complete=self._on_complete, retry_on_status=self._retry_status)
-        self.exchange.start()
+        ex = self.exchange = _FlowExchange(self.stream, c.pools[(host.address, host.port)], self.headers,
+                                           method=self.method, path=self.path, on_error=self._on_error,
+                                           on_complete=self._on_complete, retry_on_status=self._retry_status)
+        ex.flow = self
+        ex.start()
 
     def _retry_status(self, status: int) -> bool:
         """Claim a response for a retry only when one will go out (its body is dropped)."""
@@ -245,6 +257,16 @@ class _Flow:
             self.cluster.stats.response(report.status)
             self.h.stats.response(report.status)
 
+    def _downstream_reset(self, ex: Exchange) -> None:
+        if self.exchange is not ex:
+            return  # our own abandon (the route timeout), already accounted
+        self.exchange = None
+        self.finished = True
+        if self.timer is not None:
+            self.timer.cancel()
+        self._host_done(False)
+        self.state.finish()
+
     def _timeout(self) -> None:
         self.timer = None
         if self._gone():
@@ -255,8 +277,8 @@ class _Flow:
             self.retry_timer.cancel()
         ex, self.exchange = self.exchange, None
         if ex is not None:
-            ex.downstream_reset()  # abandon the upstream attempt
             self._host_done(True)
+            ex.downstream_reset()  # abandon the upstream attempt
         self.stream.detach()
         self.state.finish()
         if self.stream.response_started:

@@ -343,3 +343,28 @@ async def test_swap_under_load_drops_no_request():
             assert seen["a"] > 50 and seen["b"] > 50, seen
         finally:
             await server.stop()
+
+
+async def test_a_client_leaving_mid_request_frees_the_host_for_least_request():
+    async with Backend("slow", delay=0.5) as slow:
+        server, url = await serve(bootstrap([{"match": {"prefix": "/"}, "route": {"cluster": "c", "timeout": "5s"}}],
+                                            {"c": [slow.port]}, lb_policy="LEAST_REQUEST"))
+        try:
+            host, port = server.addresses()[0]
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            await writer.drain()
+            h = server.clusters["c"].cluster.hosts[0]
+            for _ in range(100):
+                if h.active_requests == 1:
+                    break
+                await asyncio.sleep(0.01)
+            assert h.active_requests == 1
+            writer.close()
+            for _ in range(100):
+                if h.active_requests == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert (h.active_requests, h.rq_total) == (0, 1)
+        finally:
+            await server.stop()
