@@ -102,18 +102,14 @@ def real_node_names(cluster: str, count: int) -> list[str]:
 KUBELET_PREFIX = process.KUBELET_COMPONENT_PREFIX  # component (process, log, pid file) of a real node
 
 
-def real_node(name: str, runtime: str = "", number: int = 1, plan: network.NetworkPlan | None = None) -> Component:
-    """The process kubelet of real node number `number` (component `kubelet-<name>`).
-    Its pod CIDR, InternalIP and bridge are fixed by its number (cni.addressing), as a
-    node-IPAM controller would hand them out, so kubelets started together never pick the
-    same ones."""
-    plan = plan or network.NetworkPlan.of(network.addressing.LOOPBACK, [name])
-    node = next((n for n in plan.nodes if n.name == name), None) or network.NetworkPlan.of(plan.network, [name]).nodes[0]
-
+def real_node(plan: network.NetworkPlan, node: network.NodeAddresses, runtime: str = "") -> Component:
+    """The process kubelet of a real node (component `kubelet-<name>`). Its pod CIDR,
+    InternalIP and bridge are fixed by its number (cni.addressing), as a node-IPAM
+    controller would hand them out, so kubelets started together never pick the same ones."""
     def argv(launch: Launch) -> list[str]:
         extra = ["--runtime", runtime] if runtime else []
-        return ["kubelet", "--node", name, *plan.kubelet_args(node), *extra, *_kubeconfig_args(launch)]
-    return Component(f"{KUBELET_PREFIX}{name}", argv)
+        return ["kubelet", "--node", node.name, *plan.kubelet_args(node), *extra, *_kubeconfig_args(launch)]
+    return Component(f"{KUBELET_PREFIX}{node.name}", argv)
 
 
 def node_proxy(plan: network.NetworkPlan, node: network.NodeAddresses) -> Component:
@@ -122,12 +118,11 @@ def node_proxy(plan: network.NetworkPlan, node: network.NodeAddresses) -> Compon
                      lambda launch: ["kube-proxy", *plan.proxy_args(node), *_kubeconfig_args(launch)])
 
 
-def networking(state: ClusterState) -> tuple[Component, ...]:
+def networking(state: ClusterState, plan: network.NetworkPlan) -> tuple[Component, ...]:
     """What comes with real nodes: their service proxies, the cluster DNS, the Ingress
     controller (see minikube_py.network)."""
     if not state.nodes:
         return ()
-    plan = network_plan(state)
     proxies = tuple(node_proxy(plan, n) for n in plan.nodes)
     ports = network.parse_ingress_ports(state.ingress_ports) if state.ingress_ports else network.default_ingress_ports()
     return (*proxies,
@@ -164,11 +159,11 @@ def components_for(state: ClusterState) -> tuple[Component, ...]:
         base = tuple(Component(c.name, _without_service_lb(c.argv)) if c.name == "controller-manager" else c
                      for c in base)
     plan = network_plan(state)
-    real = tuple(real_node(n.name, state.runtime, n.number, plan) for n in plan.nodes)
+    real = tuple(real_node(plan, n, state.runtime) for n in plan.nodes)
     fake = (FAKE_NODES,) if state.fake_nodes else ()
     added = tuple(added_node(n["name"], n.get("capacity", "")) for n in state.added_nodes
                   if n["name"] not in state.stopped_nodes)
-    return (*base, *real, *networking(state), *fake, *added)
+    return (*base, *real, *networking(state, plan), *fake, *added)
 
 
 class ClusterError(Exception):
@@ -492,7 +487,7 @@ def _change_real_nodes(paths: ClusterPaths, state: ClusterState, wanted: int, ru
     for name in real_node_names(state.name, state.nodes):
         if name in keep:
             continue
-        component = real_node(name).name
+        component = f"{KUBELET_PREFIX}{name}"
         pid = process.running_component(paths.pid(component), paths.home, component)
         if pid is not None:
             process.stop([pid], grace=STOP_GRACE_SECONDS)
