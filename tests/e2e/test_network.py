@@ -463,10 +463,11 @@ def test_ingress_tls_from_a_secret(bridge: Any, tmp_path: Path) -> None:
 def test_down_and_up_again_brings_the_pods_back_on_the_network(bridge: Any) -> None:
     """Last in the module: `mkp down` (state kept) removes every pod namespace and host
     object, `mkp up` makes them again and the Service answers from its pods."""
+    replicas = len(_ready_pods(bridge, "commerce", "app=order-service"))  # 2 after the scaling test, else 3
     run_mkp("down", "--name", bridge.name, env=bridge.env)
     assert not _leftovers(), _leftovers()
     run_mkp("up", "--name", bridge.name, "--no-merge", env=bridge.env)
-    _wait(lambda: len(_ready_pods(bridge, "commerce", "app=order-service")) == 2, 90, "the pods Ready again")
+    _wait(lambda: len(_ready_pods(bridge, "commerce", "app=order-service")) == replicas, 90, "the pods Ready again")
     names = {p["metadata"]["name"] for p in _ready_pods(bridge, "commerce", "app=order-service")}
     _wait(lambda: set(_answering(bridge, "http://order-service.commerce/", 4)) == names, 30,
           "the Service to answer from both pods again")
