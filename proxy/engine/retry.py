@@ -273,7 +273,7 @@ class RetryState:
     def decide(self, outcome: AttemptOutcome) -> RetryDecision:
         self._release_retry()
         p = self.policy
-        if p is None or not self._may_retry or not self._retriable(p, outcome):
+        if p is None or not self._may_retry or not self.retriable(p, outcome):
             return RetryDecision(Action.PASS)
         if self.retries_done >= p.num_retries:
             return RetryDecision(Action.EXHAUSTED, flag="URX")
@@ -298,7 +298,7 @@ class RetryState:
         self._holding_retry = False
 
     @staticmethod
-    def _retriable(p: RetryPolicy, o: AttemptOutcome) -> bool:
+    def retriable(p: RetryPolicy, o: AttemptOutcome) -> bool:
         on = p.conditions
         if o.reset is not None:
             if o.reset is Reset.OVERFLOW:

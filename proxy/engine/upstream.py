@@ -320,10 +320,12 @@ class Exchange(ExchangeReport):
     claimed): the caller may retry with a new Exchange on the same stream; without it
     the exchange answers 503 as Envoy does. `on_complete(report)` is called at the end
     of a response that went downstream (outcome ok, or reset mid-response).
+    `on_response_headers(status, headers) -> headers`, when set, edits the response
+    headers before they go downstream (route response_headers_to_add, CORS...).
     """
 
     __slots__ = ("stream", "pool", "headers", "method", "path", "on_error", "on_complete", "retry_on_status",
-                 "conn", "loop", "_chunked", "_intercepted", "_started", "_finished", "_until_close")
+                 "on_response_headers", "conn", "loop", "_chunked", "_intercepted", "_started", "_finished", "_until_close")
 
     def __init__(self, stream: Stream, pool: Pool, headers: Headers, *, method: bytes | None = None,
                  path: bytes | None = None, on_error: Callable[[ExchangeReport], None] | None = None,
@@ -339,6 +341,7 @@ class Exchange(ExchangeReport):
         self.on_error = on_error
         self.on_complete = on_complete
         self.retry_on_status = retry_on_status
+        self.on_response_headers: Callable[[int, Headers], Headers] | None = None
         self.conn: UpstreamConnection | None = None
         self.loop = stream.conn.loop
         self._init_report(pool.address, self.loop.time())
@@ -411,8 +414,10 @@ class Exchange(ExchangeReport):
         self._started = True
         self._until_close = length is None and not chunked and status >= 200 and status not in (204, 304)
         ms = int((self.loop.time() - self.start_time) * 1000)
-        self.stream.respond_head(status, finish_response_headers(headers, tokens=tokens, service_time_ms=ms,
-                                                                 upgrade=upgrade), content_length=length)
+        headers = finish_response_headers(headers, tokens=tokens, service_time_ms=ms, upgrade=upgrade)
+        if self.on_response_headers is not None:
+            headers = self.on_response_headers(status, headers)
+        self.stream.respond_head(status, headers, content_length=length)
 
     def _response_body(self, data: bytes) -> None:
         if not self._intercepted:

@@ -1,0 +1,388 @@
+"""The HTTP connection manager's request flow: one `_Flow` per downstream request.
+
+route -> 404 NR / redirect / direct response, or the HTTP filters' decode step (fault
+injection, local rate limit, CORS: each may answer locally or hold the request for a
+while), then pick a host and forward with an `Exchange`. On an error the route's retry
+policy (`RetryState`) decides whether another attempt goes out (the load balancer avoids
+previous hosts when the policy says so); the route timeout answers 504 UT.
+
+Every way a flow ends goes through `_Flow._end`, with the response code and Envoy's
+response flags in `flags`: that is where the handler's `observers` (access log, Istio
+metrics, tracing) see the finished request. What an observer may read on a flow:
+
+    stream          the downstream Stream (head, start_time, received, bytes_sent, conn)
+    result          the RouteResult, or None (no route)
+    cluster         the ClusterRuntime, or None
+    status          the response code sent downstream (0: none, the stream was reset)
+    flags           Envoy's short response flags, in order (["UF", "URX"]); empty: "-"
+    host            None once ended; `upstream_host` is the last Host tried
+    attempts        upstream attempts made (0: answered locally)
+    headers         the request headers sent upstream (x-request-id included), or None
+    report          the last attempt's ExchangeReport, or None
+    end_time        loop.time() at the end
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from proxy.engine.cluster import Host
+from proxy.engine.config import ConfigError
+from proxy.engine.config.listener import HttpConnectionManager
+from proxy.engine.config.route import RetryPolicy as RouteRetryPolicy
+from proxy.engine.headers import Headers, request_headers
+from proxy.engine.http1 import Stream
+from proxy.engine.retry import Action, AttemptOutcome, Reset, RetryBackOff, RetryPolicy, RetryState
+from proxy.engine.router import Request, Router, RouteResult, apply_header_mutations
+from proxy.engine.runtime import ClusterRuntime
+from proxy.engine.telemetry.stats import HttpStats, StatsStore
+from proxy.engine.upstream import FAILURE_REASONS, RESET_BODY, Exchange, ExchangeReport
+
+log = logging.getLogger("proxy.engine.flow")
+
+_RESETS = {"connect_failure": Reset.CONNECT_FAILURE, "reset": Reset.CONNECTION_TERMINATION,
+           "overflow": Reset.OVERFLOW}
+# an attempt's failure -> Envoy's response flag when it is the last one
+_FAILURE_FLAGS = {"connect_failure": "UF", "overflow": "UO", "reset": "UC"}
+
+
+class HttpFilterRuntime(Protocol):
+    """One HTTP filter of a connection manager at run time (see filters.py).
+
+    `decode(flow)` runs after routing, before the upstream: True lets the request go on;
+    False means the filter took it over, and will either answer (`flow.local_reply`) or
+    call `flow.resume()` later (a fault delay). `encode(flow, status, headers)` may edit
+    the response headers of an upstream response; it returns the headers to send."""
+
+    def decode(self, flow: _Flow) -> bool: ...
+
+    def encode(self, flow: _Flow, status: int, headers: Headers) -> Headers: ...
+
+
+def retry_policy(p: RouteRetryPolicy | None) -> RetryPolicy | None:
+    """The route's config RetryPolicy as retry.RetryPolicy (retriable_request_headers: not yet)."""
+    if p is None:
+        return None
+    back_off = RetryBackOff(p.retry_back_off.base_interval, p.retry_back_off.max_interval) \
+        if p.retry_back_off is not None else RetryBackOff()
+    return RetryPolicy(retry_on=p.retry_on, num_retries=p.num_retries, per_try_timeout=p.per_try_timeout,
+                       retriable_status_codes=p.retriable_status_codes, retry_back_off=back_off,
+                       retry_host_predicate=tuple(x.name for x in p.retry_host_predicate),
+                       host_selection_retry_max_attempts=p.host_selection_retry_max_attempts)
+
+
+class HttpConnectionManagerHandler:
+    """The http1.Handler of one listener's http_connection_manager.
+
+    `filters`: the HTTP filters before the router, in config order; `observers`:
+    callables given each finished flow. Both are filled by whoever builds the handler
+    (server.py); the handler itself only routes and forwards."""
+
+    def __init__(self, hcm: HttpConnectionManager, port: int, clusters: dict[str, ClusterRuntime],
+                 store: StatsStore, *, filters: list[HttpFilterRuntime] | None = None,
+                 observers: list[Callable[[_Flow], None]] | None = None) -> None:
+        if hcm.route_config is None:
+            raise ConfigError("http_connection_manager.rds", "RDS is not yet supported: use route_config")
+        self.config = hcm
+        self.router = Router(hcm.route_config)
+        self.port = port
+        self.clusters = clusters
+        self.stats = HttpStats(store, hcm.stat_prefix)
+        self.edge = hcm.use_remote_address
+        self.filters: list[HttpFilterRuntime] = filters or []
+        self.encoders = [f for f in self.filters if type(f).encode is not _no_encode]
+        self.observers: list[Callable[[_Flow], None]] = observers or []
+        self.scheme = b"http"
+
+    def __call__(self, stream: Stream) -> None:
+        _Flow(self, stream).start()
+
+
+def _no_encode(self: Any, flow: _Flow, status: int, headers: Headers) -> Headers:
+    return headers
+
+
+class FilterBase:
+    """A convenient base for HttpFilterRuntime: passes everything through."""
+
+    def decode(self, flow: _Flow) -> bool:
+        return True
+
+    encode = _no_encode
+
+
+class _FlowExchange(Exchange):
+    """An Exchange that also tells its flow when the client went away (no other callback
+    reports it), so the host's active request count and the route timer are released."""
+
+    __slots__ = ("flow",)
+
+    def downstream_reset(self) -> None:
+        super().downstream_reset()
+        self.flow._downstream_reset(self)
+
+
+class _Flow:
+    """One downstream request through route, filters, attempts and the route timeout."""
+
+    __slots__ = ("h", "stream", "loop", "result", "cluster", "state", "headers", "method", "path", "request",
+                 "exchange", "timer", "retry_timer", "finished", "host", "upstream_host", "flags", "status",
+                 "attempts", "report", "end_time", "_filter_at", "filter_state")
+
+    def __init__(self, h: HttpConnectionManagerHandler, stream: Stream) -> None:
+        self.h = h
+        self.stream = stream
+        self.loop = stream.conn.loop
+        self.result: RouteResult | None = None
+        self.cluster: ClusterRuntime | None = None
+        self.headers: Headers | None = None
+        self.exchange: Exchange | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.retry_timer: asyncio.TimerHandle | None = None
+        self.finished = False
+        self.host: Host | None = None
+        self.upstream_host: Host | None = None
+        self.flags: list[str] = []
+        self.status = 0
+        self.attempts = 0
+        self.report: ExchangeReport | None = None
+        self.end_time = 0.0
+        self._filter_at = 0
+        self.filter_state: dict[str, Any] | None = None  # filters' per-request notes
+
+    # -- the end -----------------------------------------------------------------------
+    def _end(self, status: int) -> None:
+        """The flow is over (answered, or reset): stats and observers, once."""
+        self.status = status
+        self.end_time = self.loop.time()
+        for observe in self.h.observers:
+            try:
+                observe(self)
+            except Exception:  # an observer must not break the data path
+                log.exception("observer %r failed", observe)
+
+    def _host_done(self, error: bool) -> None:
+        """The current attempt's host is free again (LEAST_REQUEST's count, /clusters' rq_error)."""
+        host, self.host = self.host, None
+        if host is not None:
+            host.active_requests -= 1
+            host.rq_error += error
+
+    def local_reply(self, status: int, body: bytes = b"", headers: Headers | None = None,
+                    flag: str | None = None) -> None:
+        """Answer without (more of) the upstream; `flag` is the response flag to record."""
+        if self.finished:
+            return
+        self.finished = True
+        if flag is not None:
+            self.flags.append(flag)
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.retry_timer is not None:
+            self.retry_timer.cancel()
+        self.h.stats.response(status)
+        self.stream.local_reply(status, body, headers)
+        self._end(status)
+
+    # -- the start: route, then filters ----------------------------------------------
+    def start(self) -> None:
+        head = self.stream.head
+        assert head is not None
+        stats = self.h.stats
+        stats.downstream_rq_total.value += 1
+        stats.downstream_rq_http1_total.value += 1
+        hs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in head.headers]
+        authority = next((v for n, v in hs if n == "host"), "")
+        self.request = Request(authority, head.path.decode("latin-1"), head.method.decode("latin-1"), hs,
+                               self.h.port, self.h.scheme.decode())
+        r = self.result = self.h.router.route(self.request)
+        if r is None:
+            stats.no_route.value += 1
+            self.local_reply(404, flag="NR")
+            return
+        if r.action == "redirect":
+            stats.rq_redirect.value += 1
+            self.local_reply(r.status, b"", [(b"location", r.location.encode("latin-1"))])
+            return
+        if r.action == "direct_response":
+            stats.rq_direct_response.value += 1
+            self.local_reply(r.status, r.body)
+            return
+        self.resume()
+
+    def resume(self) -> None:
+        """Run the remaining decode filters, then forward (a filter that held the
+        request calls this when it lets it go)."""
+        filters = self.h.filters
+        while self._filter_at < len(filters):
+            f = filters[self._filter_at]
+            self._filter_at += 1
+            if not f.decode(self):
+                return
+        if self.finished or self.stream.done or self.stream.conn.closed:
+            return
+        self._forward()
+
+    def _forward(self) -> None:
+        r = self.result
+        assert r is not None
+        head = self.stream.head
+        assert head is not None
+        cluster = self.h.clusters.get(r.cluster)
+        if cluster is None:
+            self.local_reply(503, flag="NC")  # Envoy's cluster_not_found_response_code default
+            return
+        self.cluster = cluster
+        out = request_headers(head.headers, remote_address=self.stream.conn.remote_address_bytes,
+                              edge=self.h.edge, upgrade=head.upgrade, scheme=self.h.scheme)
+        self.headers = self._mutate(out, r)
+        self.method = head.method
+        self.path = r.path.encode("latin-1") if r.path else head.path
+        self.state = RetryState(retry_policy(r.retry_policy), clock=self.loop.time, route_timeout=r.timeout or None)
+        if r.timeout:
+            self.timer = self.loop.call_later(r.timeout, self._timeout)
+        self._attempt()
+
+    @staticmethod
+    def _mutate(out: list, r: RouteResult) -> list:
+        if not r.request_mutations and r.host is None:
+            return out
+        hs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in out]
+        hs = apply_header_mutations(hs, r.request_mutations)
+        if r.host is not None:
+            hs = [(n, r.host if n == "host" else v) for n, v in hs]
+        return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in hs]
+
+    def _response_headers(self, status: int, headers: Headers) -> Headers:
+        """The upstream response's headers on their way down: route mutations, filters."""
+        r = self.result
+        if r is not None and r.response_mutations:
+            hs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
+            hs = apply_header_mutations(hs, r.response_mutations)
+            headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in hs]
+        for f in self.h.encoders:
+            headers = f.encode(self, status, headers)
+        return headers
+
+    # -- attempts --------------------------------------------------------------------
+    def _gone(self) -> bool:
+        return self.finished or self.stream.done or self.stream.conn.closed
+
+    def _attempt(self) -> None:
+        self.retry_timer = None
+        if self._gone():
+            return
+        c = self.cluster
+        assert c is not None
+        host = c.lb.pick(self.state.pick_context())
+        if host is None:
+            self.state.finish()
+            self.local_reply(503, b"no healthy upstream", flag="UH")
+            return
+        self.state.host_used(host)
+        self.host = self.upstream_host = host
+        self.attempts += 1
+        host.rq_total += 1
+        host.active_requests += 1
+        c.stats.upstream_rq_total.value += 1
+        ex = self.exchange = _FlowExchange(self.stream, c.pools[(host.address, host.port)], self.headers,
+                                           method=self.method, path=self.path, on_error=self._on_error,
+                                           on_complete=self._on_complete, retry_on_status=self._retry_status)
+        ex.flow = self
+        if self.result is not None and (self.result.response_mutations or self.h.encoders):
+            ex.on_response_headers = self._response_headers
+        ex.start()
+
+    def _retry_status(self, status: int) -> bool:
+        """Claim a response for a retry only when one will go out (its body is dropped)."""
+        p = self.state.policy
+        return (p is not None and self.state.retries_done < p.num_retries and self.stream.retryable
+                and RetryState.retriable(p, AttemptOutcome(status=status)))
+
+    def _on_error(self, report: ExchangeReport) -> None:
+        self.exchange = None
+        self.report = report
+        self._host_done(True)
+        if self._gone():
+            return
+        c = self.cluster
+        assert c is not None
+        if report.outcome == "status":
+            c.stats.response(report.status)
+            outcome = AttemptOutcome(status=report.status)
+        else:
+            if report.outcome == "connect_failure":
+                c.stats.upstream_cx_connect_fail.value += 1
+            reset = _RESETS.get(report.outcome, Reset.CONNECTION_TERMINATION)
+            outcome = AttemptOutcome(reset=reset, request_sent=reset is not Reset.CONNECT_FAILURE)
+        decision = self.state.decide(outcome)
+        if decision.action is Action.RETRY and self.stream.retryable:
+            c.stats.upstream_rq_retry.value += 1
+            self.retry_timer = self.loop.call_later(decision.delay, self._attempt)
+            return
+        if decision.action is Action.TIMEOUT and self.timer is not None:
+            return  # the route timer answers 504
+        self.state.finish()
+        if self.state.retries_done and self.state.policy is not None \
+                and self.state.retries_done >= self.state.policy.num_retries:
+            self.flags.append("URX")
+        if report.outcome == "status":
+            self.local_reply(report.status or 503)
+        else:
+            extra = [(b"x-envoy-overloaded", b"true")] if report.outcome == "overflow" else []
+            self.local_reply(503, RESET_BODY + FAILURE_REASONS.get(report.outcome, b"connection termination"),
+                             extra, flag=_FAILURE_FLAGS.get(report.outcome, "UC"))
+
+    def _on_complete(self, report: ExchangeReport) -> None:
+        self.exchange = None
+        self.report = report
+        self._host_done(report.outcome != "ok" or report.status >= 500)
+        self.finished = True
+        if self.timer is not None:
+            self.timer.cancel()
+        self.state.finish()
+        if report.status:
+            assert self.cluster is not None
+            self.cluster.stats.response(report.status)
+            self.h.stats.response(report.status)
+        if report.outcome != "ok":
+            self.flags.append("UR")  # upstream reset after the response began
+        self._end(report.status if report.outcome == "ok" else 0)
+
+    def _downstream_reset(self, ex: Exchange) -> None:
+        if self.exchange is not ex:
+            return  # our own abandon (the route timeout), already accounted
+        self.exchange = None
+        self.finished = True
+        if self.timer is not None:
+            self.timer.cancel()
+        self._host_done(False)
+        self.state.finish()
+        self.flags.append("DC")
+        self._end(self.stream.status)
+
+    def _timeout(self) -> None:
+        self.timer = None
+        if self._gone():
+            return
+        assert self.cluster is not None
+        self.cluster.stats.upstream_rq_timeout.value += 1
+        self.h.stats.downstream_rq_timeout.value += 1
+        if self.retry_timer is not None:
+            self.retry_timer.cancel()
+        ex, self.exchange = self.exchange, None
+        if ex is not None:
+            self._host_done(True)
+            ex.downstream_reset()  # abandon the upstream attempt
+        self.stream.detach()
+        self.state.finish()
+        if self.stream.response_started:
+            self.finished = True
+            self.flags.append("UT")
+            self.stream.reset()
+            self._end(0)
+        else:
+            self.local_reply(504, b"upstream request timeout", flag="UT")
