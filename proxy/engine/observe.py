@@ -19,5 +19,6 @@ class Telemetry:
 
 
 def build(hcm: HttpConnectionManager, listener: Listener, boot: Bootstrap, telemetry: Telemetry,
-          path: str) -> list[Callable[[Any], None]]:
-    return []
+          path: str) -> tuple[list[Any], list[Callable[[Any], None]]]:
+    """(filters to run first, e.g. trace context and x-request-id; observers of finished flows)."""
+    return [], []

@@ -58,9 +58,10 @@ class _Generation:
                                   "only one http_connection_manager is supported yet (tcp_proxy: not yet)")
             port = lst.address.socket_address.port_value
             where = f"{path}.filter_chains[0].filters[0].typed_config"
+            pre, observers = observe.build(hcms[0], lst, boot, telemetry, where)
             self.handlers.append((lst, HttpConnectionManagerHandler(
-                hcms[0], port, self.clusters, store, filters=filters.build(hcms[0], where, store),
-                observers=observe.build(hcms[0], lst, boot, telemetry, where))))
+                hcms[0], port, self.clusters, store, filters=pre + filters.build(hcms[0], where, store),
+                observers=observers)))
 
     def _factory(self, handler: HttpConnectionManagerHandler) -> Callable[[], DownstreamConnection]:
         def make() -> DownstreamConnection:
