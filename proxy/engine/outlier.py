@@ -209,12 +209,11 @@ class OutlierDetector:
     # -- results in ----------------------------------------------------------------------
 
     def report_http_status(self, host: Host, status: int) -> None:
-        """An upstream response's status code (from the host itself)."""
-        host.rq_total += 1
+        """An upstream response's status code (from the host itself). The host's own
+        rq_total/rq_error counters are the router's to keep, not ours."""
         c = self._c(host)
         c.ext_total += 1
         if status >= 500:
-            host.rq_error += 1
             c.ext_fail += 1
             self._count_5xx(host, c, status)
         else:
@@ -227,8 +226,6 @@ class OutlierDetector:
         c = self._c(host)
         if not self.config.split_external_local_origin_errors:
             if event is not LocalOrigin.CONNECT_SUCCESS:
-                host.rq_total += 1
-                host.rq_error += 1
                 c.ext_total += 1
                 c.ext_fail += 1
                 self._count_5xx(host, c, _LOCAL_AS_HTTP[event])

@@ -179,10 +179,11 @@ async def test_direct_response_redirect_and_no_route():
         await server.stop()
 
 
-def test_tls_listener_and_dns_cluster_are_refused_naming_the_field():
+def test_a_bad_cluster_is_refused_naming_the_field():
     cfg = bootstrap([{"match": {"prefix": "/"}, "route": {"cluster": "c"}}], {"c": [1]})
-    cfg["static_resources"]["clusters"][0]["type"] = "STRICT_DNS"
-    with pytest.raises(ConfigError, match=r"clusters\[0\]\.type"):
+    cfg["static_resources"]["clusters"][0]["maglev_lb_config"] = {"table_size": 1000}
+    cfg["static_resources"]["clusters"][0]["lb_policy"] = "MAGLEV"
+    with pytest.raises(ConfigError, match=r"clusters\[0\]"):
         ProxyServer(from_dict(cfg))
 
 
@@ -195,7 +196,8 @@ async def test_swap_serves_the_new_config_and_a_bad_one_keeps_the_old():
             cfg2 = bootstrap([{"match": {"prefix": "/"}, "route": {"cluster": "b"}}], {"a": [a.port], "b": [b.port]})
             cfg2["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] = port
             bad = bootstrap([{"match": {"prefix": "/"}, "route": {"cluster": "b"}}], {"b": [b.port]})
-            bad["static_resources"]["clusters"][0]["type"] = "LOGICAL_DNS"
+            bad["static_resources"]["clusters"][0]["lb_policy"] = "MAGLEV"
+            bad["static_resources"]["clusters"][0]["maglev_lb_config"] = {"table_size": 1000}
             async with aiohttp.ClientSession() as s:
                 async with s.get(url + "/") as r:
                     assert (await r.text()).startswith("a")
