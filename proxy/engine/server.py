@@ -80,6 +80,8 @@ class _Generation:
         except BaseException:
             self.close_listeners()
             raise
+        for c in self.clusters.values():
+            c.start()  # DNS resolution, in the running loop
 
     def close_listeners(self) -> None:
         for s in self.servers:
