@@ -35,9 +35,12 @@ from proxy.engine.config.listener import HttpConnectionManager
 from proxy.engine.config.route import RetryPolicy as RouteRetryPolicy
 from proxy.engine.headers import Headers, request_headers
 from proxy.engine.http1 import Stream
+from proxy.engine.lb import HashPolicy, compute_hash_key
+from proxy.engine.outlier import LocalOrigin
 from proxy.engine.retry import Action, AttemptOutcome, Reset, RetryBackOff, RetryPolicy, RetryState
 from proxy.engine.router import Request, Router, RouteResult, apply_header_mutations
 from proxy.engine.runtime import ClusterRuntime
+from proxy.engine.shadow import send_shadow
 from proxy.engine.telemetry.stats import HttpStats, StatsStore
 from proxy.engine.upstream import FAILURE_REASONS, RESET_BODY, Exchange, ExchangeReport
 
@@ -47,6 +50,9 @@ _RESETS = {"connect_failure": Reset.CONNECT_FAILURE, "reset": Reset.CONNECTION_T
            "overflow": Reset.OVERFLOW}
 # an attempt's failure -> Envoy's response flag when it is the last one
 _FAILURE_FLAGS = {"connect_failure": "UF", "overflow": "UO", "reset": "UC"}
+_LOCAL_ORIGIN = {"connect_failure": LocalOrigin.CONNECT_FAILED, "reset": LocalOrigin.RESET}
+_OVERFLOW_BODY = RESET_BODY + FAILURE_REASONS["overflow"]
+_OVERLOADED = [(b"x-envoy-overloaded", b"true")]
 
 
 class HttpFilterRuntime(Protocol):
@@ -60,6 +66,40 @@ class HttpFilterRuntime(Protocol):
     def decode(self, flow: _Flow) -> bool: ...
 
     def encode(self, flow: _Flow, status: int, headers: Headers) -> Headers: ...
+
+
+def hash_policies(policies: tuple) -> tuple[HashPolicy, ...]:
+    """The route's config hash_policy list as lb.HashPolicy values."""
+    out = []
+    for p in policies:
+        if p.header is not None:
+            out.append(HashPolicy(header_name=p.header.header_name, terminal=p.terminal))
+        elif p.cookie is not None:
+            out.append(HashPolicy(cookie_name=p.cookie.name, terminal=p.terminal))
+        elif p.query_parameter is not None:
+            out.append(HashPolicy(query_parameter_name=p.query_parameter.name, terminal=p.terminal))
+        elif p.connection_properties is not None and p.connection_properties.source_ip:
+            out.append(HashPolicy(source_ip=True, terminal=p.terminal))
+    return tuple(out)
+
+
+def _cookie(headers: list[tuple[str, str]], name: str) -> str | None:
+    for n, v in headers:
+        if n == "cookie":
+            for part in v.split(";"):
+                k, _, val = part.strip().partition("=")
+                if k == name:
+                    return val
+    return None
+
+
+def _query(path: str, name: str) -> str | None:
+    from urllib.parse import parse_qsl
+    _, _, q = path.partition("?")
+    for k, v in parse_qsl(q, keep_blank_values=True):
+        if k == name:
+            return v
+    return None
 
 
 def retry_policy(p: RouteRetryPolicy | None) -> RetryPolicy | None:
@@ -129,8 +169,9 @@ class _Flow:
     """One downstream request through route, filters, attempts and the route timeout."""
 
     __slots__ = ("h", "stream", "loop", "result", "cluster", "state", "headers", "method", "path", "request",
-                 "exchange", "timer", "retry_timer", "finished", "host", "upstream_host", "flags", "status",
-                 "attempts", "report", "end_time", "_filter_at", "filter_state")
+                 "exchange", "timer", "retry_timer", "try_timer", "finished", "host", "upstream_host", "flags",
+                 "status", "attempts", "report", "end_time", "_filter_at", "filter_state", "hash_key",
+                 "_mirrors")
 
     def __init__(self, h: HttpConnectionManagerHandler, stream: Stream) -> None:
         self.h = h
@@ -142,6 +183,7 @@ class _Flow:
         self.exchange: Exchange | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.retry_timer: asyncio.TimerHandle | None = None
+        self.try_timer: asyncio.TimerHandle | None = None
         self.finished = False
         self.host: Host | None = None
         self.upstream_host: Host | None = None
@@ -152,24 +194,35 @@ class _Flow:
         self.end_time = 0.0
         self._filter_at = 0
         self.filter_state: dict[str, Any] | None = None  # filters' per-request notes
+        self.hash_key: int | None = None
+        self._mirrors: tuple[str, ...] = ()
 
     # -- the end -----------------------------------------------------------------------
     def _end(self, status: int) -> None:
         """The flow is over (answered, or reset): stats and observers, once."""
         self.status = status
         self.end_time = self.loop.time()
+        if self._mirrors:
+            self._mirror()
         for observe in self.h.observers:
             try:
                 observe(self)
             except Exception:  # an observer must not break the data path
                 log.exception("observer %r failed", observe)
 
-    def _host_done(self, error: bool) -> None:
-        """The current attempt's host is free again (LEAST_REQUEST's count, /clusters' rq_error)."""
+    def _host_done(self, error: bool) -> Host | None:
+        """The current attempt's host is free again (LEAST_REQUEST's count, /clusters'
+        rq_error, the cluster's active requests); returns it."""
         host, self.host = self.host, None
+        if self.try_timer is not None:
+            self.try_timer.cancel()
+            self.try_timer = None
         if host is not None:
             host.active_requests -= 1
             host.rq_error += error
+            if self.cluster is not None:
+                self.cluster.active_requests -= 1
+        return host
 
     def local_reply(self, status: int, body: bytes = b"", headers: Headers | None = None,
                     flag: str | None = None) -> None:
@@ -183,6 +236,8 @@ class _Flow:
             self.timer.cancel()
         if self.retry_timer is not None:
             self.retry_timer.cancel()
+        if self.try_timer is not None:
+            self.try_timer.cancel()
         self.h.stats.response(status)
         self.stream.local_reply(status, body, headers)
         self._end(status)
@@ -241,10 +296,38 @@ class _Flow:
         self.headers = self._mutate(out, r)
         self.method = head.method
         self.path = r.path.encode("latin-1") if r.path else head.path
-        self.state = RetryState(retry_policy(r.retry_policy), clock=self.loop.time, route_timeout=r.timeout or None)
+        self.state = RetryState(retry_policy(r.retry_policy), clock=self.loop.time, route_timeout=r.timeout or None,
+                                circuit=cluster.circuit)
+        if r.hash_policy and cluster.config.lb_policy in ("RING_HASH", "MAGLEV"):
+            hs = self.request.headers
+            self.hash_key = compute_hash_key(
+                hash_policies(r.hash_policy), headers=lambda n: next((v for k, v in hs if k == n), None),
+                cookies=lambda n: _cookie(hs, n), query=lambda n: _query(self.request.path, n),
+                source_ip=self.stream.remote_address)
+        if r.mirrors:
+            self._mirrors = r.mirrors
+            if self.stream.body_complete:
+                self._mirror()
         if r.timeout:
             self.timer = self.loop.call_later(r.timeout, self._timeout)
         self._attempt()
+
+    def _mirror(self) -> None:
+        """Copies of the request to the route's mirror clusters (fire and forget); a
+        request whose body is still arriving is copied when the flow ends."""
+        names, self._mirrors = self._mirrors, ()
+        stream = self.stream
+        kept = stream._kept
+        if kept is None or not stream.body_complete or self.headers is None:
+            return  # the body outgrew the buffer: it cannot be copied
+        for name in names:
+            c = self.h.clusters.get(name)
+            host = c.lb.pick(None) if c is not None else None
+            if host is None:
+                continue
+            assert c is not None
+            c.stats.store.counter("cluster", name, "upstream_rq_total").value += 1
+            send_shadow(c.pools[(host.address, host.port)], stream.head, self.headers, self.path, list(kept))
 
     @staticmethod
     def _mutate(out: list, r: RouteResult) -> list:
@@ -277,16 +360,23 @@ class _Flow:
             return
         c = self.cluster
         assert c is not None
-        host = c.lb.pick(self.state.pick_context())
+        host = c.lb.pick(self.state.pick_context(self.hash_key))
         if host is None:
             self.state.finish()
             self.local_reply(503, b"no healthy upstream", flag="UH")
+            return
+        if c.active_requests >= c.circuit.thresholds.max_requests:
+            c.circuit.upstream_rq_pending_overflow += 1
+            c.stats.upstream_rq_pending_overflow.value += 1
+            self.state.finish()
+            self.local_reply(503, _OVERFLOW_BODY, list(_OVERLOADED), flag="UO")
             return
         self.state.host_used(host)
         self.host = self.upstream_host = host
         self.attempts += 1
         host.rq_total += 1
         host.active_requests += 1
+        c.active_requests += 1
         c.stats.upstream_rq_total.value += 1
         ex = self.exchange = _FlowExchange(self.stream, c.pools[(host.address, host.port)], self.headers,
                                            method=self.method, path=self.path, on_error=self._on_error,
@@ -294,7 +384,27 @@ class _Flow:
         ex.flow = self
         if self.result is not None and (self.result.response_mutations or self.h.encoders):
             ex.on_response_headers = self._response_headers
+        p = self.state.policy
+        if p is not None and p.per_try_timeout:
+            self.try_timer = self.loop.call_later(p.per_try_timeout, self._per_try_timeout, ex)
         ex.start()
+
+    def _per_try_timeout(self, ex: Exchange) -> None:
+        """The attempt took longer than per_try_timeout: abandon it and maybe retry. Once
+        the response has begun going downstream only the route timeout applies (Envoy)."""
+        self.try_timer = None
+        if self.exchange is not ex or self._gone() or ex._started:
+            return
+        self.exchange = None
+        c = self.cluster
+        assert c is not None
+        c.stats.upstream_rq_per_try_timeout.value += 1
+        host = self._host_done(True)
+        ex.downstream_reset()  # abandon the upstream attempt (its connection is closed)
+        self.stream.detach()
+        if host is not None:
+            c.report(host, local=LocalOrigin.TIMEOUT)
+        self._decide(AttemptOutcome(reset=Reset.PER_TRY_TIMEOUT), "timeout", 0)
 
     def _retry_status(self, status: int) -> bool:
         """Claim a response for a retry only when one will go out (its body is dropped)."""
@@ -305,19 +415,30 @@ class _Flow:
     def _on_error(self, report: ExchangeReport) -> None:
         self.exchange = None
         self.report = report
-        self._host_done(True)
+        host = self._host_done(True)
         if self._gone():
             return
         c = self.cluster
         assert c is not None
         if report.outcome == "status":
             c.stats.response(report.status)
+            if host is not None:
+                c.report(host, status=report.status)
             outcome = AttemptOutcome(status=report.status)
         else:
             if report.outcome == "connect_failure":
                 c.stats.upstream_cx_connect_fail.value += 1
+            local = _LOCAL_ORIGIN.get(report.outcome)
+            if host is not None and local is not None:
+                c.report(host, local=local)
             reset = _RESETS.get(report.outcome, Reset.CONNECTION_TERMINATION)
             outcome = AttemptOutcome(reset=reset, request_sent=reset is not Reset.CONNECT_FAILURE)
+        self._decide(outcome, report.outcome, report.status)
+
+    def _decide(self, outcome: AttemptOutcome, what: str, status: int) -> None:
+        """After a failed attempt: retry, or wait for the route timeout, or answer."""
+        c = self.cluster
+        assert c is not None
         decision = self.state.decide(outcome)
         if decision.action is Action.RETRY and self.stream.retryable:
             c.stats.upstream_rq_retry.value += 1
@@ -325,29 +446,41 @@ class _Flow:
             return
         if decision.action is Action.TIMEOUT and self.timer is not None:
             return  # the route timer answers 504
+        if decision.action is Action.OVERFLOW:
+            c.stats.upstream_rq_retry_overflow.value += 1
         self.state.finish()
-        if self.state.retries_done and self.state.policy is not None \
-                and self.state.retries_done >= self.state.policy.num_retries:
+        if decision.action is Action.EXHAUSTED:
             self.flags.append("URX")
-        if report.outcome == "status":
-            self.local_reply(report.status or 503)
+        if what == "status":
+            self.local_reply(status or 503)
+        elif what == "timeout":
+            self.local_reply(504, b"upstream request timeout", flag="UT")
         else:
-            extra = [(b"x-envoy-overloaded", b"true")] if report.outcome == "overflow" else []
-            self.local_reply(503, RESET_BODY + FAILURE_REASONS.get(report.outcome, b"connection termination"),
-                             extra, flag=_FAILURE_FLAGS.get(report.outcome, "UC"))
+            extra = list(_OVERLOADED) if what == "overflow" else []
+            self.local_reply(503, RESET_BODY + FAILURE_REASONS.get(what, b"connection termination"),
+                             extra, flag=_FAILURE_FLAGS.get(what, "UC"))
 
     def _on_complete(self, report: ExchangeReport) -> None:
         self.exchange = None
         self.report = report
-        self._host_done(report.outcome != "ok" or report.status >= 500)
+        host = self._host_done(report.outcome != "ok" or report.status >= 500)
         self.finished = True
         if self.timer is not None:
             self.timer.cancel()
         self.state.finish()
+        c = self.cluster
+        assert c is not None
         if report.status:
-            assert self.cluster is not None
-            self.cluster.stats.response(report.status)
+            c.stats.response(report.status)
             self.h.stats.response(report.status)
+            if host is not None:
+                c.report(host, status=report.status)
+            p = self.state.policy
+            if (p is not None and p.num_retries and self.state.retries_done >= p.num_retries
+                    and RetryState.retriable(p, AttemptOutcome(status=report.status))):
+                self.flags.append("URX")  # the last retry's response is retriable too
+        elif host is not None:
+            c.report(host, local=LocalOrigin.RESET)
         if report.outcome != "ok":
             self.flags.append("UR")  # upstream reset after the response began
         self._end(report.status if report.outcome == "ok" else 0)
@@ -375,8 +508,10 @@ class _Flow:
             self.retry_timer.cancel()
         ex, self.exchange = self.exchange, None
         if ex is not None:
-            self._host_done(True)
+            host = self._host_done(True)
             ex.downstream_reset()  # abandon the upstream attempt
+            if host is not None:
+                self.cluster.report(host, local=LocalOrigin.TIMEOUT)
         self.stream.detach()
         self.state.finish()
         if self.stream.response_started:
