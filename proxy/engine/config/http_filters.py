@@ -111,7 +111,53 @@ class CorsPolicy:
     allow_private_network_access: bool | None = fld()
 
 
-HTTP_FILTER_TYPES = (Router, LocalRateLimit, HTTPFault, Cors)
+@dataclass(frozen=True, kw_only=True)
+class MetricConfig:
+    """stats.MetricConfig: an override of Istio's standard metrics (parsed; not run yet)."""
+
+    dimensions: dict | None = fld()
+    name: str = fld("")
+    tags_to_remove: tuple[str, ...] = fld(factory=tuple)
+    match: str = fld("")
+    drop: bool = fld(False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricDefinition:
+    name: str = fld(required=True)
+    value: str = fld(required=True)
+    type: str = fld("COUNTER", enum=("COUNTER", "GAUGE", "HISTOGRAM"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class IstioStats:
+    """Istio's native stats filter (`istio.stats`, typed_config `stats.PluginConfig`): the
+    connection manager records Istio's standard metrics (istio_requests_total ...).
+    `reporter` UNSPECIFIED follows the listener's traffic_direction (INBOUND: destination,
+    else source); SERVER_GATEWAY reports as a source, as Istio's gateways do. It is an
+    observer of finished requests rather than a filter in the decode chain (OBSERVER:
+    filters.build skips it; observe.build runs it)."""
+
+    TYPE_URL = "stats.PluginConfig"
+    OBSERVER = True
+    disable_host_header_fallback: bool = fld(False)
+    tcp_reporting_duration: float = fld(15.0, duration=True)
+    metrics: tuple[MetricConfig, ...] = fld(factory=tuple)
+    definitions: tuple[MetricDefinition, ...] = fld(factory=tuple)
+    reporter: str = fld("UNSPECIFIED", enum=("UNSPECIFIED", "SERVER_GATEWAY"))
+    rescoping_duration: float = fld(86400.0, duration=True)
+    scope_grace_period_duration: float = fld(15.0, duration=True)
+
+    def check(self, path: str) -> None:
+        if self.metrics:
+            raise ConfigError(f"{path}.metrics", "metric overrides are not supported yet")
+        if self.definitions:
+            raise ConfigError(f"{path}.definitions", "custom metric definitions are not supported yet")
+        if self.tcp_reporting_duration <= 0:
+            raise ConfigError(f"{path}.tcp_reporting_duration", "must be greater than 0")
+
+
+HTTP_FILTER_TYPES = (Router, LocalRateLimit, HTTPFault, Cors, IstioStats)
 PER_ROUTE_TYPES = (LocalRateLimit, HTTPFault, CorsPolicy)
 # Old configs name a filter without typed_config; these names still resolve.
 WELL_KNOWN = {
@@ -124,7 +170,8 @@ WELL_KNOWN = {
 @dataclass(frozen=True, kw_only=True)
 class HttpFilter:
     name: str = fld(required=True)
-    typed_config: Router | LocalRateLimit | HTTPFault | Cors | None = fld(any_of=HTTP_FILTER_TYPES)
+    typed_config: Router | LocalRateLimit | HTTPFault | Cors | IstioStats | None = fld(
+        any_of=HTTP_FILTER_TYPES)
     is_optional: bool = fld(False)
     disabled: bool = fld(False)
 
