@@ -19,10 +19,18 @@ from proxy.engine.server import ProxyServer
 
 
 def clusters_text(server: ProxyServer) -> str:
-    """Envoy's /clusters text: per cluster its defaults, per host its counters and health."""
+    """Envoy's /clusters text: per cluster its circuit-breaker thresholds and outlier
+    detection's success-rate markers, per host its counters, health and ejection state."""
     lines: list[str] = []
     for name, rt in server.clusters.items():
-        lines.append(f"{name}::default_priority::max_connections::1024")
+        t = rt.circuit.thresholds
+        lines += [f"{name}::default_priority::max_connections::{t.max_connections}",
+                  f"{name}::default_priority::max_pending_requests::{t.max_pending_requests}",
+                  f"{name}::default_priority::max_requests::{t.max_requests}",
+                  f"{name}::default_priority::max_retries::{t.max_retries}"]
+        if rt.outlier is not None:
+            lines += [f"{name}::outlier::success_rate_average::-1",
+                      f"{name}::outlier::success_rate_ejection_threshold::-1"]
         for host in rt.cluster.hosts:
             prefix = f"{name}::{host.address}:{host.port}"
             pool = rt.pools.get((host.address, host.port))
