@@ -38,6 +38,7 @@ from proxy.engine.lb import (
 )
 from proxy.engine.outlier import LocalOrigin, OutlierDetection, OutlierDetector, OutlierEvent
 from proxy.engine.telemetry.stats import ClusterStats, StatsStore
+from proxy.engine.tls import cluster_tls
 from proxy.engine.upstream import IDLE_TIMEOUT, Pool
 
 log = logging.getLogger("proxy.engine.runtime")
@@ -117,6 +118,9 @@ class ClusterRuntime:
         idle = common_opts.idle_timeout if common_opts and common_opts.idle_timeout is not None else IDLE_TIMEOUT
         self._pool_args = {"connect_timeout": cfg.connect_timeout, "idle_timeout": idle or IDLE_TIMEOUT,
                            "max_requests_per_connection": cfg.requests_per_connection, "limits": self.limits}
+        # transport_socket tls (UpstreamTlsContext): every pool's connects handshake with it (tls.py)
+        self.tls = cluster_tls(cfg, store, path)
+        self._pool_args["tls"] = self.tls
         self.pools: dict[tuple[str, int], Pool] = {e.key: self._new_pool(e.key) for e in endpoints}
         self.stats = ClusterStats(store, cfg.name)
         self.active_requests = 0

@@ -47,6 +47,9 @@ from typing import Any
 
 from cryptography import x509
 
+from proxy.engine.config.errors import ConfigError
+from proxy.engine.tls_inspector import MAX_HELLO, ClientHello, parse_client_hello, record_length
+
 log = logging.getLogger("proxy.engine.tls")
 
 _VERSIONS = {
@@ -403,22 +406,36 @@ class CertificateStore:
         return self._ctx
 
 
+@dataclass(frozen=True)
+class ChainChoice:
+    """How a listener serves one new connection, once its first bytes are known: the
+    application protocol's factory, and the TLS context (None: plaintext) with the SAN
+    matchers the peer must satisfy."""
+
+    protocol_factory: Callable[[ConnectionSecurity], asyncio.Protocol]
+    store: CertificateStore | None = None
+    matchers: tuple[SubjectAltNameMatcher, ...] = ()
+
+
+Chooser = Callable[[ClientHello], "ChainChoice | str"]  # a str: refused, the stat to count
+
+
 class _Verifier(asyncio.Protocol):
     """Stands in for the application protocol until the handshake and SAN check are done."""
 
-    def __init__(self, server: TlsSniffingServer, peer: str) -> None:
-        self.server, self.peer = server, peer
+    def __init__(self, server: TlsSniffingServer, peer: str, choice: ChainChoice) -> None:
+        self.server, self.peer, self.choice = server, peer, choice
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         sec = connection_security(transport.get_extra_info("ssl_object"))
         try:
-            verify_peer(sec, self.server.matchers)
+            verify_peer(sec, self.choice.matchers)
         except PeerVerificationError as e:
             self.server.reject(self.peer, "ssl.fail_verify_san", str(e))
             transport.abort()
             return
-        self.server.stats["ssl.handshake"] += 1
-        app = self.server.protocol_factory(sec)
+        self.server.count("ssl.handshake")
+        app = self.choice.protocol_factory(sec)
         transport.set_protocol(app)
         app.connection_made(transport)
 
@@ -431,34 +448,59 @@ class TlsSniffingServer:
     (plaintext only) connections. `protocol_factory(security)` makes the application
     protocol once the connection's security is known (`PLAINTEXT` for plaintext).
 
+    A listener with several filter chains passes `choose` instead: it gets the
+    `ClientHello` (TLS or not, SNI, ALPN; nothing when `inspect` is off, as Envoy
+    without the tls_inspector) and returns the `ChainChoice`, or the name of the stat to
+    count when no chain takes the connection.
+
     `stats` counts with Envoy's listener names where they exist: `ssl.handshake`,
-    `ssl.connection_error`, `ssl.fail_verify_no_cert`, `ssl.fail_verify_san`, plus
-    `plaintext` and `plaintext_refused`. `detection_timeout`: a client that sends nothing
-    (a server-first protocol) is treated as plaintext in PERMISSIVE, closed in STRICT."""
+    `ssl.connection_error`, `ssl.fail_verify_no_cert`, `ssl.fail_verify_san`,
+    `downstream_pre_cx_timeout`, plus `plaintext` and `plaintext_refused`; `on_stat(name)`
+    sees each count too. `detection_timeout`: a client that sends nothing (a server-first
+    protocol) is treated as plaintext in PERMISSIVE, closed in STRICT; with `choose`,
+    `continue_on_timeout` decides (Envoy's continue_on_listener_filters_timeout)."""
 
     def __init__(
         self,
-        protocol_factory: Callable[[ConnectionSecurity], asyncio.Protocol],
+        protocol_factory: Callable[[ConnectionSecurity], asyncio.Protocol] | None,
         store: CertificateStore | None,
         *,
         mode: str = "PERMISSIVE",
-        detection_timeout: float = 1.0,
+        detection_timeout: float | None = 1.0,
+        choose: Chooser | None = None,
+        inspect: bool | None = None,
+        continue_on_timeout: bool = False,
+        handshake_timeout: float | None = None,
+        on_stat: Callable[[str], None] | None = None,
     ) -> None:
         if mode not in ("PERMISSIVE", "STRICT", "DISABLE"):
             raise TlsConfigError(f"mode: {mode!r} is not PERMISSIVE, STRICT or DISABLE")
-        if mode != "DISABLE" and store is None:
+        if choose is None and mode != "DISABLE" and store is None:
             raise TlsConfigError(f"mode {mode} needs a TLS context")
         self.protocol_factory = protocol_factory
         self.store = store
         self.mode = mode
-        self.detection_timeout = detection_timeout
+        self.detection_timeout = detection_timeout or None  # 0: wait for the first bytes forever
         vc = store.tls.common_tls_context.validation_context if store is not None else None
         self.matchers = vc.match_typed_subject_alt_names if vc is not None else ()
+        self.choose: Chooser = choose or self._by_mode
+        self.inspect = inspect if inspect is not None else (choose is not None or mode != "DISABLE")
+        self.continue_on_timeout = continue_on_timeout if choose is not None else mode == "PERMISSIVE"
+        self.handshake_timeout = handshake_timeout
+        self.on_stat = on_stat
         self.stats: Counter[str] = Counter()
         self.sockets: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._peeking: dict[int, _Peek] = {}  # fd -> its watcher, until the first bytes decide
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _by_mode(self, hello: ClientHello) -> ChainChoice | str:
+        assert self.protocol_factory is not None
+        if hello.tls and self.mode != "DISABLE":
+            return ChainChoice(self.protocol_factory, self.store, self.matchers)
+        if self.mode == "STRICT":
+            return "plaintext_refused"
+        return ChainChoice(self.protocol_factory)
 
     async def start(self, host: str, port: int, *, backlog: int = 1024, reuse_port: bool = False) -> TlsSniffingServer:
         """Listen on host:port (port 0: any; see `.port`). `reuse_port` lets several worker
@@ -468,8 +510,12 @@ class TlsSniffingServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-        sock.listen(backlog)
+        try:
+            sock.bind((host, port))
+            sock.listen(backlog)
+        except OSError:
+            sock.close()
+            raise
         sock.setblocking(False)
         self.sockets.append(sock)
         self._loop.add_reader(sock.fileno(), self._accept, sock)
@@ -479,8 +525,13 @@ class TlsSniffingServer:
     def port(self) -> int:
         return self.sockets[0].getsockname()[1]
 
-    def reject(self, peer: str, stat: str, reason: str) -> None:
+    def count(self, stat: str) -> None:
         self.stats[stat] += 1
+        if self.on_stat is not None:
+            self.on_stat(stat)
+
+    def reject(self, peer: str, stat: str, reason: str) -> None:
+        self.count(stat)
         log.info("connection from %s refused: %s", peer, reason)
 
     def _accept(self, sock: socket.socket) -> None:
@@ -497,21 +548,32 @@ class TlsSniffingServer:
             conn.setblocking(False)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             peer = f"{addr[0]}:{addr[1]}"
-            if self.mode == "DISABLE":
-                self._dispatch(conn, peer, b"")
-            else:
+            if self.inspect:
                 _Peek(self, conn, peer)
+            else:
+                self._dispatch(conn, peer, b"", timed_out=False)
 
-    def _dispatch(self, conn: socket.socket, peer: str, first: bytes) -> None:
-        """Decide from the peeked bytes (b"": nothing came within detection_timeout)."""
-        if self.mode != "DISABLE" and looks_like_tls(first):
-            self._spawn(self._start_tls(conn, peer))
-        elif self.mode == "STRICT":
-            self.reject(peer, "plaintext_refused", "plaintext (or no data) on a STRICT listener")
+    def _dispatch(self, conn: socket.socket, peer: str, first: bytes, *, timed_out: bool) -> None:
+        """Decide from the peeked bytes (timed_out: nothing came within detection_timeout)."""
+        if timed_out and not self.continue_on_timeout:
+            stat = "plaintext_refused" if self.mode == "STRICT" and self.protocol_factory else \
+                "downstream_pre_cx_timeout"
+            self.reject(peer, stat, "no data within the listener filters' timeout")
             conn.close()
+            return
+        if self.inspect and looks_like_tls(first):
+            hello = parse_client_hello(first)
         else:
-            self.stats["plaintext"] += 1
-            self._spawn(self._start_plaintext(conn))
+            hello = ClientHello()
+        choice = self.choose(hello)
+        if isinstance(choice, str):
+            self.reject(peer, choice, f"no filter chain for {hello}")
+            conn.close()
+        elif choice.store is not None:
+            self._spawn(self._start_tls(conn, peer, choice))
+        else:
+            self.count("plaintext")
+            self._spawn(self._start_plaintext(conn, choice))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         assert self._loop is not None
@@ -519,21 +581,22 @@ class TlsSniffingServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _start_plaintext(self, conn: socket.socket) -> None:
+    async def _start_plaintext(self, conn: socket.socket, choice: ChainChoice) -> None:
         assert self._loop is not None
         try:
-            await self._loop.connect_accepted_socket(lambda: self.protocol_factory(PLAINTEXT), conn)
+            await self._loop.connect_accepted_socket(lambda: choice.protocol_factory(PLAINTEXT), conn)
         except OSError:
             conn.close()
         except asyncio.CancelledError:
             conn.close()
             raise
 
-    async def _start_tls(self, conn: socket.socket, peer: str) -> None:
-        assert self._loop is not None and self.store is not None
+    async def _start_tls(self, conn: socket.socket, peer: str, choice: ChainChoice) -> None:
+        assert self._loop is not None and choice.store is not None
         try:
             await self._loop.connect_accepted_socket(
-                lambda: _Verifier(self, peer), conn, ssl=self.store.context()
+                lambda: _Verifier(self, peer, choice), conn, ssl=choice.store.context(),  # type: ignore[union-attr]
+                ssl_handshake_timeout=self.handshake_timeout,
             )
         except ssl.SSLError as e:
             no_cert = "PEER_DID_NOT_RETURN_A_CERTIFICATE" in str(e) or "certificate required" in str(e)
@@ -561,7 +624,8 @@ class TlsSniffingServer:
 
 class _Peek:
     """Watches one accepted socket, in loop callbacks (no task), until its first bytes
-    tell TLS from plaintext, the detection timeout passes, or it closes."""
+    tell TLS from plaintext (for TLS: until the first record, the ClientHello, is there),
+    the detection timeout passes, or it closes."""
 
     __slots__ = ("server", "conn", "peer", "fd", "timer", "loop")
 
@@ -569,13 +633,14 @@ class _Peek:
         assert server._loop is not None
         self.server, self.conn, self.peer, self.fd = server, conn, peer, conn.fileno()
         self.loop = server._loop
-        self.timer = self.loop.call_later(server.detection_timeout, self._finish, b"")
+        timeout = server.detection_timeout
+        self.timer = self.loop.call_later(timeout, self._timeout) if timeout else None
         server._peeking[self.fd] = self
         self.loop.add_reader(self.fd, self._readable)
 
     def _readable(self) -> None:
         try:
-            data = self.conn.recv(5, socket.MSG_PEEK)
+            data = self.conn.recv(MAX_HELLO, socket.MSG_PEEK)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -583,13 +648,15 @@ class _Peek:
         if not data:  # closed before saying anything
             self.abandon()
             return
-        if looks_like_tls(data) is None:
-            # A partial record header: the level-triggered reader would spin, so look
-            # again in a millisecond (the detection timer still bounds the wait).
+        tls = looks_like_tls(data)
+        need = record_length(data) if tls else 0
+        if tls is None or need is None or len(data) < min(need, MAX_HELLO):
+            # A partial header or ClientHello: the level-triggered reader would spin, so
+            # look again in a millisecond (the detection timer still bounds the wait).
             self.loop.remove_reader(self.fd)
             self.loop.call_later(0.001, self._rearm)
             return
-        self._finish(data)
+        self._finish(data, False)
 
     def _rearm(self) -> None:
         if self.server._peeking.get(self.fd) is self:
@@ -597,15 +664,23 @@ class _Peek:
 
     def _stop(self) -> None:
         self.loop.remove_reader(self.fd)
-        self.timer.cancel()
+        if self.timer is not None:
+            self.timer.cancel()
         if self.server._peeking.get(self.fd) is self:
             del self.server._peeking[self.fd]
 
-    def _finish(self, first: bytes) -> None:
+    def _timeout(self) -> None:
+        try:  # what came so far (a partial ClientHello still says TLS)
+            data = self.conn.recv(MAX_HELLO, socket.MSG_PEEK)
+        except OSError:
+            data = b""
+        self._finish(data, not data)
+
+    def _finish(self, first: bytes, timed_out: bool) -> None:
         if self.server._peeking.get(self.fd) is not self:
             return
         self._stop()
-        self.server._dispatch(self.conn, self.peer, first)
+        self.server._dispatch(self.conn, self.peer, first, timed_out=timed_out)
 
     def abandon(self) -> None:
         self._stop()
@@ -708,11 +783,20 @@ class UpstreamTls:
         security = up.verify(transport)   # raises PeerVerificationError; then abort
     """
 
-    def __init__(self, tls: UpstreamTlsContext, *, check_interval: float = 1.0) -> None:
+    def __init__(self, tls: UpstreamTlsContext, *, check_interval: float = 1.0,
+                 on_stat: Callable[[str], None] | None = None) -> None:
         self.tls = tls
         self.store = CertificateStore(tls, check_interval=check_interval)
         vc = tls.common_tls_context.validation_context
         self.matchers = vc.match_typed_subject_alt_names if vc is not None else ()
+        self.stats: Counter[str] = Counter()
+        self.on_stat = on_stat
+
+    def count(self, stat: str) -> None:
+        """An Envoy `ssl.*` stat of the cluster (ssl.handshake, ssl.fail_verify_san ...)."""
+        self.stats[stat] += 1
+        if self.on_stat is not None:
+            self.on_stat(stat)
 
     def context(self) -> ssl.SSLContext:
         return self.store.context()
@@ -723,5 +807,32 @@ class UpstreamTls:
 
     def verify(self, transport: asyncio.BaseTransport) -> ConnectionSecurity:
         sec = connection_security(transport.get_extra_info("ssl_object"))
-        verify_peer(sec, self.matchers)
+        try:
+            verify_peer(sec, self.matchers)
+        except PeerVerificationError:
+            self.count("ssl.fail_verify_san")
+            raise
+        self.count("ssl.handshake")
         return sec
+
+
+def as_config_error(e: TlsConfigError, where: str) -> ConfigError:
+    """A TlsConfigError ("<field path>: why") as the bootstrap's ConfigError(path, why)."""
+    path, sep, reason = str(e).partition(": ")
+    return ConfigError(path, reason) if sep and path.startswith(where) else ConfigError(where, str(e))
+
+
+def cluster_tls(cfg: Any, store: Any, path: str) -> UpstreamTls | None:
+    """A cluster's `transport_socket` (config.cluster.Cluster) as its UpstreamTls, or None
+    (plaintext: none, or raw_buffer); `ssl.*` stats go to `cluster.<name>.ssl.*` of the
+    StatsStore `store`. A context that cannot be built is a ConfigError at `path`."""
+    ts = cfg.transport_socket
+    if ts is None or not hasattr(ts.typed_config, "sni"):
+        return None
+    where = f"{path}.transport_socket.typed_config"
+    try:
+        ctx = from_config(ts.typed_config, where)
+    except TlsConfigError as e:
+        raise as_config_error(e, where) from None
+    assert isinstance(ctx, UpstreamTlsContext)
+    return UpstreamTls(ctx, on_stat=lambda stat: store.counter("cluster", cfg.name, stat).inc())

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ssl
 from collections.abc import Callable
 from typing import Protocol
 
@@ -36,6 +37,7 @@ from proxy.engine.headers import (
     serialize,
 )
 from proxy.engine.http1 import Stream
+from proxy.engine.tls import ConnectionSecurity, PeerVerificationError, UpstreamTls
 
 CONNECT_TIMEOUT = 5.0  # Envoy cluster connect_timeout default
 IDLE_TIMEOUT = 3600.0  # Envoy/Istio HTTP idle_timeout default (1 h)
@@ -93,8 +95,9 @@ class Pool:
 
     def __init__(self, address: tuple[str, int], *, connect_timeout: float = CONNECT_TIMEOUT,
                  idle_timeout: float = IDLE_TIMEOUT, max_requests_per_connection: int = 0,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, tls: UpstreamTls | None = None) -> None:
         self.address = address
+        self.tls = tls  # the cluster's transport_socket tls: every connect handshakes and checks SANs
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
         self.max_requests_per_connection = max_requests_per_connection
@@ -137,10 +140,21 @@ class Pool:
 
     async def _connect(self) -> None:
         loop = asyncio.get_event_loop()
+        tls = self.tls
+        kw = {} if tls is None else {"ssl": tls.context(), "server_hostname": tls.server_hostname(self.address[0])}
         try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: UpstreamConnection(self), *self.address), self.connect_timeout)
-        except (TimeoutError, OSError):
+            transport, conn = await asyncio.wait_for(
+                loop.create_connection(lambda: UpstreamConnection(self), *self.address, **kw),  # type: ignore[arg-type]
+                self.connect_timeout)
+            if tls is not None:  # the server's SANs, before the connection carries anything
+                try:
+                    conn.security = tls.verify(transport)
+                except PeerVerificationError:
+                    transport.abort()
+                    raise ConnectionRefusedError("upstream certificate SAN mismatch") from None
+        except (TimeoutError, OSError) as e:
+            if tls is not None and isinstance(e, ssl.SSLError):
+                tls.count("ssl.connection_error")
             self.connecting -= 1
             self.connect_failures += 1
             # as Envoy: a failed connect fails the waiters no other connect will serve
@@ -200,6 +214,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.pool = pool
         self.loop = asyncio.get_event_loop()
         self.transport: asyncio.Transport | None = None
+        self.security: ConnectionSecurity | None = None  # set on TLS connections (the server's identity)
         self.parser = httptools.HttpResponseParser(self)
         self.exchange: Exchange | None = None
         self.requests = 0
