@@ -1,43 +1,55 @@
-"""The HTTP/1.1 data path's speed (issue 6): the forwarding proxy (proxy.engine.forward)
-against nginx as a reverse proxy, in one run, on loopback.
+"""The proxy engine's speed (issue 6): `mkp proxy -c FILE` against nginx as a reverse
+proxy, in one run, on loopback.
 
-Starts a fast backend (Debian nginx, one worker, a small static body) on a free port,
-then measures with `wrk` (closed loop, -c connections, 10 s) each target:
+Starts a fast backend (Debian nginx, one worker, a 100-byte static file), then measures
+each target with `wrk` (closed loop) and with an open-loop client at a fixed rate:
 
     direct      the backend itself
-    proxy       one forward proxy process in front of it
-    chain       two forward proxies chained (sidecar to sidecar, plain)
+    mkp         one `mkp proxy` (routing, access log, Istio stats filter when accepted)
+    mkp-chain   two chained: outbound sidecar -> inbound sidecar -> backend, plaintext
+    mkp-mtls    the same with mTLS between the sidecars (STRICT: client cert required,
+                the server's SPIFFE ID checked); "not yet" when the engine refuses it
     nginx       nginx as a reverse proxy (one worker, upstream keepalive)
 
-and for each: requests/s, wrk's p50/p99, the proxy processes' CPU seconds per 1,000
-requests (utime+stime from /proc) and RSS (VmRSS after the run, VmHWM peak). Then the
-added latency at a fixed 1,000 requests/s: a Python open-loop client (uvloop, 32 keep-alive
-connections, requests sent on schedule whatever the responses do; latency measured from
-each request's send to its response) for 10 s per target; p50/p99 minus direct's.
+Per target: requests/s, wrk's p50/p99, CPU seconds per 1,000 requests of the proxy
+processes (utime+stime from /proc; = vCPU per 1,000 rps), RSS (VmRSS after the run and
+VmHWM, the peak), and at a fixed 1,000 requests/s (uvloop client, 32 keep-alive
+connections, request i sent at start + i/rate whatever the responses do) p50/p99 and
+their difference with direct's (the added latency). Bootstraps: proxy_bench_config.py.
 
-    python bench/proxy_bench.py [--duration 10] [--threads 1] [--connections 32]
+    python bench/proxy_bench.py [--duration 8] [--save] [--profile DIR]
 
-Everything listens on 127.0.0.1; every process started is stopped at the end. Output:
-one JSON document on stdout, progress on stderr.
+Everything listens on 127.0.0.1; every process started is stopped at the end, also on an
+error or Ctrl-C. Output: JSON on stdout, a markdown table on stderr (--save also writes
+bench/results/proxy-<date>.json and .md). --profile records the single proxy with py-spy
+during an extra wrk run, after the measurements, and prints its top functions.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import proxy_bench_config as bconf  # noqa: E402
+import proxy_bench_report as report  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
-BODY = b"x" * 100  # a small static body
+BODY = b"x" * 100
 CLK = os.sysconf("SC_CLK_TCK")
+TARGETS = ("direct", "mkp", "mkp-chain", "mkp-mtls", "nginx")
 
 
 def free_port() -> int:
@@ -46,9 +58,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_port(port: int, timeout: float = 10.0) -> None:
+def wait_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
         try:
             socket.create_connection(("127.0.0.1", port), 0.2).close()
             return
@@ -57,7 +71,7 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
-def nginx_conf(tmp: Path, name: str, server: str) -> Path:
+def start_nginx(tmp: Path, name: str, server: str) -> subprocess.Popen:
     prefix = tmp / name
     (prefix / "logs").mkdir(parents=True)
     conf = prefix / "nginx.conf"
@@ -68,12 +82,7 @@ http {{ access_log off; keepalive_requests 1000000;
   uwsgi_temp_path {prefix}/u; scgi_temp_path {prefix}/s;
   {server} }}
 """)
-    return conf
-
-
-def start_nginx(tmp: Path, name: str, server: str) -> subprocess.Popen:
-    conf = nginx_conf(tmp, name, server)
-    return subprocess.Popen(["nginx", "-p", str(conf.parent), "-c", str(conf)], stderr=subprocess.DEVNULL)
+    return subprocess.Popen(["nginx", "-p", str(prefix), "-c", str(conf)], stderr=subprocess.DEVNULL)
 
 
 def children(pid: int) -> list[int]:
@@ -99,7 +108,8 @@ def rss_mb(pids: list[int], key: str = "VmRSS") -> float:
 
 def wrk(port: int, threads: int, connections: int, duration: int) -> dict:
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
-                          f"http://127.0.0.1:{port}/index.html"], capture_output=True, text=True, check=True).stdout
+                          "-H", f"Host: {bconf.HOST}", f"http://127.0.0.1:{port}/index.html"],
+                         capture_output=True, text=True, check=True, timeout=duration + 30).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     errors = re.search(r"Socket errors: (.*)", out)
@@ -117,11 +127,12 @@ def wrk(port: int, threads: int, connections: int, duration: int) -> dict:
 class _Client(asyncio.Protocol):
     """A keep-alive connection with one request in flight at most."""
 
-    def __init__(self, sent: list[float], lat: list[float]) -> None:
+    def __init__(self, lat: list[float], statuses: dict[int, int]) -> None:
         self.buf = b""
         self.busy = False
         self.sent_at = 0.0
         self.lat = lat
+        self.statuses = statuses
 
     def connection_made(self, transport):
         self.transport = transport
@@ -134,6 +145,8 @@ class _Client(asyncio.Protocol):
         m = re.search(rb"content-length: (\d+)", self.buf[:end], re.I)
         if m and len(self.buf) - end - 4 >= int(m.group(1)):
             self.lat.append(time.perf_counter() - self.sent_at)
+            status = int(self.buf[9:12])
+            self.statuses[status] = self.statuses.get(status, 0) + 1
             self.buf = b""
             self.busy = False
 
@@ -142,11 +155,12 @@ async def fixed_rate(port: int, rate: int, seconds: float, connections: int = 32
     """Open loop: request i is sent at start + i/rate on a free connection."""
     loop = asyncio.get_running_loop()
     lat: list[float] = []
+    statuses: dict[int, int] = {}
     clients = []
     for _ in range(connections):
-        _, c = await loop.create_connection(lambda: _Client([], lat), "127.0.0.1", port)
+        _, c = await loop.create_connection(lambda: _Client(lat, statuses), "127.0.0.1", port)
         clients.append(c)
-    request = b"GET /index.html HTTP/1.1\r\nhost: bench\r\n\r\n"
+    request = f"GET /index.html HTTP/1.1\r\nhost: {bconf.HOST}\r\nuser-agent: bench\r\n\r\n".encode()
     start = time.perf_counter()
     total, i, skipped = int(rate * seconds), 0, 0
     while i < total:
@@ -165,93 +179,248 @@ async def fixed_rate(port: int, rate: int, seconds: float, connections: int = 32
         c.transport.close()
     lat.sort()
     n = len(lat)
-    return {"sent": total - skipped, "answered": n, "skipped_all_busy": skipped,
-            "p50_ms": round(lat[n // 2] * 1000, 3), "p99_ms": round(lat[int(n * 0.99)] * 1000, 3)}
+    return {"sent": total - skipped, "answered": n, "skipped_all_busy": skipped, "statuses": statuses,
+            "p50_ms": round(lat[n // 2] * 1000, 3) if n else None,
+            "p99_ms": round(lat[int(n * 0.99)] * 1000, 3) if n else None}
+
+
+def check_answers(port: int) -> str | None:
+    """None when the target answers the bench's request with 200, else why not."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/index.html", headers={"Host": bconf.HOST})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return None if r.status == 200 and r.read() == BODY else f"status {r.status}"
+    except Exception as e:  # noqa: BLE001 - any failure makes the row unusable; say which
+        return f"{type(e).__name__}: {e}"
+
+
+def prometheus(admin_port: int) -> str:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/stats/prometheus", timeout=5) as r:
+            return r.read().decode()
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+class Bench:
+    """The processes of one run and what they are for; `stop()` ends them all."""
+
+    def __init__(self, tmp: Path, args: argparse.Namespace) -> None:
+        self.tmp, self.args = tmp, args
+        self.procs: list[subprocess.Popen] = []
+        self.ports: dict[str, int] = {}
+        self.pids: dict[str, list[int]] = {}
+        self.mkp: dict[str, dict] = {}  # proxy name -> {proc, admin, log, stderr}
+        self.notes: dict[str, str] = {}  # target -> why it has no numbers
+        self.features: dict = {}
+
+    def start_backends(self) -> None:
+        www = self.tmp / "www"
+        www.mkdir()
+        (www / "index.html").write_bytes(BODY)
+        self.ports["direct"], self.ports["nginx"] = free_port(), free_port()
+        backend = start_nginx(self.tmp, "backend", f"server {{ listen 127.0.0.1:{self.ports['direct']}; "
+                                                   f"root {www}; location / {{ }} }}")
+        rproxy = start_nginx(self.tmp, "rproxy", f"upstream b {{ server 127.0.0.1:{self.ports['direct']}; "
+                                                 f"keepalive 64; }} server {{ listen 127.0.0.1:{self.ports['nginx']}; "
+                                                 "location / { proxy_pass http://b; proxy_http_version 1.1; "
+                                                 'proxy_set_header Connection ""; } }')
+        self.procs += [backend, rproxy]
+        for name, p in (("direct", backend), ("nginx", rproxy)):
+            wait_port(self.ports[name], p)
+            self.pids[name] = children(p.pid)
+
+    def start_proxy(self, name: str, listen: int, upstream: int, **tls: dict) -> None:
+        log = self.tmp / f"{name}-access.log"
+        admin = free_port()
+        cfg = bconf.bootstrap(listen=listen, upstream=upstream, admin=admin, log_path=str(log),
+                              stats=self.features["istio_stats_filter"], **tls)
+        path = self.tmp / f"{name}.yaml"
+        import yaml
+
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        err = open(self.tmp / f"{name}.stderr", "wb")  # noqa: SIM115 - closed with the process
+        p = subprocess.Popen([sys.executable, "-m", "minikube_py.cli", "proxy", "-c", str(path), "-l", "warning"],
+                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                             stdout=subprocess.DEVNULL, stderr=err)
+        self.procs.append(p)
+        self.mkp[name] = {"proc": p, "admin": admin, "log": log, "stderr": self.tmp / f"{name}.stderr"}
+
+    def start_proxies(self) -> None:
+        probe = bconf.bootstrap(listen=0, upstream=1, admin=0, log_path=str(self.tmp / "probe.log"), stats=True)
+        why = bconf.refusal(probe)
+        self.features = {"istio_stats_filter": why is None, "istio_stats_filter_refused": why,
+                         "access_log_configured": True}
+        d = self.ports["direct"]
+        for t in ("mkp", "mkp-chain", "mkp-mtls"):
+            self.ports[t] = free_port()
+        inner, inner_tls = free_port(), free_port()
+        self.start_proxy("mkp", self.ports["mkp"], d)
+        self.start_proxy("chain-in", inner, d)
+        self.start_proxy("chain-out", self.ports["mkp-chain"], inner)
+        up, down = bconf.mtls_contexts(self.tmp / "pki")
+        ok = bconf.bootstrap(listen=0, upstream=1, admin=0, log_path=None, stats=False, downstream_tls=down)
+        refused = bconf.refusal(ok) or bconf.refusal(
+            bconf.bootstrap(listen=0, upstream=1, admin=0, log_path=None, stats=False, upstream_tls=up))
+        if refused:
+            self.notes["mkp-mtls"] = f"not yet: {refused}"
+        else:
+            self.start_proxy("mtls-in", inner_tls, d, downstream_tls=down)
+            self.start_proxy("mtls-out", self.ports["mkp-mtls"], inner_tls, upstream_tls=up)
+        groups = {"mkp": ["mkp"], "mkp-chain": ["chain-in", "chain-out"], "mkp-mtls": ["mtls-in", "mtls-out"]}
+        for target, names in groups.items():
+            if target in self.notes:
+                continue
+            try:
+                for n in names:
+                    wait_port(self.mkp[n]["admin"], self.mkp[n]["proc"])
+                wait_port(self.ports[target], self.mkp[names[-1]]["proc"])
+            except RuntimeError as e:
+                tail = b"".join(Path(self.mkp[n]["stderr"]).read_bytes()[-400:] for n in names).decode(errors="replace")
+                self.notes[target] = f"did not start: {e}: {tail.strip()}"
+                continue
+            self.pids[target] = [self.mkp[n]["proc"].pid for n in names]
+        for target in ("direct", "nginx", "mkp", "mkp-chain", "mkp-mtls"):
+            if target not in self.notes and (why := check_answers(self.ports[target])):
+                self.notes[target] = f"does not answer 200: {why}"
+
+    def telemetry_seen(self) -> None:
+        """Whether the access log and Istio metrics were really produced by `mkp`."""
+        m = self.mkp["mkp"]
+        log = m["log"]
+        lines = log.read_text().splitlines() if log.exists() else []
+        self.features["access_log_lines"] = len(lines)
+        self.features["access_log_written"] = bool(lines)
+        if lines:
+            try:
+                self.features["access_log_sample"] = json.loads(lines[-1])
+            except ValueError:
+                self.features["access_log_sample"] = lines[-1][:300]
+        text = prometheus(m["admin"])
+        totals = [ln for ln in text.splitlines() if ln.startswith("istio_requests_total")]
+        self.features["istio_requests_total_series"] = len(totals)
+        self.features["istio_metrics_recorded"] = bool(totals)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(8)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+
+
+def measure(b: Bench, args: argparse.Namespace) -> dict:
+    live = [t for t in TARGETS if t not in b.notes]
+    results: dict = {"wrk": {}, "fixed_rate": {}}
+    for name in live:
+        print(f"wrk {name}", file=sys.stderr)
+        wrk(b.ports[name], args.threads, args.connections, 1)  # warm-up: connections, caches
+        cpu0 = cpu_seconds(b.pids[name])
+        r = wrk(b.ports[name], args.threads, args.connections, args.duration)
+        cpu = cpu_seconds(b.pids[name]) - cpu0
+        r["cpu_s_per_1000_requests"] = round(cpu / r["requests"] * 1000, 4)
+        r["cpu_cores_busy"] = round(cpu / args.duration, 2)
+        r["rss_mb"] = rss_mb(b.pids[name])
+        r["peak_rss_mb"] = rss_mb(b.pids[name], "VmHWM")
+        results["wrk"][name] = r
+    for name in live:
+        print(f"{args.rate} rps {name}", file=sys.stderr)
+        cpu0 = cpu_seconds(b.pids[name])
+        r = asyncio.run(fixed_rate(b.ports[name], args.rate, args.rate_seconds))
+        busy = (cpu_seconds(b.pids[name]) - cpu0) / args.rate_seconds
+        r["cpu_cores_busy"] = round(busy, 3)
+        r["vcpu_per_1000_rps"] = round(busy / (args.rate / 1000), 3)
+        results["fixed_rate"][name] = r
+    direct = results["fixed_rate"].get("direct")
+    for name in live:
+        r = results["fixed_rate"][name]
+        if name != "direct" and direct and r["p50_ms"] is not None:
+            r["added_p50_ms"] = round(r["p50_ms"] - direct["p50_ms"], 3)
+            r["added_p99_ms"] = round(r["p99_ms"] - direct["p99_ms"], 3)
+    return results
+
+
+def profile(b: Bench, args: argparse.Namespace, out: Path) -> dict:
+    """py-spy on the single proxy during a wrk run; top functions by self/inclusive share."""
+    out.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).parent / "py-spy"
+    raw = out / "mkp-proxy.collapsed"
+    rec = subprocess.Popen([str(spy), "record", "-r", "200", "-f", "raw", "-o", str(raw), "-d",
+                            str(args.duration + 1), "-p", str(b.pids["mkp"][0])],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    b.procs.append(rec)
+    time.sleep(1.0)
+    w = wrk(b.ports["mkp"], args.threads, args.connections, args.duration)
+    rec.wait(30)
+    return {"wrk_rps_while_profiled": w["rps"], "collapsed_stacks": str(raw), **report.top_functions(raw)}
+
+
+def machine() -> dict:
+    def run(*cmd: str) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    cpu = re.search(r"Model name:\s+(.*)", run("lscpu"))
+    mem = re.search(r"Mem:\s+(\d+)", run("free", "-m"))
+    return {"cpus": os.cpu_count(), "cpu": cpu.group(1).strip() if cpu else "", "mem_mb": int(mem.group(1)) if mem
+            else None, "kernel": os.uname().release, "python": sys.version.split()[0],
+            "nginx": run("nginx", "-v") or subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip(),
+            "commit": run("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"),
+            "uncommitted_files": len(run("git", "-C", str(ROOT), "status", "--porcelain").splitlines())}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--rate", type=int, default=1000)
-    ap.add_argument("--rate-seconds", type=float, default=10.0)
+    ap.add_argument("--rate-seconds", type=float, default=8.0)
+    ap.add_argument("--save", action="store_true", help="write bench/results/proxy-<date>.json and .md")
+    ap.add_argument("--profile", metavar="DIR", help="py-spy the single proxy after the measurements")
     args = ap.parse_args()
-    procs: list[subprocess.Popen] = []
-    load_at_start = os.getloadavg()  # other work on the machine skews every number
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    started = time.monotonic()
+    load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="mkp-proxy-bench-") as tmpdir:
         tmp = Path(tmpdir)
         tmp.chmod(0o755)  # nginx's workers are not root
-        (tmp / "www").mkdir()
-        (tmp / "www" / "index.html").write_bytes(BODY)
-        ports = {k: free_port() for k in ("direct", "proxy", "chain", "chain2", "nginx")}
+        b = Bench(tmp, args)
         try:
-            procs.append(start_nginx(tmp, "backend", f"server {{ listen 127.0.0.1:{ports['direct']}; "
-                                                      f"root {tmp}/www; location / {{ }} }}"))
-            procs.append(start_nginx(tmp, "rproxy", f"upstream b {{ server 127.0.0.1:{ports['direct']}; "
-                                                     f"keepalive 64; }} server {{ listen 127.0.0.1:{ports['nginx']}; "
-                                                     "location / { proxy_pass http://b; proxy_http_version 1.1; "
-                                                     'proxy_set_header Connection ""; } }'))
-            fwd = [sys.executable, "-m", "proxy.engine.forward"]
-            env = {**os.environ, "PYTHONPATH": str(ROOT)}
-            pairs = {"proxy": ports["direct"], "chain2": ports["direct"], "chain": ports["chain2"]}
-            mkp: dict[str, subprocess.Popen] = {}
-            for name, upstream in pairs.items():
-                mkp[name] = subprocess.Popen(fwd + ["--listen", f"127.0.0.1:{ports[name]}", "--upstream",
-                                                    f"127.0.0.1:{upstream}"], env=env, cwd=ROOT,
-                                             stdout=subprocess.DEVNULL)
-                procs.append(mkp[name])
-            for p in ports.values():
-                wait_port(p)
-            time.sleep(0.3)
-            pids = {"direct": children(procs[0].pid), "nginx": children(procs[1].pid),
-                    "proxy": [mkp["proxy"].pid], "chain": [mkp["chain"].pid, mkp["chain2"].pid]}
-            results: dict = {"wrk": {}, "fixed_rate": {}}
-            for name in ("direct", "proxy", "chain", "nginx"):
-                print(f"wrk {name}", file=sys.stderr)
-                wrk(ports[name], args.threads, args.connections, 1)  # warm-up
-                cpu0 = cpu_seconds(pids[name])
-                r = wrk(ports[name], args.threads, args.connections, args.duration)
-                cpu = cpu_seconds(pids[name]) - cpu0
-                r["cpu_s_per_1000_requests"] = round(cpu / r["requests"] * 1000, 4)
-                r["cpu_cores_busy"] = round(cpu / args.duration, 2)
-                r["rss_mb"] = rss_mb(pids[name])
-                r["peak_rss_mb"] = rss_mb(pids[name], "VmHWM")
-                results["wrk"][name] = r
-            for name in ("direct", "proxy", "chain", "nginx"):
-                print(f"{args.rate} rps {name}", file=sys.stderr)
-                cpu0 = cpu_seconds(pids[name])
-                r = asyncio.run(fixed_rate(ports[name], args.rate, args.rate_seconds))
-                r["cpu_cores_busy"] = round((cpu_seconds(pids[name]) - cpu0) / args.rate_seconds, 3)
-                results["fixed_rate"][name] = r
-            direct = results["fixed_rate"]["direct"]
-            for name in ("proxy", "chain", "nginx"):
-                r = results["fixed_rate"][name]
-                r["added_p50_ms"] = round(r["p50_ms"] - direct["p50_ms"], 3)
-                r["added_p99_ms"] = round(r["p99_ms"] - direct["p99_ms"], 3)
-            w = results["wrk"]
-            results["summary"] = {
-                "proxy_rps": w["proxy"]["rps"], "nginx_rps": w["nginx"]["rps"],
-                "proxy_vs_nginx": round(w["proxy"]["rps"] / w["nginx"]["rps"], 2),
-                "target_rps_20000": w["proxy"]["rps"] >= 20000,
-                "target_0_8_of_nginx": w["proxy"]["rps"] >= 0.8 * w["nginx"]["rps"],
-                "proxy_rss_mb": w["proxy"]["peak_rss_mb"], "target_rss_30mb": w["proxy"]["peak_rss_mb"] <= 30,
-                "vcpu_per_1000_rps": results["fixed_rate"]["proxy"]["cpu_cores_busy"],
-            }
-            results["method"] = {"wrk": f"-t{args.threads} -c{args.connections} -d{args.duration}s",
-                                 "fixed_rate": f"python open-loop client, {args.rate} rps, 32 keep-alive "
-                                               "connections, latency from send to full response",
-                                 "body_bytes": len(BODY), "cores": os.cpu_count(),
-                                 "loadavg_at_start": load_at_start, "loadavg_at_end": os.getloadavg()}
-            print(json.dumps(results, indent=2))
+            b.start_backends()
+            b.start_proxies()
+            results = measure(b, args)
+            if "mkp" not in b.notes:
+                b.telemetry_seen()
+            if args.profile and "mkp" not in b.notes:
+                results["profile"] = profile(b, args, Path(args.profile))
         finally:
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            b.stop()
+    results["not_measured"] = b.notes
+    results["features"] = b.features
+    results["summary"] = report.summary(results)
+    results["method"] = {"wrk": f"-t{args.threads} -c{args.connections} -d{args.duration}s, 1 s warm-up",
+                         "fixed_rate": f"python open-loop client (uvloop), {args.rate} rps for {args.rate_seconds}"
+                                       " s, 32 keep-alive connections, latency from send to full response",
+                         "body_bytes": len(BODY), "backend": "nginx (Debian), 1 worker, static file",
+                         "loadavg_at_start": [round(x, 2) for x in load_start],
+                         "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+                         "wall_s": round(time.monotonic() - started, 1)}
+    results["machine"] = machine()
+    md = report.markdown(results)
+    print(json.dumps(results, indent=2))
+    print(md, file=sys.stderr)
+    if args.save:
+        day = datetime.date.today().isoformat()
+        out = ROOT / "bench" / "results"
+        (out / f"proxy-{day}.json").write_text(json.dumps(results, indent=2) + "\n")
+        (out / f"proxy-{day}.md").write_text(md + "\n")
 
 
 if __name__ == "__main__":
