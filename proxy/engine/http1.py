@@ -29,11 +29,14 @@ import collections
 import http
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httptools
 
 from proxy.engine.headers import Headers, serialize
+
+if TYPE_CHECKING:
+    from proxy.engine.tls import ConnectionSecurity
 
 MAX_REQUEST_HEADERS_KB = 60  # Envoy's http_connection_manager default
 BUFFER_LIMIT = 1024 * 1024  # Envoy's per_connection_buffer_limit_bytes default
@@ -292,6 +295,8 @@ class DownstreamConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.remote_address = ""
         self.remote_address_bytes = b""
+        # tls.ConnectionSecurity of a TLS connection (peer principal, mutual_tls); None: plaintext
+        self.security: ConnectionSecurity | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.streams: collections.deque[Stream] = collections.deque()
         self.tunnel: Stream | None = None

@@ -1,18 +1,19 @@
-"""The listener manager and the HTTP connection manager's request flow: what turns a
-Bootstrap into sockets that route, balance, retry and time out like Envoy.
+"""The listener manager: what turns a Bootstrap into sockets that route, balance, retry
+and time out like Envoy, or relay TCP.
 
-`ProxyServer(bootstrap)` binds every listener whose filter chain is an
-http_connection_manager (plain TCP), builds one `Router` per connection manager and one
-`ClusterRuntime` per cluster (its hosts, its load balancer, one `Pool` per endpoint, its
-`cluster.<name>.*` stats). Each request is one `flow._Flow` (route, attempts, timeouts); each
-cluster one `runtime.ClusterRuntime`.
+`ProxyServer(bootstrap)` builds each listener's filter chains (listener.py): an
+http_connection_manager chain gets one `HttpConnectionManagerHandler` (its Router, HTTP
+filters, observers), a tcp_proxy chain one `tcp.TcpProxyFilter`; a chain with a
+DownstreamTlsContext serves TLS (SIMPLE or, with require_client_certificate, MUTUAL;
+its SAN matchers checked), several chains are chosen per connection as Envoy's
+filter_chain_match does (PERMISSIVE and STRICT inbound listeners). One `ClusterRuntime`
+per cluster (hosts, load balancer, a `Pool` per endpoint, upstream TLS, stats). Each
+request is one `flow._Flow`.
 
 `swap(new_bootstrap)` builds a new generation (listeners bound with SO_REUSEPORT next to
 the old ones, then the old listeners closed), and drains the old generation's
-connections: requests under way finish on the old clusters, new ones see the new config.
-
-Not yet: TLS listeners and tcp_proxy (refused with a ConfigError), STRICT/LOGICAL_DNS
-clusters, outlier detection, circuit breakers, response header mutations, mirrors.
+connections: requests under way finish on the old clusters, new ones see the new config;
+tcp_proxy connections go on until they end or `stop` closes them.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ from collections.abc import Callable
 
 from proxy.engine import filters, observe
 from proxy.engine.config import Bootstrap, ConfigError
-from proxy.engine.config.listener import HttpConnectionManager, Listener
+from proxy.engine.config.listener import FilterChain, HttpConnectionManager, Listener, TcpProxy
 from proxy.engine.flow import HttpConnectionManagerHandler
 from proxy.engine.http1 import DownstreamConnection
+from proxy.engine.listener import ChainRuntime, ListenerRuntime, chain_store
 from proxy.engine.runtime import ClusterRuntime
+from proxy.engine.tcp import TcpProxyFilter, TcpProxySession
 from proxy.engine.telemetry.stats import StatsStore
+from proxy.engine.tls import PLAINTEXT, ConnectionSecurity
 
 log = logging.getLogger("proxy.engine.server")
 
@@ -36,47 +40,70 @@ log = logging.getLogger("proxy.engine.server")
 class _Generation:
     """One bootstrap's listeners, handlers, clusters and downstream connections."""
 
-    def __init__(self, boot: Bootstrap, store: StatsStore, telemetry: observe.Telemetry) -> None:
+    def __init__(self, boot: Bootstrap, store: StatsStore, telemetry: observe.Telemetry, *,
+                 certificate_check_interval: float = 1.0) -> None:
         self.boot = boot
+        self.store = store
+        self.telemetry = telemetry
+        self.check_interval = certificate_check_interval
         self.clusters: dict[str, ClusterRuntime] = {}
         self.handlers: list[tuple[Listener, HttpConnectionManagerHandler]] = []
-        self.servers: list[asyncio.Server] = []
+        self.listeners: list[ListenerRuntime] = []
         self.connections: weakref.WeakSet[DownstreamConnection] = weakref.WeakSet()
+        self.tcp_sessions: weakref.WeakSet[TcpProxySession] = weakref.WeakSet()
         for i, c in enumerate(boot.static_resources.clusters):
             self.clusters[c.name] = ClusterRuntime(c, store, f"static_resources.clusters[{i}]")
         for i, lst in enumerate(boot.static_resources.listeners):
             path = f"static_resources.listeners[{i}]"
-            chains = list(lst.filter_chains) + ([lst.default_filter_chain] if lst.default_filter_chain else [])
-            if len(chains) != 1:
-                raise ConfigError(f"{path}.filter_chains", "exactly one filter chain is supported yet")
-            chain = chains[0]
-            if chain.transport_socket is not None:
-                raise ConfigError(f"{path}.filter_chains[0].transport_socket", "TLS listeners are not yet supported")
-            hcms = [f.typed_config for f in chain.filters if isinstance(f.typed_config, HttpConnectionManager)]
-            if len(hcms) != 1 or len(chain.filters) != 1:
-                raise ConfigError(f"{path}.filter_chains[0].filters",
-                                  "only one http_connection_manager is supported yet (tcp_proxy: not yet)")
-            port = lst.address.socket_address.port_value
-            where = f"{path}.filter_chains[0].filters[0].typed_config"
-            pre, observers = observe.build(hcms[0], lst, boot, telemetry, where)
-            self.handlers.append((lst, HttpConnectionManagerHandler(
-                hcms[0], port, self.clusters, store, filters=pre + filters.build(hcms[0], where, store),
-                observers=observers)))
+            chains = {id(fc): self._chain(lst, fc, f"{path}.filter_chains[{j}]")
+                      for j, fc in enumerate(lst.filter_chains)}
+            if lst.default_filter_chain is not None:
+                chains[id(lst.default_filter_chain)] = self._chain(lst, lst.default_filter_chain,
+                                                                   f"{path}.default_filter_chain")
+            self.listeners.append(ListenerRuntime(lst, chains, store))
 
-    def _factory(self, handler: HttpConnectionManagerHandler) -> Callable[[], DownstreamConnection]:
-        def make() -> DownstreamConnection:
+    def _chain(self, lst: Listener, chain: FilterChain, path: str) -> ChainRuntime:
+        if len(chain.filters) != 1:
+            raise ConfigError(f"{path}.filters", "exactly one (terminal) network filter is supported")
+        cfg = chain.filters[0].typed_config
+        where = f"{path}.filters[0].typed_config"
+        store = chain_store(chain, path, http=isinstance(cfg, HttpConnectionManager),
+                            check_interval=self.check_interval)
+        if isinstance(cfg, HttpConnectionManager):
+            port = lst.address.socket_address.port_value
+            pre, observers = observe.build(cfg, lst, self.boot, self.telemetry, where)
+            handler = HttpConnectionManagerHandler(
+                cfg, port, self.clusters, self.store, filters=pre + filters.build(cfg, where, self.store),
+                observers=observers)
+            if store is not None:
+                handler.scheme = b"https"
+            self.handlers.append((lst, handler))
+            return ChainRuntime(chain, store, self._http_factory(handler))
+        if isinstance(cfg, TcpProxy):
+            return ChainRuntime(chain, store, self._tcp_factory(TcpProxyFilter(cfg, self.clusters, self.store)))
+        raise ConfigError(where, f"network filter {chain.filters[0].name!r} is not supported")
+
+    def _http_factory(self, handler: HttpConnectionManagerHandler) -> Callable[[ConnectionSecurity],
+                                                                               DownstreamConnection]:
+        def make(security: ConnectionSecurity = PLAINTEXT) -> DownstreamConnection:
             conn = DownstreamConnection(handler)
+            if security is not PLAINTEXT:
+                conn.security = security
             self.connections.add(conn)
             return conn
         return make
 
+    def _tcp_factory(self, f: TcpProxyFilter) -> Callable[[ConnectionSecurity], TcpProxySession]:
+        def make(security: ConnectionSecurity = PLAINTEXT) -> TcpProxySession:
+            session = f(security)
+            self.tcp_sessions.add(session)
+            return session
+        return make
+
     async def bind(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
-            for lst, handler in self.handlers:
-                sa = lst.address.socket_address
-                self.servers.append(await loop.create_server(self._factory(handler), sa.address, sa.port_value,
-                                                             reuse_address=True, reuse_port=True, backlog=1024))
+            for lst in self.listeners:
+                await lst.bind()
         except BaseException:
             self.close_listeners()
             raise
@@ -84,8 +111,8 @@ class _Generation:
             c.start()  # DNS resolution, in the running loop
 
     def close_listeners(self) -> None:
-        for s in self.servers:
-            s.close()
+        for lst in self.listeners:
+            lst.close()
 
     def drain(self) -> None:
         self.close_listeners()
@@ -95,18 +122,31 @@ class _Generation:
             c.close()
 
     def idle(self) -> bool:
-        return not any(c.streams for c in self.connections if not c.closed)
+        return not any(c.streams for c in self.connections if not c.closed) and \
+            not any(not s.closed for s in self.tcp_sessions)
+
+    def close_connections(self) -> None:
+        for conn in list(self.connections):
+            if conn.transport is not None and not conn.closed:
+                conn.transport.close()
+        for s in list(self.tcp_sessions):
+            s.abort()
 
 
 class ProxyServer:
     """Serves a Bootstrap: `await start()`, `await swap(new)`, `await stop()`."""
 
     def __init__(self, bootstrap: Bootstrap, *, stats: StatsStore | None = None,
-                 telemetry: observe.Telemetry | None = None) -> None:
+                 telemetry: observe.Telemetry | None = None, certificate_check_interval: float = 1.0) -> None:
+        """`certificate_check_interval`: how often (at most) TLS contexts look for rotated files."""
         self.stats = stats or StatsStore()
         self.telemetry = telemetry or observe.Telemetry()
-        self.current = _Generation(bootstrap, self.stats, self.telemetry)  # validates: ConfigError before any bind
+        self.check_interval = certificate_check_interval
+        self.current = self._generation(bootstrap)  # validates: ConfigError before any bind
         self._old: list[_Generation] = []
+
+    def _generation(self, bootstrap: Bootstrap) -> _Generation:
+        return _Generation(bootstrap, self.stats, self.telemetry, certificate_check_interval=self.check_interval)
 
     @property
     def bootstrap(self) -> Bootstrap:
@@ -118,7 +158,7 @@ class ProxyServer:
 
     def addresses(self) -> list[tuple[str, int]]:
         """The bound (host, port) of each listener, in config order (port 0 -> the real one)."""
-        return [s.sockets[0].getsockname()[:2] for s in self.current.servers]
+        return [lst.address() for lst in self.current.listeners]
 
     async def start(self) -> None:
         await self.current.bind()
@@ -126,7 +166,7 @@ class ProxyServer:
     async def swap(self, bootstrap: Bootstrap) -> None:
         """Serve `bootstrap` from now on; the old generation drains. A bad bootstrap raises
         (ConfigError, OSError) and the old one keeps serving."""
-        new = _Generation(bootstrap, self.stats, self.telemetry)
+        new = self._generation(bootstrap)
         try:
             await new.bind()
         except BaseException:
@@ -147,6 +187,4 @@ class ProxyServer:
         while loop.time() < deadline and not all(g.idle() for g in gens):
             await asyncio.sleep(0.02)
         for g in gens:
-            for conn in list(g.connections):
-                if conn.transport is not None and not conn.closed:
-                    conn.transport.close()
+            g.close_connections()
