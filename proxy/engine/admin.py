@@ -1,10 +1,14 @@
-"""Envoy's admin interface, the read-only part a learner uses to see what the proxy does:
-/ready, /config_dump, /clusters, /stats and /stats/prometheus, on `admin.address`.
+"""Envoy's admin interface, the part a learner uses to see what the proxy does:
+/ready, /config_dump, /clusters, /stats, /stats/prometheus and /logging, on
+`admin.address`.
 
 It is a separate aiohttp app (not the engine's own HTTP path) because it is off the data
 path and aiohttp gives query parsing and JSON for free. Formats follow Envoy's: /ready
 answers `LIVE`, /clusters prints `cluster::host:port::stat::value` lines, /stats
 `name: value` lines (`?filter=REGEX`), /config_dump the ConfigDump document.
+/stats/prometheus is Envoy's stats followed by Istio's standard metrics (istio_*), as
+Istio's merged endpoint serves them. /logging lists the engine's loggers and levels (GET)
+and changes them (POST `?level=debug`, `?<logger>=<level>`, `?paths=a:debug,b:info`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import time
 import orjson
 from aiohttp import web
 
+from proxy.engine import loggers
 from proxy.engine.config import config_dump
 from proxy.engine.server import ProxyServer
 
@@ -73,7 +78,18 @@ def admin_app(server: ProxyServer) -> web.Application:
         return web.Response(text=text)
 
     async def prometheus(_: web.Request) -> web.Response:
-        return web.Response(text=server.stats.render_prometheus(), content_type="text/plain")
+        text = server.stats.render_prometheus() + server.telemetry.render_prometheus()
+        return web.Response(text=text, content_type="text/plain")
+
+    async def logging_(request: web.Request) -> web.Response:
+        params = dict(request.query)
+        if params and request.method != "POST":
+            return web.Response(status=405, text="This endpoint requires POST to change levels.\n")
+        try:
+            loggers.change(params)
+        except loggers.LoggingError as e:  # Envoy answers an invalid request with 404 and the usage
+            return web.Response(status=404, text=f"{e}\n{loggers.USAGE}")
+        return web.Response(text=loggers.active_loggers())
 
     app = web.Application()
     app.router.add_get("/ready", ready)
@@ -81,6 +97,8 @@ def admin_app(server: ProxyServer) -> web.Application:
     app.router.add_get("/clusters", clusters)
     app.router.add_get("/stats", stats)
     app.router.add_get("/stats/prometheus", prometheus)
+    app.router.add_route("GET", "/logging", logging_)
+    app.router.add_route("POST", "/logging", logging_)
     return app
 
 

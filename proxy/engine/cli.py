@@ -7,7 +7,8 @@ Only the click command lives at import time (registering it costs `mkp` nothing)
 engine is imported when the command runs. The process runs on uvloop, serves the admin
 interface on `admin.address` when the bootstrap has one, reloads the file when it
 changes (a bad file is logged and the old config keeps serving), and on SIGTERM or
-SIGINT closes its listeners, lets requests under way finish, and exits 0.
+SIGINT closes its listeners, lets requests under way finish, writes the access log lines
+and sends the spans left, and exits 0.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ async def run(config: str, *, reload_interval: float = 0.5, drain_timeout: float
     log.info("draining")
     watcher.cancel()
     await server.stop(drain_timeout)
+    await server.telemetry.aclose()  # the last access log lines and spans
     if runner is not None:
         await runner.cleanup()
     log.info("stopped")

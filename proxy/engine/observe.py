@@ -1,24 +1,347 @@
-"""What sees finished requests (flow._Flow._end): access logs, Istio's standard metrics,
-traces. `Telemetry` is one per ProxyServer (shared by config generations, so counters
-survive a swap); `build` makes one listener's observers."""
+"""What sees requests at their start and end: x-request-id, trace context and Zipkin spans,
+Istio's metadata exchange and standard metrics, and access logs.
+
+`Telemetry` is one per ProxyServer, shared by config generations so counters, log files
+and span queues survive a swap. `build(hcm, ...)` makes one connection manager's
+`HcmTelemetry`, which is both its first HTTP filter (decode: request id, trace headers,
+peer metadata, before any other filter sees the request; encode: the upstream response's
+peer metadata and request id) and its observer of finished flows (access log line,
+metrics, span). A connection manager with none of these configured gets neither, so
+it costs nothing.
+
+What this module adds to the request path is header list edits and, at the end, one
+LogRecord, one RequestRecord and one Span; formatting, writing and sending happen later,
+off the event loop's critical path (telemetry.accesslog, telemetry.tracing).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import random
+import time
 from collections.abc import Callable
 from typing import Any
 
-from proxy.engine.config import Bootstrap
+from proxy.engine.config import Bootstrap, ConfigError
+from proxy.engine.config.http_filters import IstioStats
 from proxy.engine.config.listener import HttpConnectionManager, Listener
+from proxy.engine.flow import FilterBase
+from proxy.engine.headers import Headers, is_internal, request_id
+from proxy.engine.telemetry import accesslog, peer, tracing
+from proxy.engine.telemetry.accesslog import AccessLogWriter
+from proxy.engine.telemetry.headers import HeaderView
+from proxy.engine.telemetry.istio import IstioReporter, TcpReporter, reporter_name
+from proxy.engine.telemetry.metrics import IstioMetrics
+
+__all__ = ["HcmTelemetry", "Telemetry", "TcpReporter", "build", "tcp_reporter"]
+
+# Envoy's response flags -> its response code details (%RESPONSE_CODE_DETAILS%)
+_DETAILS = {"NR": "route_not_found", "NC": "cluster_not_found", "UH": "no_healthy_upstream",
+            "UF": "upstream_reset_before_response_started{connection_failure}",
+            "UO": "upstream_reset_before_response_started{overflow}",
+            "UC": "upstream_reset_before_response_started{connection_termination}",
+            "UT": "response_timeout", "FI": "fault_filter_abort", "RL": "local_rate_limited",
+            "DC": "downstream_remote_disconnect", "UR": "upstream_reset_after_response_started"}
 
 
 class Telemetry:
-    """Process-wide telemetry state: metric registries, log writers, span emitters."""
+    """Process-wide telemetry state: Istio's metrics, access log writers (one per path),
+    Zipkin emitters (one per collector URL) and the peer metadata cache."""
+
+    def __init__(self) -> None:
+        self.metrics = IstioMetrics()
+        self.peers = peer.PeerCache()
+        self.writers: dict[str, AccessLogWriter] = {}
+        self.emitters: dict[str, tracing.ZipkinEmitter] = {}
+
+    def emitter(self, url: str) -> tracing.ZipkinEmitter:
+        found = self.emitters.get(url)
+        if found is None:
+            found = self.emitters[url] = tracing.ZipkinEmitter(url)
+        return found
+
+    def render_prometheus(self) -> str:
+        """Istio's metric families that have series, in the Prometheus text format."""
+        lines: list[str] = []
+        for fam in self.metrics.registry.families.values():
+            if fam.series:
+                lines += [f"# HELP {fam.name} {fam.help}", f"# TYPE {fam.name} {fam.kind}", *fam.render()]
+        return "\n".join(lines) + "\n" if lines else ""
+
+    def flush(self) -> None:
+        """Hand buffered access log lines to their writer threads now."""
+        for w in self.writers.values():
+            w.flush()
+
+    async def aclose(self) -> None:
+        """Send the spans left, write the log lines left, close the files."""
+        for e in list(self.emitters.values()):
+            await e.aclose()
+        self.emitters.clear()
+        writers = list(self.writers.values())
+        self.writers.clear()
+        for w in writers:
+            await asyncio.to_thread(w.close)
 
     def close(self) -> None:
-        pass
+        """Without a loop: write the log lines left and close the files (spans are dropped)."""
+        for w in self.writers.values():
+            w.close()
+        self.writers.clear()
+
+
+class _Notes:
+    """One flow's telemetry notes, in flow.filter_state["telemetry"]."""
+
+    __slots__ = ("wall_start", "trace", "shared", "peer_value", "response_headers", "request_id")
+
+    def __init__(self, wall_start: float) -> None:
+        self.wall_start = wall_start
+        self.trace: tracing.TraceContext | None = None
+        self.shared = False
+        self.peer_value: bytes | None = None  # the peer's x-envoy-peer-metadata
+        self.response_headers: Headers | None = None
+        self.request_id = ""
+
+
+def _address(conn: Any, which: str) -> str:
+    transport = getattr(conn, "transport", None)
+    addr = transport.get_extra_info(which) if transport is not None else None
+    if not addr:
+        return ""
+    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
+
+
+def _body_bytes_sent(stream: Any) -> int:
+    """Envoy's BYTES_SENT is the response body; Stream.bytes_sent counts the whole wire
+    (head and chunk framing) until the stream keeps a body count (`body_bytes_sent`)."""
+    body = getattr(stream, "body_bytes_sent", None)
+    return stream.bytes_sent if body is None else body
+
+
+class _Tracer:
+    """Envoy's HCM tracing with the Zipkin provider: one span per proxy (INGRESS: SERVER,
+    EGRESS: CLIENT). A SERVER span with `shared_span_context` (the default) keeps the
+    caller's span id, as Envoy's Zipkin tracer does; otherwise the span is a child of the
+    incoming one, and its ids go upstream. Trace context is read from B3 (single or
+    multi) and then W3C traceparent, and written as both (Envoy's Zipkin
+    USE_B3_WITH_W3C_PROPAGATION), so either kind of application library can continue it."""
+
+    def __init__(self, hcm: HttpConnectionManager, listener: Listener, boot: Bootstrap, telemetry: Telemetry,
+                 path: str) -> None:
+        cfg = hcm.tracing
+        assert cfg is not None
+        where = f"{path}.tracing"
+        if cfg.provider is None:
+            raise ConfigError(f"{where}.provider", "a Zipkin provider is needed to report spans")
+        zipkin = cfg.provider.typed_config
+        if zipkin.collector_endpoint_version != "HTTP_JSON":
+            raise ConfigError(f"{where}.provider.typed_config.collector_endpoint_version", "only HTTP_JSON is supported")
+        url = _collector_url(boot, zipkin.collector_cluster, zipkin.collector_endpoint,
+                             f"{where}.provider.typed_config.collector_cluster")
+        try:
+            self.sampler = tracing.sampler_from_config(cfg)
+        except ValueError as e:
+            raise ConfigError(where, str(e)) from None
+        overall = cfg.overall_sampling.value if cfg.overall_sampling is not None else 100.0
+        client = cfg.client_sampling.value if cfg.client_sampling is not None else 100.0
+        self.client_fraction = client / 100.0 * overall / 100.0
+        self.emitter = telemetry.emitter(url)
+        self.ingress = listener.traffic_direction != "OUTBOUND"
+        self.shared = self.ingress and zipkin.shared_span_context
+        self.kind, self.name = ("SERVER", "ingress") if self.ingress else ("CLIENT", "egress")
+        sa = listener.address.socket_address
+        self.local = tracing.Endpoint(service_name=boot.node.cluster if boot.node else None,
+                                      ipv4=sa.address if sa.is_ip() and ":" not in sa.address else None,
+                                      port=sa.port_value or None)
+        self.node_id = boot.node.id if boot.node else ""
+        self.max_path = cfg.max_path_tag_length if cfg.max_path_tag_length is not None else 256
+        self._random = random.random
+
+    def start(self, headers: Headers, notes: _Notes) -> None:
+        """This hop's context from the request's headers; written back into them."""
+        view = HeaderView(headers)
+        incoming = tracing.extract(view)
+        if incoming is None:
+            ctx = tracing.TraceContext(tracing.new_trace_id(self.sampler.trace_id_128bit), tracing.new_span_id())
+        elif self.shared:
+            ctx, notes.shared = incoming, True
+        else:
+            ctx = incoming.child()
+        if ctx.sampled is None:
+            fraction = self.client_fraction if "x-client-trace-id" in view else self.sampler.fraction
+            ctx.sampled = "x-envoy-force-trace" in view or self._random() < fraction
+        ctx.w3c = True
+        tracing.inject_list(ctx, headers)
+        notes.trace = ctx
+
+    def finish(self, flow: Any, notes: _Notes, rec: accesslog.LogRecord) -> None:
+        ctx = notes.trace
+        if ctx is None or not ctx.sampled:
+            return
+        host = flow.upstream_host
+        tags = tracing.http_tags(
+            method=rec.method, url=f"{rec.scheme}://{rec.authority}{rec.path}"[: self.max_path],
+            status_code=rec.response_code, response_flags=rec.response_flags,
+            upstream_cluster=rec.upstream_cluster, request_id=notes.request_id, protocol=rec.protocol,
+            node_id=self.node_id, user_agent=rec.request_headers.get("user-agent") or "-",
+            downstream_cluster=rec.request_headers.get("x-envoy-downstream-service-cluster") or "-",
+            request_size=str(rec.bytes_received), response_size=str(rec.bytes_sent),
+            **{"peer.address": rec.downstream_remote_address})
+        if rec.upstream_cluster:
+            tags["upstream_cluster.name"] = rec.upstream_cluster
+        remote = tracing.Endpoint(ipv4=host.address, port=host.port) \
+            if host is not None and not self.ingress and ":" not in host.address else None
+        end = flow.end_time - flow.stream.start_time
+        self.emitter.start()  # in the running loop; a no-op once started
+        self.emitter.emit(tracing.Span(ctx, self.name, self.kind, int(notes.wall_start * 1e6), int(end * 1e6),
+                                       self.local, remote, tags, shared=notes.shared))
+
+
+def _collector_url(boot: Bootstrap, cluster: str, endpoint: str, where: str) -> str:
+    """http://<the collector cluster's first host><collector_endpoint>."""
+    for c in boot.static_resources.clusters:
+        if c.name != cluster:
+            continue
+        la = c.load_assignment
+        hosts = [e.endpoint.address.socket_address for g in (la.endpoints if la else ()) for e in g.lb_endpoints]
+        if not hosts:
+            raise ConfigError(where, f"cluster {cluster!r} has no endpoint to send spans to")
+        a = hosts[0]
+        host = f"[{a.address}]" if ":" in a.address else a.address
+        return f"http://{host}:{a.port_value}{endpoint if endpoint.startswith('/') else '/' + endpoint}"
+    raise ConfigError(where, f"unknown cluster {cluster!r}")
+
+
+class HcmTelemetry(FilterBase):
+    """One connection manager's telemetry: the first HTTP filter and an observer."""
+
+    def __init__(self, hcm: HttpConnectionManager, listener: Listener, boot: Bootstrap, telemetry: Telemetry,
+                 path: str) -> None:
+        self.generate_request_id = hcm.generate_request_id
+        self.reset_external_id = hcm.use_remote_address and not hcm.preserve_external_request_id
+        self.always_set_request_id = hcm.always_set_request_id_in_response
+        self.logs: list[accesslog.AccessLog] = []
+        for i, entry in enumerate(hcm.access_log):
+            try:
+                self.logs.append(accesslog.from_config(entry, f"{path}.access_log[{i}]", writers=telemetry.writers))
+            except accesslog.AccessLogFormatError as e:
+                raise ConfigError(f"{path}.access_log[{i}]", str(e)) from None
+        self.tracer = _Tracer(hcm, listener, boot, telemetry, path) if hcm.tracing is not None else None
+        stats = [f.typed_config for f in hcm.http_filters if isinstance(f.typed_config, IstioStats) and not f.disabled]
+        self.istio = IstioReporter(stats[0], reporter_name(listener, stats[0]), boot, telemetry.metrics,
+                                   telemetry.peers) if stats else None
+        self.active = bool(self.logs or self.tracer or self.istio or self.always_set_request_id)
+        self._clock = time.time
+
+    # -- the start ---------------------------------------------------------------------
+    def decode(self, flow: Any) -> bool:
+        self._notes(flow)
+        return True
+
+    def _notes(self, flow: Any) -> _Notes:
+        """The flow's notes, made (with the request's headers edited) on first use."""
+        state = flow.filter_state
+        if state is None:
+            state = flow.filter_state = {}
+        notes = state.get("telemetry")
+        if notes is not None:
+            return notes
+        stream = flow.stream
+        notes = state["telemetry"] = _Notes(self._clock() - (stream.conn.loop.time() - stream.start_time))
+        head = stream.head
+        if head is None:
+            return notes
+        headers = head.headers
+        notes.request_id = self._request_id(headers, stream.remote_address)
+        if self.tracer is not None:
+            self.tracer.start(headers, notes)
+        if self.istio is not None:
+            notes.peer_value = self.istio.request(headers)
+        return notes
+
+    def _request_id(self, headers: Headers, remote: str) -> str:
+        """Envoy's x-request-id: kept, or generated when absent (`generate_request_id`); an
+        external request's own id is replaced unless `preserve_external_request_id`."""
+        for i, (n, v) in enumerate(headers):
+            if n == b"x-request-id":
+                if self.reset_external_id and not is_internal(remote):
+                    del headers[i]
+                    break
+                return v.decode("latin-1")
+        if not self.generate_request_id:
+            return ""
+        rid = request_id()
+        headers.append((b"x-request-id", rid))
+        return rid.decode()
+
+    def encode(self, flow: Any, status: int, headers: Headers) -> Headers:
+        notes = self._notes(flow)
+        if self.istio is not None:
+            headers, value = self.istio.response(headers)
+            if value is not None:
+                notes.peer_value = value
+        if self.always_set_request_id and notes.request_id and not any(n == b"x-request-id" for n, _ in headers):
+            headers.append((b"x-request-id", notes.request_id.encode("latin-1")))
+        notes.response_headers = headers
+        return headers
+
+    # -- the end -------------------------------------------------------------------------
+    def __call__(self, flow: Any) -> None:
+        notes = self._notes(flow)
+        rec = self.record(flow, notes)
+        for log in self.logs:
+            log.log(rec)
+        if self.istio is not None:
+            self.istio.record(flow, notes.peer_value, rec)
+        if self.tracer is not None:
+            self.tracer.finish(flow, notes, rec)
+
+    def record(self, flow: Any, notes: _Notes) -> accesslog.LogRecord:
+        """The access log record of a finished flow (also what metrics and spans read)."""
+        stream = flow.stream
+        head = stream.head
+        req = HeaderView(flow.headers if flow.headers is not None else head.headers)
+        r = flow.result
+        host = flow.upstream_host
+        cluster = flow.cluster.config.name if flow.cluster is not None else (r.cluster if r is not None else "")
+        sec = getattr(stream.conn, "security", None)
+        return accesslog.LogRecord(
+            start_time=notes.wall_start, method=head.method.decode("latin-1"),
+            path=head.path.decode("latin-1"), authority=flow.request.authority if hasattr(flow, "request") else "",
+            scheme=flow.h.scheme.decode(), protocol=f"HTTP/{head.version}", response_code=flow.status,
+            response_flags=",".join(flow.flags) or "-", response_code_details=self._details(flow),
+            bytes_received=stream.received, bytes_sent=_body_bytes_sent(stream),
+            duration_ms=int((flow.end_time - stream.start_time) * 1000), request_headers=req,
+            response_headers=HeaderView(notes.response_headers) if notes.response_headers is not None else {},
+            upstream_host=f"{host.address}:{host.port}" if host is not None else "", upstream_cluster=cluster,
+            downstream_remote_address=_address(stream.conn, "peername"),
+            downstream_local_address=_address(stream.conn, "sockname"),
+            downstream_peer_uri_san=(sec.peer_principal or "") if sec is not None else "",
+            downstream_tls_version=(sec.tls_version or "") if sec is not None else "",
+            requested_server_name=(sec.sni or "") if sec is not None else "",
+            route_name=r.route.name if r is not None else "")
+
+    @staticmethod
+    def _details(flow: Any) -> str:
+        for f in reversed(flow.flags):
+            if f in _DETAILS:
+                return _DETAILS[f]
+        if flow.attempts and flow.status:
+            return "via_upstream"
+        r = flow.result
+        return "direct_response" if r is not None and r.action in ("direct_response", "redirect") else ""
 
 
 def build(hcm: HttpConnectionManager, listener: Listener, boot: Bootstrap, telemetry: Telemetry,
           path: str) -> tuple[list[Any], list[Callable[[Any], None]]]:
-    """(filters to run first, e.g. trace context and x-request-id; observers of finished flows)."""
-    return [], []
+    """(filters to run first: request id, trace context, peer metadata; observers of
+    finished flows). ConfigError names the field of what cannot run."""
+    t = HcmTelemetry(hcm, listener, boot, telemetry, path)
+    return ([t], [t]) if t.active else ([], [])
+
+
+def tcp_reporter(listener: Listener, boot: Bootstrap, telemetry: Telemetry, cluster: str) -> TcpReporter:
+    """Istio's TCP metrics for one tcp_proxy (see telemetry.istio.TcpReporter)."""
+    return TcpReporter(telemetry.metrics, reporter_name(listener, None), boot, cluster)
+
