@@ -19,7 +19,7 @@ which can only lower the configured percentage (min of the two): Envoy treats th
 untrusted.
 
 max_active_faults (unlimited when None): a request that would start a fault while that
-many are active gets none (stat faults_overflow). A decision with faults must be paired
+many are active gets none (stat faults_overflow, counted only when a fault was drawn). A decision with faults must be paired
 with `end()` when the request finishes. Istio: with VirtualService faults, istiod turns
 the route's retries and timeout off; that is the config translation's job.
 """
@@ -27,8 +27,9 @@ the route's retries and timeout off; that is the config translation's job.
 from __future__ import annotations
 
 import random as _random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 DENOMINATORS = {"HUNDRED": 100, "TEN_THOUSAND": 10_000, "MILLION": 1_000_000}
 
@@ -124,39 +125,65 @@ class FaultDecision:
 NO_FAULT = FaultDecision()
 
 
-class FaultInjector:
-    """One fault filter config's decisions and stats (Envoy's fault.* names)."""
+class _Count:
+    __slots__ = ("value",)
 
-    def __init__(self, config: HTTPFault, *, random: _random.Random | None = None) -> None:
+    def __init__(self) -> None:
+        self.value = 0
+
+
+class FaultStats:
+    """Envoy's fault.* stats: anything with a mutable `value` (telemetry.stats.Stat when
+    wired into a proxy); one set per fault filter, shared by its per-route configs."""
+
+    __slots__ = ("delays_injected", "aborts_injected", "faults_overflow", "active_faults")
+
+    def __init__(self, make: Callable[[str], Any] | None = None) -> None:
+        for name in self.__slots__:
+            setattr(self, name, make(name) if make is not None else _Count())
+
+
+class FaultInjector:
+    """One fault filter's decisions and stats (Envoy's fault.* names). `decide` may be
+    given a route's own HTTPFault (typed_per_filter_config): its settings replace the
+    filter's, while the stats and the active-fault count stay the filter's (Envoy)."""
+
+    def __init__(self, config: HTTPFault, *, random: _random.Random | None = None,
+                 stats: FaultStats | None = None) -> None:
         self.config = config
         self.random = random or _random.Random()
-        self.active_faults = 0
-        self.delays_injected = 0
-        self.aborts_injected = 0
-        self.faults_overflow = 0
+        self.counters = stats or FaultStats()
 
-    def decide(self, headers: Mapping[str, str], *, cluster: str = "") -> FaultDecision:
-        """Headers are lower-case. Returns NO_FAULT or what to inject."""
-        cfg = self.config
+    active_faults = property(lambda self: self.counters.active_faults.value)
+    delays_injected = property(lambda self: self.counters.delays_injected.value)
+    aborts_injected = property(lambda self: self.counters.aborts_injected.value)
+    faults_overflow = property(lambda self: self.counters.faults_overflow.value)
+
+    def decide(self, headers: Mapping[str, str], *, cluster: str = "",
+               config: HTTPFault | None = None) -> FaultDecision:
+        """Headers are lower-case. Returns NO_FAULT or what to inject. A fault that would
+        be injected while max_active_faults are active is not (stat faults_overflow)."""
+        cfg = config or self.config
         if cfg.upstream_cluster and cluster != cfg.upstream_cluster:
             return NO_FAULT
         if cfg.delay is None and cfg.abort is None:
-            return NO_FAULT
-        if cfg.max_active_faults is not None and self.active_faults >= cfg.max_active_faults:
-            self.faults_overflow += 1
             return NO_FAULT
         delay = self._delay(cfg.delay, headers) if cfg.delay else 0.0
         http_status, grpc_status = self._abort(cfg.abort, headers) if cfg.abort else (None, None)
         if delay <= 0 and http_status is None and grpc_status is None:
             return NO_FAULT
-        self.delays_injected += delay > 0
-        self.aborts_injected += http_status is not None or grpc_status is not None
-        self.active_faults += 1
+        c = self.counters
+        if cfg.max_active_faults is not None and c.active_faults.value >= cfg.max_active_faults:
+            c.faults_overflow.value += 1
+            return NO_FAULT
+        c.delays_injected.value += delay > 0
+        c.aborts_injected.value += http_status is not None or grpc_status is not None
+        c.active_faults.value += 1
         return FaultDecision(delay, http_status, grpc_status, active=True)
 
     def end(self, decision: FaultDecision) -> None:
         if decision.active:
-            self.active_faults -= 1
+            self.counters.active_faults.value -= 1
 
     def _delay(self, d: FaultDelay, headers: Mapping[str, str]) -> float:
         if d.header_delay:

@@ -28,6 +28,7 @@ import random as _random
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from proxy.engine.fault import FractionalPercent
 
@@ -99,6 +100,24 @@ class RateLimitDecision:
 
 
 ALLOW = RateLimitDecision(Verdict.ALLOW)
+
+
+class _Count:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+class LimiterCounters:
+    """The four counters of a limiter: anything with a mutable `value` (telemetry.stats.Stat
+    when wired into a proxy, so limiters sharing a stat_prefix share the counts as in Envoy)."""
+
+    __slots__ = ("enabled", "enforced", "rate_limited", "ok")
+
+    def __init__(self, make: Callable[[str], Any] | None = None) -> None:
+        for name in self.__slots__:
+            setattr(self, name, make(name) if make is not None else _Count())
 _ZERO = RuntimeFractionalPercent()
 
 
@@ -106,12 +125,14 @@ class LocalRateLimiter:
     """The token bucket and stats of one LocalRateLimit config."""
 
     __slots__ = ("config", "clock", "random", "tokens", "_last_fill", "_next_fill", "_limited", "_shadow",
-                 "_enabled", "_enforced", "enabled", "enforced", "rate_limited", "ok")
+                 "_enabled", "_enforced", "counters")
 
     def __init__(
-        self, config: LocalRateLimit, *, clock: Callable[[], float], random: _random.Random | None = None
+        self, config: LocalRateLimit, *, clock: Callable[[], float], random: _random.Random | None = None,
+        counters: LimiterCounters | None = None,
     ) -> None:
         self.config = config
+        self.counters = counters or LimiterCounters()
         self.clock = clock
         self.random = random or _random.Random()
         self._enabled = (config.filter_enabled or _ZERO).default_value
@@ -127,7 +148,12 @@ class LocalRateLimiter:
         self._shadow = RateLimitDecision(
             Verdict.ALLOW_NOT_ENFORCED,
             request_headers=tuple((h.key.lower(), h.value) for h in config.request_headers_to_add_when_not_enforced))
-        self.enabled = self.enforced = self.rate_limited = self.ok = 0
+
+    # the counts, for callers that read them as plain numbers
+    enabled = property(lambda self: self.counters.enabled.value)
+    enforced = property(lambda self: self.counters.enforced.value)
+    rate_limited = property(lambda self: self.counters.rate_limited.value)
+    ok = property(lambda self: self.counters.ok.value)
 
     def _take(self) -> bool:
         bucket = self.config.token_bucket
@@ -145,16 +171,17 @@ class LocalRateLimiter:
 
     def check(self) -> RateLimitDecision:
         """Decide for one request."""
-        if self.config.token_bucket is None or not self._enabled.hit(self.random):
+        if not self._enabled.hit(self.random):
             return ALLOW
-        self.enabled += 1
-        if self._take():
-            self.ok += 1
+        c = self.counters
+        c.enabled.value += 1
+        if self.config.token_bucket is None or self._take():  # no bucket: nothing to limit (Envoy)
+            c.ok.value += 1
             return ALLOW
-        self.rate_limited += 1
+        c.rate_limited.value += 1
         if not self._enforced.hit(self.random):
             return self._shadow
-        self.enforced += 1
+        c.enforced.value += 1
         return self._limited
 
     def stats(self) -> dict[str, int]:
@@ -177,7 +204,7 @@ def seed_envoyfilter_example(max_tokens: int, tokens_per_fill: int, fill_interva
 
 
 __all__ = [
-    "FLAG_RL", "FractionalPercent", "HeaderValueOption", "LocalRateLimit", "LocalRateLimiter",
+    "FLAG_RL", "FractionalPercent", "HeaderValueOption", "LimiterCounters", "LocalRateLimit", "LocalRateLimiter",
     "RateLimitDecision", "RuntimeFractionalPercent", "TokenBucket", "Verdict",
     "seed_envoyfilter_example",
 ]
