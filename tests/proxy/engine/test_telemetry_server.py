@@ -406,3 +406,29 @@ async def test_admin_logging_lists_and_changes_engine_log_levels():
         for lg in logging.root.manager.loggerDict.values():
             if isinstance(lg, logging.Logger) and lg.name.startswith("proxy.engine"):
                 lg.setLevel(saved.get(lg.name, logging.NOTSET))
+
+
+def test_tcp_reporter_counts_connections_and_bytes_with_the_destination_labels():
+    from types import SimpleNamespace
+
+    from proxy.engine.observe import Telemetry, tcp_reporter
+
+    boot = from_dict(bootstrap([cluster("db", 5432)], identity=node("mysql-v1", "mysql", "v1"), stats=False))
+    telemetry = Telemetry()
+    reporter = tcp_reporter(boot.static_resources.listeners[0], boot, telemetry, "db")
+    mtls = SimpleNamespace(mutual=True, peer_principal="spiffe://cluster.local/ns/default/sa/reviews")
+    for security in (mtls, None):
+        conn = reporter.opened(security)
+        conn.bytes(sent=100, received=40)
+        conn.bytes(sent=5)
+        conn.closed()
+        conn.closed()  # once only
+    text = telemetry.render_prometheus()
+    common = dict(reporter="destination", destination_workload="mysql-v1", request_protocol="tcp")
+    secured = dict(common, source_principal="spiffe://cluster.local/ns/default/sa/reviews",
+                   connection_security_policy="mutual_tls")
+    assert [v for _, v in series(text, "istio_tcp_sent_bytes_total", **secured)] == [105]
+    assert [v for _, v in series(text, "istio_tcp_received_bytes_total", **secured)] == [40]
+    assert [v for _, v in series(text, "istio_tcp_connections_opened_total", **common)] == [1, 1]
+    assert [v for _, v in series(text, "istio_tcp_connections_closed_total", connection_security_policy="none",
+                                 source_principal="unknown", **common)] == [1]
