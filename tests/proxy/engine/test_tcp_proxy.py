@@ -20,6 +20,7 @@ from proxy.engine.server import ProxyServer
 from proxy.engine.tcp import TcpProxyFilter, TcpProxySession
 from tests.proxy.engine.test_server_tls import FRONTEND, Pki, boot, cluster, listener, start, tcp_proxy
 
+
 @pytest.fixture
 def pki(tmp_path: Path) -> Pki:
     return Pki(tmp_path)
