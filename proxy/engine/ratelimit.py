@@ -15,8 +15,10 @@ anything below 400), `x-envoy-ratelimited: true`, the configured response_header
 (the seed's `x-local-rate-limit: true`) and response flag RL; if not enforced it goes on
 with request_headers_to_add_when_not_enforced.
 
-Stats (plain ints, Envoy's names under `<stat_prefix>.http_local_rate_limit.`): enabled,
-enforced, rate_limited, ok. Per listener (an HCM filter) or per route (typed_per_filter_
+Stats (Envoy's names under `<stat_prefix>.http_local_rate_limit.`): enabled, enforced,
+rate_limited, ok; `LimiterCounters` holds them (the proxy's StatsStore counters when
+wired, so limiters with one stat_prefix add up as in Envoy). Enabled without a bucket
+counts enabled and ok and limits nothing (Envoy's listener-level config may omit it). Per listener (an HCM filter) or per route (typed_per_filter_
 config) is a matter of which LocalRateLimiter the integrator consults; a bucket per
 downstream connection (local_rate_limit_per_downstream_connection) is one limiter per
 connection. Descriptors are not implemented.

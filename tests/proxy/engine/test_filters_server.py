@@ -354,3 +354,35 @@ async def test_cors_preflight_simple_request_and_other_origin():
         assert len(b.requests) == 3
         assert p.stat("http.ingress.cors.origin_valid") == 2
         assert p.stat("http.ingress.cors.origin_invalid") == 2
+
+
+async def test_grpc_status_abort_is_a_trailers_only_grpc_error():
+    async with Backend() as b, Proxy(bootstrap(b.port, [{"name": FAULT, "typed_config": fault(
+            abort={"grpc_status": 14, "percentage": pct(100)})}])) as p:
+        async with aiohttp.ClientSession() as s, s.post(p.url + "/pkg.Svc/Call", data=b"",
+                                                        headers={"content-type": "application/grpc"}) as r:
+            assert r.status == 200
+            assert (r.headers["content-type"], r.headers["grpc-status"]) == ("application/grpc", "14")
+        assert b.requests == []
+        assert p.flows == [(200, ["FI"])]
+
+
+async def test_max_active_faults_lets_the_overflow_through_undelayed():
+    cfg = fault(delay={"fixed_delay": "0.5s", "percentage": pct(100)}, max_active_faults=2)
+    async with Backend() as b, Proxy(bootstrap(b.port, [{"name": FAULT, "typed_config": cfg}])) as p:
+        loop = asyncio.get_running_loop()
+        times: list[float] = []
+        async with aiohttp.ClientSession() as s:
+            async def one(after: float) -> None:
+                await asyncio.sleep(after)
+                t0 = loop.time()
+                async with s.get(p.url + "/") as r:
+                    assert r.status == 200
+                times.append(loop.time() - t0)
+            await asyncio.gather(one(0), one(0), one(0.1), one(0.1))
+            assert sorted(t >= 0.45 for t in times) == [False, False, True, True]
+            assert p.stat("http.ingress.fault.faults_overflow") == 2
+            assert p.stat("http.ingress.fault.active_faults") == 0
+            async with s.get(p.url + "/") as r:  # the delays are over: a fault again
+                assert r.status == 200
+            assert p.stat("http.ingress.fault.delays_injected") == 3
