@@ -85,10 +85,19 @@ class _Generation:
 
     def _http_factory(self, handler: HttpConnectionManagerHandler) -> Callable[[ConnectionSecurity],
                                                                                DownstreamConnection]:
+        st = handler.stats
+
+        def closed(conn: DownstreamConnection) -> None:
+            st.downstream_cx_active.value -= 1
+            st.downstream_cx_destroy.value += 1
+
         def make(security: ConnectionSecurity = PLAINTEXT) -> DownstreamConnection:
-            conn = DownstreamConnection(handler)
+            conn = DownstreamConnection(handler, on_close=closed)
+            st.downstream_cx_total.value += 1
+            st.downstream_cx_active.value += 1
             if security is not PLAINTEXT:
                 conn.security = security
+                st.downstream_cx_ssl_total.value += 1
             self.connections.add(conn)
             return conn
         return make

@@ -249,6 +249,9 @@ async def test_permissive_accepts_tls_and_plaintext_on_one_port(pki: Pki):
                 assert await plain.get() == (200, b"plain http")
             await mtls.close()
             await plain.close()
+            assert server.stats.value("http.in_tls.downstream_cx_ssl_total") == 1
+            assert server.stats.value("http.in.downstream_cx_total") == 1
+            assert server.stats.value("http.in.downstream_cx_ssl_total") == 0
         finally:
             await server.stop()
 
