@@ -68,6 +68,15 @@ class HttpFilterRuntime(Protocol):
     def encode(self, flow: _Flow, status: int, headers: Headers) -> Headers: ...
 
 
+class UpstreamHeaderEditor(Protocol):
+    """Optional on a filter: `upstream_headers(flow, headers) -> headers` edits the request
+    headers going upstream after the connection manager's own handling (hop-by-hop,
+    x-forwarded-*, x-envoy-* sanitizing on an edge listener), as Envoy's filters see
+    them: what a filter adds here is not stripped."""
+
+    def upstream_headers(self, flow: _Flow, headers: Headers) -> Headers: ...
+
+
 def hash_policies(policies: tuple) -> tuple[HashPolicy, ...]:
     """The route's config hash_policy list as lb.HashPolicy values."""
     out = []
@@ -134,8 +143,21 @@ class HttpConnectionManagerHandler:
         self.edge = hcm.use_remote_address
         self.filters: list[HttpFilterRuntime] = filters or []
         self.encoders = [f for f in self.filters if type(f).encode is not _no_encode]
+        self.upstream_editors: list[UpstreamHeaderEditor] = [
+            f for f in self.filters if callable(getattr(f, "upstream_headers", None))]  # type: ignore[misc]
         self.observers: list[Callable[[_Flow], None]] = observers or []
         self.scheme = b"http"
+        # config RetryPolicy -> retry.RetryPolicy, converted once per policy object (the
+        # config objects live as long as the router, so their id is stable)
+        self._retry: dict[int, tuple[RouteRetryPolicy, RetryPolicy | None]] = {}
+
+    def retry_policy(self, p: RouteRetryPolicy | None) -> RetryPolicy | None:
+        if p is None:
+            return None
+        hit = self._retry.get(id(p))
+        if hit is None or hit[0] is not p:
+            hit = self._retry[id(p)] = (p, retry_policy(p))
+        return hit[1]
 
     def __call__(self, stream: Stream) -> None:
         _Flow(self, stream).start()
@@ -252,7 +274,7 @@ class _Flow:
         hs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in head.headers]
         authority = next((v for n, v in hs if n == "host"), "")
         self.request = Request(authority, head.path.decode("latin-1"), head.method.decode("latin-1"), hs,
-                               self.h.port, self.h.scheme.decode())
+                               self.h.port, "https" if self.h.scheme == b"https" else "http")
         r = self.result = self.h.router.route(self.request)
         if r is None:
             stats.no_route.value += 1
@@ -294,9 +316,11 @@ class _Flow:
         out = request_headers(head.headers, remote_address=self.stream.conn.remote_address_bytes,
                               edge=self.h.edge, upgrade=head.upgrade, scheme=self.h.scheme)
         self.headers = self._mutate(out, r)
+        for editor in self.h.upstream_editors:
+            self.headers = editor.upstream_headers(self, self.headers)
         self.method = head.method
         self.path = r.path.encode("latin-1") if r.path else head.path
-        self.state = RetryState(retry_policy(r.retry_policy), clock=self.loop.time, route_timeout=r.timeout or None,
+        self.state = RetryState(self.h.retry_policy(r.retry_policy), clock=self.loop.time, route_timeout=r.timeout or None,
                                 circuit=cluster.circuit)
         if r.hash_policy and cluster.config.lb_policy in ("RING_HASH", "MAGLEV"):
             hs = self.request.headers

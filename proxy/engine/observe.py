@@ -275,6 +275,9 @@ class HcmTelemetry(FilterBase):
         headers.append((b"x-request-id", rid))
         return rid.decode()
 
+    def upstream_headers(self, flow: Any, headers: Headers) -> Headers:
+        return self.istio.upstream(headers) if self.istio is not None else headers
+
     def encode(self, flow: Any, status: int, headers: Headers) -> Headers:
         notes = self._notes(flow)
         if self.istio is not None:

@@ -78,13 +78,17 @@ class IstioReporter:
         return headers, value
 
     def request(self, headers: Headers) -> bytes | None:
-        """A request on its way in: the source adds its metadata; the destination takes
-        the source's (returned)."""
+        """A request on its way in: any peer metadata is taken off; the destination
+        returns the source's. (The source adds its own in `upstream`, after the
+        connection manager's x-envoy-* sanitizing.)"""
         _, value = self._take_peer(headers)
+        return value if self.destination else None
+
+    def upstream(self, headers: Headers) -> Headers:
+        """The request headers going upstream: the source adds its metadata."""
         if not self.destination:
             headers.extend(self.own)
-            return None
-        return value
+        return headers
 
     def response(self, headers: Headers) -> tuple[Headers, bytes | None]:
         """An upstream response on its way down: the destination adds its metadata; the
