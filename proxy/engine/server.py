@@ -30,7 +30,7 @@ from proxy.engine.flow import HttpConnectionManagerHandler
 from proxy.engine.http1 import DownstreamConnection
 from proxy.engine.listener import ChainRuntime, ListenerRuntime, chain_store
 from proxy.engine.runtime import ClusterRuntime
-from proxy.engine.tcp import TcpProxyFilter, TcpProxySession
+from proxy.engine.tcp import IstioTcpObserver, TcpProxyFilter, TcpProxySession
 from proxy.engine.telemetry.stats import StatsStore
 from proxy.engine.tls import PLAINTEXT, ConnectionSecurity
 
@@ -80,7 +80,11 @@ class _Generation:
             self.handlers.append((lst, handler))
             return ChainRuntime(chain, store, self._http_factory(handler))
         if isinstance(cfg, TcpProxy):
-            return ChainRuntime(chain, store, self._tcp_factory(TcpProxyFilter(cfg, self.clusters, self.store)))
+            tcp = TcpProxyFilter(cfg, self.clusters, self.store)
+            names = [c.name for c in cfg.weighted_clusters.clusters] if cfg.weighted_clusters else [cfg.cluster or ""]
+            tcp.observers.append(IstioTcpObserver(
+                {n: observe.tcp_reporter(lst, self.boot, self.telemetry, n) for n in names}))
+            return ChainRuntime(chain, store, self._tcp_factory(tcp))
         raise ConfigError(where, f"network filter {chain.filters[0].name!r} is not supported")
 
     def _http_factory(self, handler: HttpConnectionManagerHandler) -> Callable[[ConnectionSecurity],

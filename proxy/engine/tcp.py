@@ -25,7 +25,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from proxy.engine.config.listener import TcpProxy
 from proxy.engine.lb import PickContext
@@ -37,6 +37,10 @@ from proxy.engine.tls import PLAINTEXT, ConnectionSecurity, PeerVerificationErro
 log = logging.getLogger("proxy.engine.tcp")
 
 
+def _is_tls(transport: asyncio.BaseTransport | None) -> bool:
+    return transport is not None and transport.get_extra_info("sslcontext") is not None
+
+
 class TcpObserver(Protocol):
     """What sees a tcp_proxy connection (Istio's TCP metrics, access logs)."""
 
@@ -45,6 +49,27 @@ class TcpObserver(Protocol):
     def data(self, session: TcpProxySession, received: int, sent: int) -> None: ...
 
     def closed(self, session: TcpProxySession) -> None: ...
+
+
+class IstioTcpObserver:
+    """Istio's istio_tcp_* metrics for a tcp_proxy: `reporters` maps each cluster the
+    filter can pick to its observe.tcp_reporter (labels depend on the destination
+    service); a session's TcpConnection lives in `session.istio`."""
+
+    def __init__(self, reporters: dict[str, Any]) -> None:
+        self.reporters = reporters
+
+    def opened(self, session: TcpProxySession) -> None:
+        r = self.reporters.get(session.cluster_name)
+        session.istio = r.opened(session.security) if r is not None else None
+
+    def data(self, session: TcpProxySession, received: int, sent: int) -> None:
+        if session.istio is not None:
+            session.istio.bytes(sent=sent, received=received)
+
+    def closed(self, session: TcpProxySession) -> None:
+        if session.istio is not None:
+            session.istio.closed()
 
 
 class TcpProxyFilter:
@@ -101,7 +126,8 @@ class _Upstream(asyncio.Protocol):
         self.s._from_upstream(data)
 
     def eof_received(self) -> bool:
-        return self.s._upstream_eof()
+        keep = self.s._upstream_eof()
+        return keep and not _is_tls(self.transport)
 
     def pause_writing(self) -> None:  # upstream is slow: stop reading downstream
         self.s._pause_downstream("upstream")
@@ -128,6 +154,7 @@ class TcpProxySession(asyncio.Protocol):
         self.upstream_host: tuple[str, int] | None = None
         self.upstream: _Upstream | None = None
         self.flags: list[str] = []
+        self.istio: Any = None  # IstioTcpObserver's per-connection metrics
         self.bytes_received = 0  # from downstream
         self.bytes_sent = 0  # to downstream
         self.start_time = self.loop.time()
@@ -177,12 +204,15 @@ class TcpProxySession(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self._eof["downstream"] = True
+        # A TLS transport closes after the peer's close_notify whatever we return, so the
+        # upstream's answer after a TLS client's half-close is lost (asyncio's limit).
+        keep = not _is_tls(self.transport)
         up = self.upstream
         if up is None or up.transport is None:
-            return True  # passed on once connected
+            return keep  # passed on once connected
         if up.transport.can_write_eof() and not self._eof["upstream"]:
             up.transport.write_eof()
-            return True
+            return keep
         up.transport.close()
         return False
 

@@ -234,3 +234,35 @@ async def test_example_mtls_inbound_listener_is_permissive_tcp_proxy(pki: Pki):
             assert server.stats.value(f"listener.127.0.0.1_{port}.no_filter_chain_match") == 1
         finally:
             await server.stop(drain_timeout=0.5)
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The sum of `name`'s series whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def test_istio_tcp_metrics_count_connections_and_bytes(pki: Pki):
+    async with Echo() as echo:
+        server = ProxyServer(from_dict(example_config(pki, echo.port)))
+        await server.start()
+        port = server.addresses()[0][1]
+        try:
+            for ctx, payload in ((pki.client_context("frontend", alpn=["istio"]), b"secure"), (None, b"plain-text")):
+                r, w = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
+                w.write(payload)
+                assert await asyncio.wait_for(r.readexactly(len(payload)), 5) == payload
+                w.close()
+            await asyncio.sleep(0.1)
+            text = server.telemetry.render_prometheus()
+            mtls = {"connection_security_policy": "mutual_tls", "source_principal": FRONTEND}
+            assert metric(text, "istio_tcp_connections_opened_total", **mtls) == 1
+            assert metric(text, "istio_tcp_connections_closed_total", **mtls) == 1
+            assert metric(text, "istio_tcp_received_bytes_total", **mtls) == 6
+            assert metric(text, "istio_tcp_sent_bytes_total", **mtls) == 6
+            assert metric(text, "istio_tcp_received_bytes_total", connection_security_policy="none") == 10
+        finally:
+            await server.stop(drain_timeout=0.5)
