@@ -52,6 +52,7 @@ class ChainRuntime:
     config: FilterChain
     store: CertificateStore | None
     factory: ProtocolFactory
+    network_filter: object = None  # its HttpConnectionManagerHandler or tcp.TcpProxyFilter
 
     @property
     def matchers(self) -> tuple[SubjectAltNameMatcher, ...]:

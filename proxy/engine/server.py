@@ -78,13 +78,13 @@ class _Generation:
             if store is not None:
                 handler.scheme = b"https"
             self.handlers.append((lst, handler))
-            return ChainRuntime(chain, store, self._http_factory(handler))
+            return ChainRuntime(chain, store, self._http_factory(handler), handler)
         if isinstance(cfg, TcpProxy):
             tcp = TcpProxyFilter(cfg, self.clusters, self.store)
             names = [c.name for c in cfg.weighted_clusters.clusters] if cfg.weighted_clusters else [cfg.cluster or ""]
             tcp.observers.append(IstioTcpObserver(
                 {n: observe.tcp_reporter(lst, self.boot, self.telemetry, n) for n in names}))
-            return ChainRuntime(chain, store, self._tcp_factory(tcp))
+            return ChainRuntime(chain, store, self._tcp_factory(tcp), tcp)
         raise ConfigError(where, f"network filter {chain.filters[0].name!r} is not supported")
 
     def _http_factory(self, handler: HttpConnectionManagerHandler) -> Callable[[ConnectionSecurity],

@@ -172,7 +172,7 @@ async def test_observers_see_open_bytes_and_close():
         rec = Recorder()
         for lst in server.current.listeners:  # the hook the telemetry wiring uses
             for chain in lst.chains.values():
-                f = chain.factory.__closure__[0].cell_contents  # type: ignore[union-attr]
+                f = chain.network_filter
                 assert isinstance(f, TcpProxyFilter)
                 f.observers.append(rec)
         try:
