@@ -175,6 +175,7 @@ class Cluster:
     respect_dns_ttl: bool = fld(False)
     per_connection_buffer_limit_bytes: int | None = fld(lo=0)
     ignore_health_on_host_removal: bool = fld(False)
+    metadata: dict | None = fld()  # config.core.v3.Metadata; istiod: filter_metadata.istio.services
 
     def check(self, path: str) -> None:
         for key in self.typed_extension_protocol_options:

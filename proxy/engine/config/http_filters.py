@@ -67,18 +67,32 @@ class LocalRateLimit:
 
 
 @dataclass(frozen=True, kw_only=True)
+class HeaderDelay:
+    """FaultDelay.HeaderDelay: the delay comes from x-envoy-fault-delay-request (ms)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeaderAbort:
+    """FaultAbort.HeaderAbort: the status comes from x-envoy-fault-abort-request (or
+    x-envoy-fault-abort-grpc-request)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class FaultDelay:
     fixed_delay: float | None = fld(duration=True)
+    header_delay: HeaderDelay | None = fld()
     percentage: FractionalPercent | None = fld()  # unset: 0 %
-    REQUIRED_ONEOFS = (("fixed_delay",),)
+    ONEOFS = (("fixed_delay", "header_delay"),)
+    REQUIRED_ONEOFS = ONEOFS
 
 
 @dataclass(frozen=True, kw_only=True)
 class FaultAbort:
     http_status: int | None = fld(lo=200, hi=599)
     grpc_status: int | None = fld(lo=0)
+    header_abort: HeaderAbort | None = fld()
     percentage: FractionalPercent | None = fld()  # unset: 0 %
-    ONEOFS = (("http_status", "grpc_status"),)
+    ONEOFS = (("http_status", "grpc_status", "header_abort"),)
     REQUIRED_ONEOFS = ONEOFS
 
 
