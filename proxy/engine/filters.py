@@ -202,11 +202,7 @@ class FaultFilter(_Filter):
 def _abandoned(flow: _Flow) -> None:
     """The client left while its request was held: nothing goes upstream; the flow ends
     with code 0 and DC (downstream connection termination) so observers still see it."""
-    if flow.finished:
-        return
-    flow.finished = True
-    flow.flags.append("DC")
-    flow._end(0)
+    flow.abandon()
 
 
 # --- local rate limit ---------------------------------------------------------------

@@ -261,8 +261,20 @@ class _Flow:
         if self.try_timer is not None:
             self.try_timer.cancel()
         self.h.stats.response(status)
-        self.stream.local_reply(status, body, headers)
+        hs: Headers = list(headers or ())
+        for f in self.h.encoders:  # as Envoy: local replies pass the encoder filters too
+            hs = f.encode(self, status, hs)
+        self.stream.local_reply(status, body, hs)
         self._end(status)
+
+    def abandon(self) -> None:
+        """The client left while a filter held the request: nothing went upstream; the
+        flow ends with code 0 and DC so observers still see it."""
+        if self.finished:
+            return
+        self.finished = True
+        self.flags.append("DC")
+        self._end(0)
 
     # -- the start: route, then filters ----------------------------------------------
     def start(self) -> None:
