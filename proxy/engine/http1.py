@@ -93,7 +93,8 @@ class Stream:
 
     __slots__ = ("head", "conn", "start_time", "sink", "_kept", "_pending", "_pending_bytes", "received",
                  "body_complete", "response_started", "done", "status", "_out", "_chunked_out", "_no_body",
-                 "_tunnel", "_tunnel_close", "_early", "error_status", "bytes_sent", "_attached_once")
+                 "_tunnel", "_tunnel_close", "_early", "error_status", "bytes_sent", "_attached_once",
+                 "body_bytes_sent")
 
     def __init__(self, head: RequestHead | None, conn: DownstreamConnection, start_time: float) -> None:
         self.head = head
@@ -109,7 +110,8 @@ class Stream:
         self.response_started = False
         self.done = False
         self.status = 0
-        self.bytes_sent = 0
+        self.bytes_sent = 0  # on the wire: head, framing, body
+        self.body_bytes_sent = 0  # the response body alone (Envoy's BYTES_SENT, istio_response_bytes)
         self._out: bytes | None = None
         self._chunked_out = False
         self._no_body = False
@@ -211,6 +213,7 @@ class Stream:
     def respond_data(self, data: bytes) -> None:
         if self._no_body or not data:
             return
+        self.body_bytes_sent += len(data)
         if self._chunked_out:
             data = b"%x\r\n%s\r\n" % (len(data), data)
         out = self._out

@@ -112,13 +112,6 @@ def _address(conn: Any, which: str) -> str:
     return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
 
 
-def _body_bytes_sent(stream: Any) -> int:
-    """Envoy's BYTES_SENT is the response body; Stream.bytes_sent counts the whole wire
-    (head and chunk framing) until the stream keeps a body count (`body_bytes_sent`)."""
-    body = getattr(stream, "body_bytes_sent", None)
-    return stream.bytes_sent if body is None else body
-
-
 class _Tracer:
     """Envoy's HCM tracing with the Zipkin provider: one span per proxy (INGRESS: SERVER,
     EGRESS: CLIENT). A SERVER span with `shared_span_context` (the default) keeps the
@@ -314,7 +307,7 @@ class HcmTelemetry(FilterBase):
             path=head.path.decode("latin-1"), authority=flow.request.authority if hasattr(flow, "request") else "",
             scheme=flow.h.scheme.decode(), protocol=f"HTTP/{head.version}", response_code=flow.status,
             response_flags=",".join(flow.flags) or "-", response_code_details=self._details(flow),
-            bytes_received=stream.received, bytes_sent=_body_bytes_sent(stream),
+            bytes_received=stream.received, bytes_sent=stream.body_bytes_sent,
             duration_ms=int((flow.end_time - stream.start_time) * 1000), request_headers=req,
             response_headers=HeaderView(notes.response_headers) if notes.response_headers is not None else {},
             upstream_host=f"{host.address}:{host.port}" if host is not None else "", upstream_cluster=cluster,

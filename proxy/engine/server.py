@@ -201,3 +201,4 @@ class ProxyServer:
             await asyncio.sleep(0.02)
         for g in gens:
             g.close_connections()
+        await self.telemetry.aclose()  # the last spans and access log lines
