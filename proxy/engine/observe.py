@@ -341,3 +341,40 @@ def tcp_reporter(listener: Listener, boot: Bootstrap, telemetry: Telemetry, clus
     """Istio's TCP metrics for one tcp_proxy (see telemetry.istio.TcpReporter)."""
     return TcpReporter(telemetry.metrics, reporter_name(listener, None), boot, cluster)
 
+
+
+class TcpAccessLog:
+    """A tcp_proxy's `access_log`: one line per connection at its close (a tcp.TcpObserver).
+    Fields as Envoy logs a TCP connection: no method, path or code; response flags,
+    bytes each way, duration, upstream host and cluster, downstream addresses."""
+
+    def __init__(self, cfg: Any, telemetry: Telemetry, path: str) -> None:
+        self.logs: list[accesslog.AccessLog] = []
+        for i, entry in enumerate(cfg.access_log):
+            try:
+                self.logs.append(accesslog.from_config(entry, f"{path}.access_log[{i}]", writers=telemetry.writers))
+            except accesslog.AccessLogFormatError as e:
+                raise ConfigError(f"{path}.access_log[{i}]", str(e)) from None
+
+    def opened(self, session: Any) -> None:
+        pass
+
+    def data(self, session: Any, received: int, sent: int) -> None:
+        pass
+
+    def closed(self, session: Any) -> None:
+        loop_now = session.loop.time()
+        host = session.upstream_host
+        transport = getattr(session, "transport", None)
+        local = transport.get_extra_info("sockname") if transport is not None else None
+        sec = session.security
+        rec = accesslog.LogRecord(
+            start_time=time.time() - (loop_now - session.start_time), protocol="", method="", path="",
+            response_flags=",".join(session.flags) or "-", bytes_received=session.bytes_received,
+            bytes_sent=session.bytes_sent, duration_ms=int((loop_now - session.start_time) * 1000),
+            upstream_host=f"{host[0]}:{host[1]}" if host else "", upstream_cluster=session.cluster_name,
+            downstream_remote_address=session.remote_address,
+            downstream_local_address=f"{local[0]}:{local[1]}" if local else "",
+            downstream_peer_uri_san=(sec.peer_principal or "") if sec is not None else "")
+        for log in self.logs:
+            log.log(rec)

@@ -84,6 +84,8 @@ class _Generation:
             names = [c.name for c in cfg.weighted_clusters.clusters] if cfg.weighted_clusters else [cfg.cluster or ""]
             tcp.observers.append(IstioTcpObserver(
                 {n: observe.tcp_reporter(lst, self.boot, self.telemetry, n) for n in names}))
+            if cfg.access_log:
+                tcp.observers.append(observe.TcpAccessLog(cfg, self.telemetry, where))
             return ChainRuntime(chain, store, self._tcp_factory(tcp), tcp)
         raise ConfigError(where, f"network filter {chain.filters[0].name!r} is not supported")
 

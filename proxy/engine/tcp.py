@@ -251,6 +251,7 @@ class TcpProxySession(asyncio.Protocol):
                 self.close()
                 return
             tried.add(host)
+            self.upstream_host = (host.address, host.port)  # the host tried (logged even on UF)
             up = _Upstream(self)
             tls = c.tls
             kw = {} if tls is None else {"ssl": tls.context(), "server_hostname": tls.server_hostname(host.address)}

@@ -266,3 +266,33 @@ async def test_istio_tcp_metrics_count_connections_and_bytes(pki: Pki):
             assert metric(text, "istio_tcp_received_bytes_total", connection_security_policy="none") == 10
         finally:
             await server.stop(drain_timeout=0.5)
+
+
+async def test_access_log_writes_one_json_line_per_connection(tmp_path: Path):
+    log = tmp_path / "tcp.log"
+    fmt = {"flags": "%RESPONSE_FLAGS%", "rx": "%BYTES_RECEIVED%", "tx": "%BYTES_SENT%",
+           "cluster": "%UPSTREAM_CLUSTER%", "upstream": "%UPSTREAM_HOST%", "protocol": "%PROTOCOL%"}
+    access_log = [{"name": "envoy.access_loggers.file", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+        "path": str(log), "log_format": {"json_format": fmt}}}]
+    async with Echo() as echo:
+        dead = free_port()
+        server, port = await start(tcp_boot([cluster("echo", [echo.port])], access_log=access_log))
+        bad, bad_port = await start(tcp_boot([cluster("dead", [dead])], access_log=access_log))
+        try:
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(b"ping!")
+            assert await asyncio.wait_for(r.readexactly(5), 5) == b"ping!"
+            w.close()
+            r, w = await asyncio.open_connection("127.0.0.1", bad_port)
+            assert await asyncio.wait_for(r.read(), 5) == b""
+            w.close()
+            await asyncio.sleep(0.2)
+        finally:
+            await server.stop(drain_timeout=0.5)
+            await bad.stop(drain_timeout=0.5)
+        lines = sorted((json.loads(x) for x in log.read_text().splitlines()), key=lambda d: d["cluster"])
+        assert lines == [
+            {"flags": "UF", "rx": 0, "tx": 0, "cluster": "dead", "upstream": f"127.0.0.1:{dead}", "protocol": None},
+            {"flags": "-", "rx": 5, "tx": 5, "cluster": "echo", "upstream": f"127.0.0.1:{echo.port}",
+             "protocol": None}]
