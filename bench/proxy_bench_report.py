@@ -51,16 +51,18 @@ def _cell(v: object, fmt: str = "{}") -> str:
 def markdown(res: dict) -> str:
     w, f, s, m = res.get("wrk", {}), res.get("fixed_rate", {}), res.get("summary", {}), res.get("machine", {})
     rows = ["| target | rps (wrk) | wrk p50 / p99 ms | @1,000 rps p50 / p99 ms | added p50 / p99 ms "
-            "| vCPU per 1,000 rps (@1,000) | CPU s per 1,000 req (wrk) | RSS / peak MB |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+            "| vCPU per 1,000 rps (@1,000) | CPU s per 1,000 req (wrk) | kernel share | RSS / peak MB "
+            "| machine busy / steal (cores, wrk) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for t in ("direct", "mkp", "mkp-chain", "mkp-mtls", "nginx"):
         if t not in w:
-            rows.append(f"| {t} | {res.get('not_measured', {}).get(t, 'not measured')[:120]} |||||||")
+            rows.append(f"| {t} | {res.get('not_measured', {}).get(t, 'not measured')[:120]} |||||||||")
             continue
         a, b = w[t], f[t]
         rows.append(f"| {t} | {a['rps']:,} | {a['p50_ms']} / {a['p99_ms']} | {b['p50_ms']} / {b['p99_ms']} "
                     f"| {_cell(b.get('added_p50_ms'))} / {_cell(b.get('added_p99_ms'))} | {b['vcpu_per_1000_rps']} "
-                    f"| {a['cpu_s_per_1000_requests']} | {a['rss_mb']} / {a['peak_rss_mb']} |")
+                    f"| {a['cpu_s_per_1000_requests']} | {_cell(a.get('cpu_system_share'))} "
+                    f"| {a['rss_mb']} / {a['peak_rss_mb']} | {a.get('machine_busy_cores')} / {a.get('steal_cores')} |")
     feats = res.get("features", {})
     lines = ["\n".join(rows), "",
              f"Telemetry on `mkp`: Istio stats filter {'on' if feats.get('istio_stats_filter') else 'off (refused)'}"

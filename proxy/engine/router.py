@@ -256,7 +256,7 @@ class _Rewrite:
 
 class _CompiledRoute:
     __slots__ = ("route", "kind", "value", "fold", "regex", "headers", "queries", "fraction", "rewrite",
-                 "redirect_rewrite", "body", "derived", "ends", "total")
+                 "redirect_rewrite", "body", "derived", "ends", "total", "path_len")
 
     def __init__(self, route: Route, path: str) -> None:
         m = route.match
@@ -271,6 +271,8 @@ class _CompiledRoute:
                                          if getattr(m, k) is not None)
             if self.fold:
                 self.value = self.value.lower()
+        # the per-request path test: one closure per route, no branching on kind/fold
+        self.path_len = _path_matcher(self.kind, self.value, self.fold, self.regex)
         self.headers = [_header_matcher(h, f"{path}.match.headers[{i}]") for i, h in enumerate(m.headers)]
         self.queries = [_query_matcher(q, f"{path}.match.query_parameters[{i}]")
                         for i, q in enumerate(m.query_parameters)]
@@ -295,15 +297,28 @@ class _CompiledRoute:
 
     def match_path(self, p: str) -> int:
         """-1 if the path does not match, else the length of the matched prefix."""
-        if self.kind == "regex":
-            return len(p) if self.regex.fullmatch(p) else -1  # type: ignore[union-attr]
-        q = p.lower() if self.fold else p
-        v = self.value
-        if self.kind == "prefix":
-            return len(v) if q.startswith(v) else -1
-        if self.kind == "path":
-            return len(v) if q == v else -1
-        return len(v) if q == v or q.startswith(v + "/") else -1  # path_separated_prefix
+        return self.path_len(p)
+
+
+def _path_matcher(kind: str, v: str, fold: bool, regex: Any) -> Callable[[str], int]:
+    """A route's path match as one closure: -1, or the length of the matched prefix
+    (the whole path for a regex). `v` is already lower-cased when `fold`."""
+    n = len(v)
+    if kind == "regex":
+        full = regex.fullmatch
+        return lambda p: len(p) if full(p) else -1
+    if kind == "prefix":
+        if fold:
+            return lambda p: n if p.lower().startswith(v) else -1
+        return lambda p: n if p.startswith(v) else -1
+    if kind == "path":
+        if fold:
+            return lambda p: n if p.lower() == v else -1
+        return lambda p: n if p == v else -1
+    sep = v + "/"  # path_separated_prefix: the prefix, then the end or a "/"
+    if fold:
+        return lambda p: n if (q := p.lower()) == v or q.startswith(sep) else -1
+    return lambda p: n if p == v or p.startswith(sep) else -1
 
 
 def _body(route: Route, path: str) -> bytes:
@@ -334,13 +349,11 @@ def _split_port(host: str) -> tuple[str, str]:
 
 
 class _CompiledVirtualHost:
-    __slots__ = ("vh", "routes", "needs_headers", "needs_query")
+    __slots__ = ("vh", "routes")
 
     def __init__(self, vh: VirtualHost, path: str) -> None:
         self.vh = vh
         self.routes = [_CompiledRoute(r, f"{path}.routes[{i}]") for i, r in enumerate(vh.routes)]
-        self.needs_headers = any(r.headers for r in self.routes)
-        self.needs_query = any(r.queries for r in self.routes)
 
 
 def _header_map(request: Request) -> dict[str, str]:
@@ -448,16 +461,22 @@ class Router:
             return None
         value = self.rand()
         p, _, query = request.path.partition("?")
-        hs = _header_map(request) if cvh.needs_headers else {}
-        qs = _query_map(query) if cvh.needs_query else {}
+        hs: dict[str, str] | None = None  # built on the first route whose path matched and has header matchers
+        qs: dict[str, str] | None = None
         for cr in cvh.routes:
-            n = cr.match_path(p)
+            n = cr.path_len(p)
             if n < 0:
                 continue
-            if cr.headers and not _all(cr.headers, hs):
-                continue
-            if cr.queries and not _all(cr.queries, qs):
-                continue
+            if cr.headers:
+                if hs is None:
+                    hs = _header_map(request)
+                if not _all(cr.headers, hs):
+                    continue
+            if cr.queries:
+                if qs is None:
+                    qs = _query_map(query)
+                if not _all(cr.queries, qs):
+                    continue
             if cr.fraction is not None and not _fraction_hit(cr.fraction, value):
                 continue
             return cvh, cr, n, value
