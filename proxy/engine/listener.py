@@ -23,9 +23,18 @@ import asyncio
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from proxy.engine.config.core import DownstreamTlsContext as DownstreamTlsConfig
-from proxy.engine.config.listener import FilterChain, Listener, TlsInspector, select_filter_chain
+from proxy.engine.config.listener import (
+    FilterChain,
+    HttpConnectionManager,
+    Listener,
+    TlsInspector,
+    select_filter_chain,
+)
+from proxy.engine.http1 import DownstreamConnection
+from proxy.engine.http2 import Http2Connection, PrefaceDetector
 from proxy.engine.telemetry.stats import StatsStore
 from proxy.engine.tls import (
     PLAINTEXT,
@@ -64,8 +73,9 @@ class ChainRuntime:
 
 def chain_store(chain: FilterChain, path: str, *, http: bool, check_interval: float) -> CertificateStore | None:
     """The chain's DownstreamTlsContext as a rotating CertificateStore, or None (plaintext).
-    An HTTP chain offers only the ALPN protocols this engine speaks (http/1.1): a client
-    that also offers h2 must not be told to use it."""
+    An HTTP chain offers only the configured ALPN protocols its codec speaks: h2 and
+    http/1.1 for codec_type AUTO or HTTP2, http/1.1 alone for HTTP1, never h3 (as Envoy,
+    an empty alpn_protocols negotiates no ALPN: AUTO then tells the codec by the preface)."""
     ts = chain.transport_socket
     if ts is None or not isinstance(ts.typed_config, DownstreamTlsConfig):
         return None
@@ -76,10 +86,58 @@ def chain_store(chain: FilterChain, path: str, *, http: bool, check_interval: fl
         raise as_config_error(e, where) from None
     assert isinstance(ctx, DownstreamTlsContext)
     if http and ctx.common_tls_context.alpn_protocols:
-        alpn = tuple(p for p in ctx.common_tls_context.alpn_protocols if p not in ("h2", "h3"))
+        cfg = chain.filters[0].typed_config if chain.filters else None
+        unspoken = ("h2", "h3") if isinstance(cfg, HttpConnectionManager) and cfg.codec_type == "HTTP1" else ("h3",)
+        alpn = tuple(p for p in ctx.common_tls_context.alpn_protocols if p not in unspoken)
         ctx = dataclasses.replace(ctx, common_tls_context=dataclasses.replace(ctx.common_tls_context,
                                                                                alpn_protocols=alpn))
     return CertificateStore(ctx, check_interval=check_interval)
+
+
+def http_protocol(handler: Any, security: ConnectionSecurity, *, on_close: Callable[[Any], None],
+                  track: Callable[[Any], None]) -> asyncio.Protocol:
+    """The protocol of a new connection of an http_connection_manager chain, by Envoy's
+    codec choice: codec_type HTTP1 or HTTP2 is that codec; AUTO takes ALPN's word when
+    the TLS handshake negotiated one, else the HTTP/2 preface in the first bytes.
+    `track(conn)` sees each connection's protocol object once it is known (drain, stop);
+    `on_close(conn)` its end. `handler` is the chain's HttpConnectionManagerHandler."""
+    st = handler.stats
+    secure = security is not PLAINTEXT
+
+    def http1() -> DownstreamConnection:
+        st.downstream_cx_http1_total.value += 1
+        st.downstream_cx_http1_active.value += 1
+        conn = DownstreamConnection(handler, on_close=closed1)
+        if secure:
+            conn.security = security
+        track(conn)
+        return conn
+
+    def closed1(conn: Any) -> None:
+        st.downstream_cx_http1_active.value -= 1
+        on_close(conn)
+
+    def http2() -> Http2Connection:
+        st.downstream_cx_http2_total.value += 1
+        st.downstream_cx_http2_active.value += 1
+        conn = Http2Connection(handler, on_close=closed2)
+        if secure:
+            conn.security = security
+        track(conn)
+        return conn
+
+    def closed2(conn: Any) -> None:
+        st.downstream_cx_http2_active.value -= 1
+        on_close(conn)
+
+    codec = handler.config.codec_type
+    if codec == "HTTP1" or (codec == "AUTO" and security.alpn and security.alpn != "h2"):
+        return http1()
+    if codec == "HTTP2" or security.alpn == "h2":
+        return http2()
+    detector = PrefaceDetector(http1, http2, on_close=on_close)
+    track(detector)  # until the first bytes tell: drain and stop close it
+    return detector
 
 
 class ListenerRuntime:

@@ -22,13 +22,13 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Callable
+from typing import Any
 
 from proxy.engine import filters, observe
 from proxy.engine.config import Bootstrap, ConfigError
 from proxy.engine.config.listener import FilterChain, HttpConnectionManager, Listener, TcpProxy
 from proxy.engine.flow import HttpConnectionManagerHandler
-from proxy.engine.http1 import DownstreamConnection
-from proxy.engine.listener import ChainRuntime, ListenerRuntime, chain_store
+from proxy.engine.listener import ChainRuntime, ListenerRuntime, chain_store, http_protocol
 from proxy.engine.runtime import ClusterRuntime
 from proxy.engine.tcp import IstioTcpObserver, TcpProxyFilter, TcpProxySession
 from proxy.engine.telemetry.stats import StatsStore
@@ -49,7 +49,8 @@ class _Generation:
         self.clusters: dict[str, ClusterRuntime] = {}
         self.handlers: list[tuple[Listener, HttpConnectionManagerHandler]] = []
         self.listeners: list[ListenerRuntime] = []
-        self.connections: weakref.WeakSet[DownstreamConnection] = weakref.WeakSet()
+        # HTTP/1.1 and HTTP/2 connections (and ones whose first bytes have not yet told which)
+        self.connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self.tcp_sessions: weakref.WeakSet[TcpProxySession] = weakref.WeakSet()
         for i, c in enumerate(boot.static_resources.clusters):
             self.clusters[c.name] = ClusterRuntime(c, store, f"static_resources.clusters[{i}]")
@@ -90,22 +91,20 @@ class _Generation:
         raise ConfigError(where, f"network filter {chain.filters[0].name!r} is not supported")
 
     def _http_factory(self, handler: HttpConnectionManagerHandler) -> Callable[[ConnectionSecurity],
-                                                                               DownstreamConnection]:
+                                                                               asyncio.Protocol]:
         st = handler.stats
 
-        def closed(conn: DownstreamConnection) -> None:
+        def closed(conn: object) -> None:
             st.downstream_cx_active.value -= 1
             st.downstream_cx_destroy.value += 1
 
-        def make(security: ConnectionSecurity = PLAINTEXT) -> DownstreamConnection:
-            conn = DownstreamConnection(handler, on_close=closed)
+        def make(security: ConnectionSecurity = PLAINTEXT) -> asyncio.Protocol:
             st.downstream_cx_total.value += 1
             st.downstream_cx_active.value += 1
             if security is not PLAINTEXT:
-                conn.security = security
                 st.downstream_cx_ssl_total.value += 1
-            self.connections.add(conn)
-            return conn
+            # HTTP/1.1 or HTTP/2 by codec_type, ALPN or the preface (listener.http_protocol)
+            return http_protocol(handler, security, on_close=closed, track=self.connections.add)
         return make
 
     def _tcp_factory(self, f: TcpProxyFilter) -> Callable[[ConnectionSecurity], TcpProxySession]:
