@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import ssl
 from pathlib import Path
 
 import aiohttp
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.settings
 import pytest
@@ -248,14 +250,18 @@ async def test_large_response_respects_the_client_window_and_pauses_the_upstream
         c = await H2Client(auto_ack=False).connect("127.0.0.1", port)
         try:
             sid = c.start("GET", "/big")
-            await asyncio.sleep(0.5)  # the client reads nothing more: only its 64 KiB window went out
-            received = sum(len(b) for b in c.responses[sid]["body"])
-            assert received == 65535
-            conn = next(x for x in server.current.connections if isinstance(x, Http2Connection))
-            stream = conn.streams[sid]
+            stream = None
+            for _ in range(100):  # the client acknowledges nothing: the proxy must hold the rest
+                await asyncio.sleep(0.05)
+                conn = next((x for x in server.current.connections if isinstance(x, Http2Connection)), None)
+                stream = conn.streams.get(sid) if conn is not None else None
+                if stream is not None and stream._blocked:
+                    break
             # buffered per stream up to the buffer limit, then the upstream stops being read
-            assert stream._blocked
-            assert stream._out_bytes < 3 * 1024 * 1024
+            assert stream is not None and stream._blocked
+            await asyncio.sleep(0.2)
+            assert 1024 * 1024 < stream._out_bytes < 3 * 1024 * 1024
+            assert sum(len(b) for b in c.responses[sid]["body"]) == 65535  # only the client's window went out
             c.ack()
             status, headers, body = await c.result(sid, timeout=20)
             assert status == 200 and headers[b"content-length"] == str(size).encode()
@@ -421,6 +427,68 @@ async def test_config_swap_drains_an_h2_connection_with_goaway_and_finishes_its_
             c2 = await H2Client().connect("127.0.0.1", port)
             assert (await c2.request("GET", "/after"))[2] == b"new /after"
             await c2.close()
+        finally:
+            await c.close()
+            await server.stop()
+
+
+async def test_tls_without_alpn_tells_h2_by_the_preface(tmp_path: Path):
+    async with Backend("a") as a:
+        server, port = await start(tls_bootstrap(bootstrap(route(), {"a": [a.port]}), tmp_path, []))
+        c = await H2Client().connect("127.0.0.1", port, client_tls(["h2"]))
+        try:
+            assert c.writer.get_extra_info("ssl_object").selected_alpn_protocol() is None  # none offered
+            assert (await c.request("GET", "/x"))[:3:2] == (200, b"a /x")
+        finally:
+            await c.close()
+            await server.stop()
+
+
+async def test_access_log_says_http2_and_counts_body_bytes(tmp_path: Path):
+    log = tmp_path / "access.json"
+    async with EchoBackend("a") as a:
+        cfg = bootstrap(route(), {"a": [a.port]})
+        hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        hcm["access_log"] = [{"name": "envoy.access_loggers.file", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog", "path": str(log),
+            "log_format": {"json_format": {"protocol": "%PROTOCOL%", "code": "%RESPONSE_CODE%",
+                                           "received": "%BYTES_RECEIVED%", "sent": "%BYTES_SENT%",
+                                           "authority": "%REQ(:AUTHORITY)%"}}}}]
+        server, port = await start(cfg)
+        c = await H2Client().connect("127.0.0.1", port)
+        try:
+            status, _, body = await c.request("POST", "/log", b"z" * 1234, authority="shop.example")
+            assert status == 200
+        finally:
+            await c.close()
+            await server.stop(1)
+            await server.telemetry.aclose()
+    line = json.loads(log.read_text().splitlines()[0])
+    assert line == {"protocol": "HTTP/2", "code": 200, "received": 1234, "sent": len(body), "authority": "shop.example"}
+
+
+async def test_large_upload_head_request_and_a_client_reset_leave_the_connection_usable():
+    async with EchoBackend("a") as a, Backend("slow", delay=1.0) as slow:
+        routes = [{"match": {"prefix": "/slow"}, "route": {"cluster": "slow"}},
+                  {"match": {"prefix": "/"}, "route": {"cluster": "a"}}]
+        server, port = await start(bootstrap(routes, {"a": [a.port], "slow": [slow.port]}))
+        c = await H2Client().connect("127.0.0.1", port)
+        try:
+            payload = bytes(range(251)) * 4000  # ~1 MB (aiohttp's limit), many 16 KiB frames
+            status, _, body = await c.request("POST", "/up", payload)
+            assert status == 200 and body.split()[3] == str(len(payload)).encode() and a.bodies[-1] == payload
+            status, headers, body = await c.request("HEAD", "/head")
+            assert (status, body) == (200, b"") and int(headers[b"content-length"]) > 0
+            sid = c.start("GET", "/slow")
+            await asyncio.sleep(0.2)  # at the backend
+            c.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+            c._send()
+            await asyncio.sleep(0.1)
+            conn = next(x for x in server.current.connections if isinstance(x, Http2Connection))
+            assert sid not in conn.streams
+            assert server.clusters["slow"].active_requests == 0  # the flow saw the reset (DC), let the host go
+            assert (await c.request("GET", "/after"))[2] == b"a GET /after 0 " + \
+                hashlib.sha256(b"").hexdigest()[:16].encode()
         finally:
             await c.close()
             await server.stop()
