@@ -44,6 +44,7 @@ class H2Client:
         self.window_open = asyncio.Event()
         self.goaway: tuple[int, int] | None = None  # (last_stream_id, error_code)
         self.unacked: list[tuple[int, int]] = []
+        self.sent: dict[int, int] = {}  # request body bytes sent, by stream
 
     async def connect(self, host: str, port: int, ssl_ctx: ssl.SSLContext | None = None) -> H2Client:
         self.reader, self.writer = await asyncio.open_connection(host, port, ssl=ssl_ctx)
@@ -132,6 +133,7 @@ class H2Client:
                 await self.window_open.wait()
                 continue
             self.conn.send_data(sid, body[:n])
+            self.sent[sid] = self.sent.get(sid, 0) + n
             body = body[n:]
             self._send()
             await self.writer.drain()
@@ -492,3 +494,65 @@ async def test_large_upload_head_request_and_a_client_reset_leave_the_connection
         finally:
             await c.close()
             await server.stop()
+
+
+async def test_upload_to_a_stalled_upstream_closes_the_client_window(monkeypatch: pytest.MonkeyPatch):
+    """Request DATA is acknowledged only as the upstream takes it: with the backend not
+    reading, the client's window runs out instead of the proxy buffering the body."""
+    import functools
+
+    from proxy.engine import listener
+    monkeypatch.setattr(listener, "Http2Connection", functools.partial(
+        Http2Connection, initial_stream_window_size=65535, initial_connection_window_size=65535))
+    go = asyncio.Event()
+
+    async def backend(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await go.wait()
+        size = 0
+        while True:  # the chunked body
+            n = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            await reader.readexactly(n + 2)
+            size += n
+            if n == 0:
+                break
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%d" % (len(str(size)), size))
+        await writer.drain()
+
+    upstream = await asyncio.start_server(backend, "127.0.0.1", 0)
+    server, port = await start(bootstrap(route(), {"a": [upstream.sockets[0].getsockname()[1]]}))
+    c = await H2Client().connect("127.0.0.1", port)
+    try:
+        total = 32 * 1024 * 1024
+        sid = c.start("POST", "/up", b"u" * total)
+        last = -1
+        for _ in range(100):  # until the client stops being able to send
+            await asyncio.sleep(0.05)
+            if c.sent.get(sid, 0) == last:
+                break
+            last = c.sent.get(sid, 0)
+        assert 0 < c.sent[sid] < total
+        assert c.conn.local_flow_control_window(sid) == 0 or c.conn.outbound_flow_control_window == 0
+        go.set()
+        status, _, body = await c.result(sid, timeout=30)
+        assert (status, body) == (200, str(total).encode())
+    finally:
+        await c.close()
+        await server.stop()
+        upstream.close()
+
+
+async def test_connect_is_refused_with_403():
+    server, port = await start(bootstrap(route(), {"a": [1]}))
+    c = await H2Client().connect("127.0.0.1", port)
+    try:
+        sid = c.conn.get_next_available_stream_id()
+        c.responses[sid] = {"body": []}
+        c.done[sid] = asyncio.get_running_loop().create_future()
+        c.conn.send_headers(sid, [(b":method", b"CONNECT"), (b":authority", b"db.internal:5432")])
+        c._send()
+        status, _, body = await c.result(sid)
+        assert status == 403 and b"CONNECT" in body
+    finally:
+        await c.close()
+        await server.stop()
