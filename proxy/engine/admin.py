@@ -2,8 +2,8 @@
 /ready, /config_dump, /clusters, /stats, /stats/prometheus and /logging, on
 `admin.address`.
 
-It is a separate aiohttp app (not the engine's own HTTP path) because it is off the data
-path and aiohttp gives query parsing and JSON for free. Formats follow Envoy's: /ready
+It is served by the engine's own HTTP/1.1 code (http1.py) on its own listener: off the
+data path, and without a web framework in the proxy's memory. Formats follow Envoy's: /ready
 answers `LIVE`, /clusters prints `cluster::host:port::stat::value` lines, /stats
 `name: value` lines (`?filter=REGEX`), /config_dump the ConfigDump document.
 /stats/prometheus is Envoy's stats followed by Istio's standard metrics (istio_*), as
@@ -13,13 +13,16 @@ and changes them (POST `?level=debug`, `?<logger>=<level>`, `?paths=a:debug,b:in
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
-from aiohttp import web
 
 from proxy.engine import loggers
 from proxy.engine.config import config_dump
+from proxy.engine.http1 import Stream, serve
 from proxy.engine.server import ProxyServer
 
 
@@ -56,56 +59,91 @@ def clusters_text(server: ProxyServer) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def admin_app(server: ProxyServer) -> web.Application:
-    """The admin endpoints over `server` (its current generation at each request)."""
-    started = time.time()
+_TEXT = b"text/plain; charset=UTF-8"
+_JSON = b"application/json"
+_HELP = """admin commands are:
+  /: print this help
+  /clusters: upstream cluster status
+  /config_dump: dump current Envoy configs
+  /logging: query/change logging levels
+  /ready: print server state, return 200 if LIVE, otherwise return 503
+  /stats: print server stats
+  /stats/prometheus: print server stats in prometheus format
+"""
 
-    async def ready(_: web.Request) -> web.Response:
-        return web.Response(text="LIVE\n")
 
-    async def dump(_: web.Request) -> web.Response:
-        body = orjson.dumps(config_dump(server.bootstrap, last_updated=started), option=orjson.OPT_INDENT_2)
-        return web.Response(body=body, content_type="application/json")
+class AdminHandler:
+    """The http1.Handler of the admin listener: one synchronous answer per request."""
 
-    async def clusters(_: web.Request) -> web.Response:
-        return web.Response(text=clusters_text(server))
+    def __init__(self, server: ProxyServer) -> None:
+        self.server = server
+        self.started = time.time()
+        self.routes: dict[str, Callable[[str, dict[str, str]], tuple[int, bytes, bytes]]] = {
+            "/": self.help, "/ready": self.ready, "/config_dump": self.dump, "/clusters": self.clusters,
+            "/stats": self.stats, "/stats/prometheus": self.prometheus, "/logging": self.logging}
 
-    async def stats(request: web.Request) -> web.Response:
+    def __call__(self, stream: Stream) -> None:
+        head = stream.head
+        assert head is not None
+        url = urlsplit(head.path.decode("latin-1"))
+        method = head.method.decode("latin-1")
+        route = self.routes.get(url.path)
+        if route is None:
+            status, body, ctype = 404, f"invalid path: {url.path}\n{_HELP}".encode(), _TEXT
+        elif method not in ("GET", "HEAD", "POST"):
+            status, body, ctype = 405, b"method not allowed\n", _TEXT
+        else:
+            status, body, ctype = route(method, dict(parse_qsl(url.query, keep_blank_values=True)))
+        stream.local_reply(status, body, [(b"content-type", ctype), (b"cache-control", b"no-cache, max-age=0"),
+                                          (b"x-content-type-options", b"nosniff")])
+
+    def help(self, method: str, q: dict[str, str]) -> tuple[int, bytes, bytes]:
+        return 200, _HELP.encode(), _TEXT
+
+    def ready(self, method: str, q: dict[str, str]) -> tuple[int, bytes, bytes]:
+        return 200, b"LIVE\n", _TEXT
+
+    def dump(self, method: str, q: dict[str, str]) -> tuple[int, bytes, bytes]:
+        body = orjson.dumps(config_dump(self.server.bootstrap, last_updated=self.started), option=orjson.OPT_INDENT_2)
+        return 200, body, _JSON
+
+    def clusters(self, method: str, q: dict[str, str]) -> tuple[int, bytes, bytes]:
+        return 200, clusters_text(self.server).encode(), _TEXT
+
+    def stats(self, method: str, q: dict[str, str]) -> tuple[int, bytes, bytes]:
         try:
-            text = server.stats.render_text(request.query.get("filter") or None)
+            text = self.server.stats.render_text(q.get("filter") or None)
         except Exception as e:  # a bad regex: Envoy answers 400 too
-            return web.Response(status=400, text=f"filter: {e}\n")
-        return web.Response(text=text)
+            return 400, f"filter: {e}\n".encode(), _TEXT
+        return 200, text.encode(), _TEXT
 
-    async def prometheus(_: web.Request) -> web.Response:
-        text = server.stats.render_prometheus() + server.telemetry.render_prometheus()
-        return web.Response(text=text, content_type="text/plain")
+    def prometheus(self, method: str, q: dict[str, str]) -> tuple[int, bytes, bytes]:
+        text = self.server.stats.render_prometheus() + self.server.telemetry.render_prometheus()
+        return 200, text.encode(), b"text/plain; version=0.0.4"
 
-    async def logging_(request: web.Request) -> web.Response:
-        params = dict(request.query)
-        if params and request.method != "POST":
-            return web.Response(status=405, text="This endpoint requires POST to change levels.\n")
+    def logging(self, method: str, q: dict[str, str]) -> tuple[int, bytes, bytes]:
+        if q and method != "POST":
+            return 405, b"This endpoint requires POST to change levels.\n", _TEXT
         try:
-            loggers.change(params)
+            loggers.change(q)
         except loggers.LoggingError as e:  # Envoy answers an invalid request with 404 and the usage
-            return web.Response(status=404, text=f"{e}\n{loggers.USAGE}")
-        return web.Response(text=loggers.active_loggers())
-
-    app = web.Application()
-    app.router.add_get("/ready", ready)
-    app.router.add_get("/config_dump", dump)
-    app.router.add_get("/clusters", clusters)
-    app.router.add_get("/stats", stats)
-    app.router.add_get("/stats/prometheus", prometheus)
-    app.router.add_route("GET", "/logging", logging_)
-    app.router.add_route("POST", "/logging", logging_)
-    return app
+            return 404, f"{e}\n{loggers.USAGE}".encode(), _TEXT
+        return 200, loggers.active_loggers().encode(), _TEXT
 
 
-async def start_admin(server: ProxyServer, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Serve the admin app on host:port (0: any free port); returns the runner and the port."""
-    runner = web.AppRunner(admin_app(server), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
-    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+class AdminServer:
+    """The running admin listener; `await cleanup()` closes it."""
+
+    def __init__(self, server: asyncio.Server) -> None:
+        self._server = server
+
+    async def cleanup(self) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+
+async def start_admin(server: ProxyServer, host: str, port: int) -> tuple[AdminServer, int]:
+    """Serve the admin endpoints on host:port (0: any free port); returns it and the port."""
+    loop = asyncio.get_running_loop()
+    srv = await loop.create_server(serve(AdminHandler(server)), host, port, reuse_address=True)
+    return AdminServer(srv), srv.sockets[0].getsockname()[1]

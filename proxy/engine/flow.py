@@ -282,7 +282,7 @@ class _Flow:
         assert head is not None
         stats = self.h.stats
         stats.downstream_rq_total.value += 1
-        stats.downstream_rq_http1_total.value += 1
+        (stats.downstream_rq_http2_total if head.version == "2" else stats.downstream_rq_http1_total).value += 1
         hs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in head.headers]
         authority = next((v for n, v in hs if n == "host"), "")
         self.request = Request(authority, head.path.decode("latin-1"), head.method.decode("latin-1"), hs,
