@@ -32,8 +32,8 @@ from collections import deque
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from proxy.engine.telemetry.headers import HeaderList, set_headers
@@ -46,6 +46,29 @@ ISTIO_DEFAULT_SAMPLING = 1.0  # percent: meshConfig.defaultConfig.tracing.sampli
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 _TRACE_ID = re.compile(r"[0-9a-f]{16}|[0-9a-f]{32}")
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+
+
+async def post_json(url: str, body: bytes) -> int:
+    """POST `body` to an http:// URL on a new connection; the response's status code. (A
+    few lines of HTTP/1.1 rather than an HTTP client library in the proxy's memory: this
+    runs once per span batch.)"""
+    u = urlsplit(url)
+    if u.scheme != "http" or not u.hostname:
+        raise ValueError(f"collector URL {url!r}: only http://host[:port]/path is supported")
+    reader, writer = await asyncio.open_connection(u.hostname, u.port or 80)
+    try:
+        target = (u.path or "/") + (f"?{u.query}" if u.query else "")
+        writer.write(b"POST %s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                     b"connection: close\r\n\r\n%s" % (target.encode(), u.netloc.encode(), len(body), body))
+        await writer.drain()
+        status_line = await reader.readline()
+        parts = status_line.split()
+        if len(parts) < 2 or not parts[1].isdigit():
+            raise OSError(f"not an HTTP response: {status_line[:60]!r}")
+        await reader.read()  # the rest, until the collector closes
+        return int(parts[1])
+    finally:
+        writer.close()
 
 
 def new_request_id() -> str:
@@ -314,28 +337,26 @@ class ZipkinEmitter:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="zipkin-emitter")
 
     async def _run(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=self.timeout)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            while True:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self.flush_interval)
-                except TimeoutError:
-                    pass
-                self._wake.clear()
-                while self.queue:
-                    await self._send(session)
-                if self._closing:
-                    return
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            while self.queue:
+                await self._send()
+            if self._closing:
+                return
 
-    async def _send(self, session: aiohttp.ClientSession) -> None:
+    async def _send(self) -> None:
         batch = [self.queue.popleft() for _ in range(min(self.batch_size, len(self.queue)))]
         body = orjson.dumps([s.to_zipkin() for s in batch])
         try:
-            async with session.post(self.url, data=body, headers={"content-type": "application/json"}) as resp:
-                if resp.status >= 300:
-                    raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status)
+            status = await asyncio.wait_for(post_json(self.url, body), self.timeout)
+            if status >= 300:
+                raise OSError(f"the collector answered {status}")
             self.sent += len(batch)
-        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+        except (TimeoutError, OSError, ValueError) as e:
             self.failed += len(batch)  # spans are best effort: not retried
             log.warning("zipkin: %d spans not sent to %s: %s", len(batch), self.url, e)
 
