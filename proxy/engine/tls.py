@@ -45,8 +45,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography import x509
-
 from proxy.engine.config.errors import ConfigError
 from proxy.engine.tls_inspector import MAX_HELLO, ClientHello, parse_client_hello, record_length
 
@@ -258,7 +256,11 @@ def client_context(tls: UpstreamTlsContext, where: str = "upstream_tls_context")
 
 @functools.lru_cache(maxsize=1024)
 def _sans(der: bytes) -> dict[str, tuple[str, ...]]:
-    """The peer certificate's SANs by ConnectionSecurity field; cached per certificate."""
+    """The peer certificate's SANs by ConnectionSecurity field; cached per certificate.
+    (cryptography is imported on the first peer certificate: a plaintext proxy does not
+    carry it.)"""
+    from cryptography import x509
+
     cert = x509.load_der_x509_certificate(der)
     try:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from proxy.engine.config.cluster import Cluster
 from proxy.engine.config.core import Address
 from proxy.engine.config.errors import ConfigError
@@ -70,8 +68,16 @@ def from_dict(obj: Any) -> Bootstrap:
 
 def loads(text: str, *, fmt: str = "yaml") -> Bootstrap:
     """Parse YAML (a superset of JSON) or, with fmt="json", strict JSON."""
+    if fmt == "json":
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise ConfigError("", f"not valid JSON: {e}") from None
+        return from_dict(data)
+    import yaml  # only for YAML files: a JSON-fed proxy does not carry the parser
+
     try:
-        data = json.loads(text) if fmt == "json" else yaml.safe_load(text)
+        data = yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as e:
         raise ConfigError("", f"not valid {fmt.upper()}: {e}") from None
     return from_dict(data)
