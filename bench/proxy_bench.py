@@ -403,9 +403,19 @@ def machine() -> dict:
     return {"cpus": os.cpu_count(), "cpu": cpu.group(1).strip() if cpu else "", "mem_mb": int(mem.group(1)) if mem
             else None, "kernel": os.uname().release, "python": sys.version.split()[0],
             "nginx": run("nginx", "-v") or subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip(),
-            "commit": run("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"),
-            "proxy_tree": str(TREE),
-            "uncommitted_files": len(run("git", "-C", str(ROOT), "status", "--porcelain").splitlines())}
+            **tree_version()}
+
+
+def tree_version() -> dict:
+    """The commit the proxies ran: a --snapshot's, else the working tree's HEAD and how
+    many files differ from it (0 = exactly the commit)."""
+    mark = TREE / ".bench-commit"
+    if mark.exists():
+        return {"commit": mark.read_text().strip(), "uncommitted_files": 0, "proxy_tree": "git archive snapshot"}
+    git = ["git", "-C", str(TREE)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout.splitlines()
+    return {"commit": head or "unknown", "uncommitted_files": len(dirty) if head else None, "proxy_tree": str(TREE)}
 
 
 def main() -> None:
@@ -419,8 +429,20 @@ def main() -> None:
     ap.add_argument("--save", action="store_true", help="write bench/results/proxy-<date>.json and .md")
     ap.add_argument("--profile", metavar="DIR", help="py-spy the single proxy after the measurements")
     ap.add_argument("--tree", metavar="DIR", help="run the proxies from this source tree (default: this one)")
+    ap.add_argument("--snapshot", metavar="REV", nargs="?", const="HEAD",
+                    help="run the proxies from `git archive REV` (default HEAD) in a temporary directory: "
+                         "a shared working tree being edited cannot break or skew the run")
     args = ap.parse_args()
     global TREE
+    snap_dir = None
+    if args.snapshot:
+        snap_dir = tempfile.TemporaryDirectory(prefix="mkp-proxy-bench-tree-")
+        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.snapshot], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", snap_dir.name], input=archive, check=True)
+        (Path(snap_dir.name) / ".bench-commit").write_text(rev)
+        args.tree = snap_dir.name
     if args.tree:
         TREE = Path(args.tree).resolve()
         sys.path.insert(0, str(TREE))  # the config probe imports the engine in-process
@@ -461,6 +483,8 @@ def main() -> None:
         out = ROOT / "bench" / "results"
         (out / f"proxy-{day}.json").write_text(json.dumps(results, indent=2) + "\n")
         (out / f"proxy-{day}.md").write_text(md + "\n")
+    if snap_dir is not None:
+        snap_dir.cleanup()
 
 
 if __name__ == "__main__":
