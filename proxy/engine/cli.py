@@ -22,6 +22,21 @@ log = logging.getLogger("proxy.engine")
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical")
 
 
+def settle_heap() -> None:
+    """Move what lives as long as a config (routes, clusters, stats, modules) out of the
+    cyclic GC's reach: unfreeze what the last settle froze (an old config's objects can
+    then be collected), collect, freeze the survivors. Requests leave no cycles (flow.py
+    unlinks them), so the collector's remaining work is young objects only, and the
+    full collections that scanned the whole heap (20-46 ms pauses under load) are gone.
+    The young-generation threshold is raised, as collections now rarely find anything."""
+    import gc
+
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 100)
+
+
 async def run(config: str, *, reload_interval: float = 0.5, drain_timeout: float = 5.0) -> None:
     """Serve `config` until SIGTERM/SIGINT; reload it on change. Raises ConfigError/OSError at start."""
     import signal
@@ -32,6 +47,7 @@ async def run(config: str, *, reload_interval: float = 0.5, drain_timeout: float
 
     server = ProxyServer(load(config))
     await server.start()
+    settle_heap()
     for lst, (host, port) in zip(server.bootstrap.static_resources.listeners, server.addresses(), strict=True):
         log.info("listener %s on %s:%d", lst.name or "(unnamed)", host, port)
     runner = None
@@ -49,6 +65,7 @@ async def run(config: str, *, reload_interval: float = 0.5, drain_timeout: float
         except (ConfigError, OSError, ValueError) as e:
             log.error("config reload failed, keeping the old config: %s", e)
         else:
+            settle_heap()
             log.info("config reloaded from %s", config)
 
     def on_change(boot: object, error: ConfigError | None) -> None:

@@ -184,7 +184,8 @@ class _FlowExchange(Exchange):
 
     def downstream_reset(self) -> None:
         super().downstream_reset()
-        self.flow._downstream_reset(self)
+        if self.flow is not None:
+            self.flow._downstream_reset(self)
 
 
 class _Flow:
@@ -231,6 +232,18 @@ class _Flow:
                 observe(self)
             except Exception:  # an observer must not break the data path
                 log.exception("observer %r failed", observe)
+        self._unlink()
+
+    def _unlink(self) -> None:
+        """Break the flow <-> exchange <-> timer reference cycles, so the request's objects
+        are freed by reference counting at once rather than by the cyclic GC later (whose
+        full collections were 20-46 ms pauses under load)."""
+        ex = self.report
+        if isinstance(ex, Exchange):
+            ex.on_error = ex.on_complete = ex.retry_on_status = ex.on_response_headers = None
+            if isinstance(ex, _FlowExchange):
+                ex.flow = None  # type: ignore[assignment]
+        self.timer = self.retry_timer = self.try_timer = None
 
     def _host_done(self, error: bool) -> Host | None:
         """The current attempt's host is free again (LEAST_REQUEST's count, /clusters'
