@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from proxy.engine.cluster import Host
@@ -35,9 +35,17 @@ from proxy.engine.config.listener import HttpConnectionManager
 from proxy.engine.config.route import RetryPolicy as RouteRetryPolicy
 from proxy.engine.headers import Headers, request_headers
 from proxy.engine.http1 import Stream
-from proxy.engine.lb import HashPolicy, compute_hash_key
+from proxy.engine.lb import HashPolicy, PickContext, compute_hash_key
 from proxy.engine.outlier import LocalOrigin
-from proxy.engine.retry import Action, AttemptOutcome, Reset, RetryBackOff, RetryPolicy, RetryState
+from proxy.engine.retry import (
+    Action,
+    AttemptOutcome,
+    Reset,
+    RetryBackOff,
+    RetryDecision,
+    RetryPolicy,
+    RetryState,
+)
 from proxy.engine.router import Request, Router, RouteResult, apply_header_mutations
 from proxy.engine.runtime import ClusterRuntime
 from proxy.engine.shadow import send_shadow
@@ -121,6 +129,57 @@ def retry_policy(p: RouteRetryPolicy | None) -> RetryPolicy | None:
                        retriable_status_codes=p.retriable_status_codes, retry_back_off=back_off,
                        retry_host_predicate=tuple(x.name for x in p.retry_host_predicate),
                        host_selection_retry_max_attempts=p.host_selection_retry_max_attempts)
+
+
+class DecodedHeaders(Sequence):
+    """The request's (bytes, bytes) headers as (str, str) pairs, decoded on first use:
+    most requests are routed on authority and path alone, so most never pay for it."""
+
+    __slots__ = ("raw", "_decoded")
+
+    def __init__(self, raw: Headers) -> None:
+        self.raw = raw
+        self._decoded: list[tuple[str, str]] | None = None
+
+    def _list(self) -> list[tuple[str, str]]:
+        d = self._decoded
+        if d is None:
+            d = self._decoded = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self.raw]
+        return d
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._list())
+
+    def __len__(self) -> int:
+        return len(self._list())
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def]
+        return self._list()[i]
+
+
+class _NoRetries:
+    """The retry state of a route without a retry policy (most routes): nothing to keep
+    per request, so one shared object answers for all of them."""
+
+    policy = None
+    retries_done = 0
+    _plain = PickContext()
+
+    def pick_context(self, hash_key: int | None = None) -> PickContext:
+        return self._plain if hash_key is None else PickContext(hash_key=hash_key)
+
+    def host_used(self, host: object) -> None:
+        pass
+
+    def decide(self, outcome: AttemptOutcome) -> RetryDecision:
+        return _PASS
+
+    def finish(self) -> None:
+        pass
+
+
+_PASS = RetryDecision(Action.PASS)
+_NO_RETRIES = _NoRetries()
 
 
 class HttpConnectionManagerHandler:
@@ -296,10 +355,14 @@ class _Flow:
         stats = self.h.stats
         stats.downstream_rq_total.value += 1
         (stats.downstream_rq_http2_total if head.version == "2" else stats.downstream_rq_http1_total).value += 1
-        hs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in head.headers]
-        authority = next((v for n, v in hs if n == "host"), "")
-        self.request = Request(authority, head.path.decode("latin-1"), head.method.decode("latin-1"), hs,
-                               self.h.port, "https" if self.h.scheme == b"https" else "http")
+        authority = ""
+        for n, v in head.headers:
+            if n == b"host":
+                authority = v.decode("latin-1")
+                break
+        self.request = Request(authority, head.path.decode("latin-1"), head.method.decode("latin-1"),
+                               DecodedHeaders(head.headers), self.h.port,
+                               "https" if self.h.scheme == b"https" else "http")
         r = self.result = self.h.router.route(self.request)
         if r is None:
             stats.no_route.value += 1
@@ -345,8 +408,9 @@ class _Flow:
             self.headers = editor.upstream_headers(self, self.headers)
         self.method = head.method
         self.path = r.path.encode("latin-1") if r.path else head.path
-        self.state = RetryState(self.h.retry_policy(r.retry_policy), clock=self.loop.time, route_timeout=r.timeout or None,
-                                circuit=cluster.circuit)
+        policy = self.h.retry_policy(r.retry_policy)
+        self.state = _NO_RETRIES if policy is None else RetryState(  # type: ignore[assignment]
+            policy, clock=self.loop.time, route_timeout=r.timeout or None, circuit=cluster.circuit)
         if r.hash_policy and cluster.config.lb_policy in ("RING_HASH", "MAGLEV"):
             hs = self.request.headers
             self.hash_key = compute_hash_key(
