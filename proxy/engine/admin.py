@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
 from proxy.engine import loggers
 from proxy.engine.config import config_dump
-from proxy.engine.http1 import Stream, serve
+from proxy.engine.http1 import Handler, Stream, serve
 from proxy.engine.server import ProxyServer
 
 
@@ -72,6 +73,29 @@ _HELP = """admin commands are:
 """
 
 
+def request(stream: Stream) -> tuple[str, str, dict[str, str]]:
+    """(method, path, query parameters) of an admin request."""
+    head = stream.head
+    assert head is not None
+    url = urlsplit(head.path.decode("latin-1"))
+    return head.method.decode("latin-1"), url.path, dict(parse_qsl(url.query, keep_blank_values=True))
+
+
+def not_found(path: str) -> tuple[int, bytes, bytes]:
+    return 404, f"invalid path: {path}\n{_HELP}".encode(), _TEXT
+
+
+def reply(stream: Stream, status: int, body: bytes, ctype: bytes) -> None:
+    """Answer with one content-type (Stream.local_reply would add text/plain as a second)."""
+    if stream.done or stream.conn.closed:  # the client left while a (parent's) answer was gathered
+        return
+    stream.respond_head(status, [(b"content-type", ctype), (b"cache-control", b"no-cache, max-age=0"),
+                                 (b"x-content-type-options", b"nosniff"), (b"server", b"envoy")],
+                        content_length=len(body))
+    stream.respond_data(body)
+    stream.respond_end()
+
+
 class AdminHandler:
     """The http1.Handler of the admin listener: one synchronous answer per request."""
 
@@ -83,19 +107,14 @@ class AdminHandler:
             "/stats": self.stats, "/stats/prometheus": self.prometheus, "/logging": self.logging}
 
     def __call__(self, stream: Stream) -> None:
-        head = stream.head
-        assert head is not None
-        url = urlsplit(head.path.decode("latin-1"))
-        method = head.method.decode("latin-1")
-        route = self.routes.get(url.path)
+        method, path, q = request(stream)
+        route = self.routes.get(path)
         if route is None:
-            status, body, ctype = 404, f"invalid path: {url.path}\n{_HELP}".encode(), _TEXT
+            reply(stream, *not_found(path))
         elif method not in ("GET", "HEAD", "POST"):
-            status, body, ctype = 405, b"method not allowed\n", _TEXT
+            reply(stream, 405, b"method not allowed\n", _TEXT)
         else:
-            status, body, ctype = route(method, dict(parse_qsl(url.query, keep_blank_values=True)))
-        stream.local_reply(status, body, [(b"content-type", ctype), (b"cache-control", b"no-cache, max-age=0"),
-                                          (b"x-content-type-options", b"nosniff")])
+            reply(stream, *route(method, q))
 
     def help(self, method: str, q: dict[str, str]) -> tuple[int, bytes, bytes]:
         return 200, _HELP.encode(), _TEXT
@@ -142,8 +161,148 @@ class AdminServer:
         await self._server.wait_closed()
 
 
-async def start_admin(server: ProxyServer, host: str, port: int) -> tuple[AdminServer, int]:
-    """Serve the admin endpoints on host:port (0: any free port); returns it and the port."""
+async def start_admin(server: ProxyServer | Handler, host: str, port: int) -> tuple[AdminServer, int]:
+    """Serve the admin endpoints of `server` (or a handler: workers.SupervisorAdmin) on
+    host:port (0: any free port); returns it and the port."""
+    handler = AdminHandler(server) if isinstance(server, ProxyServer) else server
     loop = asyncio.get_running_loop()
-    srv = await loop.create_server(serve(AdminHandler(server)), host, port, reuse_address=True)
+    srv = await loop.create_server(serve(handler), host, port, reuse_address=True)
     return AdminServer(srv), srv.sockets[0].getsockname()[1]
+
+
+async def start_admin_unix(server: ProxyServer, path: str) -> AdminServer:
+    """A worker's admin, for its parent only: a unix socket in the parent's private directory."""
+    srv = await asyncio.get_running_loop().create_unix_server(serve(AdminHandler(server)), path)
+    return AdminServer(srv)
+
+
+# -- the parent's admin with --concurrency N: workers' answers merged -----------------------
+
+class Workers(Protocol):
+    """What SupervisorAdmin needs of workers.Supervisor."""
+
+    def state(self) -> str: ...
+
+    async def fan_out(self, method: str, target: str) -> list[tuple[int, bytes]]: ...
+
+
+def _number(text: str) -> int | float:
+    return float(text) if any(c in text for c in ".eEn") else int(text)
+
+
+def _show(v: int | float) -> str:
+    return str(v) if isinstance(v, int) or not v.is_integer() else str(int(v))
+
+
+def merge_stats_text(bodies: list[bytes]) -> bytes:
+    """Envoy's /stats is process-wide: each `name: value` summed over the workers."""
+    total: dict[str, int | float] = {}
+    for body in bodies:
+        for line in body.decode().splitlines():
+            name, _, value = line.rpartition(": ")
+            if name:
+                total[name] = total.get(name, 0) + _number(value)
+    return "".join(f"{n}: {_show(v)}\n" for n, v in sorted(total.items())).encode()
+
+
+def merge_prometheus(bodies: list[bytes]) -> bytes:
+    """Each series (`name{labels}`) summed over the workers, by family, in first-seen order;
+    counters, gauges and histogram buckets, sums and counts are all sums of the workers'."""
+    families: dict[str, tuple[list[str], dict[str, int | float]]] = {}
+    for body in bodies:
+        comments: list[str] = []
+        samples: dict[str, int | float] | None = None
+        for line in body.decode().splitlines():
+            if line.startswith("#"):
+                if samples is not None:  # a new family starts
+                    comments, samples = [], None
+                comments.append(line)
+                if line.startswith("# TYPE "):
+                    family = families.setdefault(line.split()[2], (comments, {}))
+                    samples = family[1]
+            elif line and samples is not None:
+                series, _, value = line.rpartition(" ")
+                samples[series] = samples.get(series, 0) + _number(value)
+    out = []
+    for comments, samples in families.values():
+        out += comments
+        out += [f"{s} {_show(v)}" for s, v in samples.items()]
+    return ("\n".join(out) + "\n").encode() if out else b""
+
+
+_HOST_SUMS = frozenset(("cx_active", "cx_connect_fail", "cx_total", "rq_active", "rq_error", "rq_total",
+                        "times_ejected"))
+
+
+def merge_clusters(bodies: list[bytes]) -> bytes:
+    """/clusters over the workers: per-host counters summed, a host unhealthy in any worker
+    shown so, the rest (thresholds, weights: the same config) as the first worker says."""
+    merged: dict[str, str] = {}
+    for body in bodies:
+        for line in body.decode().splitlines():
+            key, _, value = line.rpartition("::")
+            stat = key.rpartition("::")[2]
+            if key not in merged:
+                merged[key] = value
+            elif stat in _HOST_SUMS:
+                merged[key] = str(int(merged[key]) + int(value))
+            elif stat == "health_flags" and value != "healthy":
+                merged[key] = value
+    return "".join(f"{k}::{v}\n" for k, v in merged.items()).encode()
+
+
+class SupervisorAdmin:
+    """The admin of `mkp proxy --concurrency N`'s parent: /stats, /stats/prometheus and
+    /clusters merged from every worker's private admin, /logging applied to the parent and
+    every worker, /config_dump from a worker (what is being served), /ready LIVE only when
+    every worker is up. Answers are gathered in a task, so http1's handler returns at once."""
+
+    _MERGE = {"/stats": merge_stats_text, "/stats/prometheus": merge_prometheus, "/clusters": merge_clusters}
+    _CTYPE = {"/stats/prometheus": b"text/plain; version=0.0.4", "/config_dump": _JSON}
+
+    def __init__(self, workers: Workers) -> None:
+        self.workers = workers
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __call__(self, stream: Stream) -> None:
+        task = asyncio.get_running_loop().create_task(self._answer(stream))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, stream: Stream) -> None:
+        method, path, q = request(stream)
+        assert stream.head is not None
+        target = stream.head.path.decode("latin-1")
+        if path not in ("/", "/ready", "/logging", "/config_dump", *self._MERGE):
+            return reply(stream, *not_found(path))
+        if method not in ("GET", "HEAD", "POST"):
+            return reply(stream, 405, b"method not allowed\n", _TEXT)
+        if path == "/":
+            return reply(stream, 200, _HELP.encode(), _TEXT)
+        if path == "/ready":
+            state = self.workers.state()
+            return reply(stream, 200 if state == "LIVE" else 503, f"{state}\n".encode(), _TEXT)
+        if path == "/logging":
+            return reply(stream, *await self._logging(method, target, q))
+        answers = await self.workers.fan_out(method, target)
+        if not answers:
+            return reply(stream, 503, b"no worker is serving\n", _TEXT)
+        failed = next(((s, b) for s, b in answers if s != 200), None)
+        if failed is not None:  # a bad ?filter= regex: every worker says the same
+            return reply(stream, failed[0], failed[1], _TEXT)
+        merge = self._MERGE.get(path)
+        body = merge([b for _, b in answers]) if merge is not None else answers[0][1]
+        reply(stream, 200, body, self._CTYPE.get(path, _TEXT))
+
+    async def _logging(self, method: str, target: str, q: dict[str, str]) -> tuple[int, bytes, bytes]:
+        if q and method != "POST":
+            return 405, b"This endpoint requires POST to change levels.\n", _TEXT
+        try:
+            loggers.change(q)
+        except loggers.LoggingError as e:
+            return 404, f"{e}\n{loggers.USAGE}".encode(), _TEXT
+        if q:
+            for status, body in await self.workers.fan_out(method, target):
+                if status != 200:
+                    return status, body, _TEXT
+        return 200, loggers.active_loggers().encode(), _TEXT
