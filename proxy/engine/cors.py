@@ -29,7 +29,7 @@ from proxy.engine.config import ConfigError
 from proxy.engine.config.http_filters import CorsPolicy
 from proxy.engine.flow import FilterBase, _Flow
 from proxy.engine.headers import Headers
-from proxy.engine.router import _string_matcher
+from proxy.engine.router import string_matcher
 from proxy.engine.telemetry.stats import StatsStore
 
 _ALLOW_ORIGIN = b"access-control-allow-origin"
@@ -43,7 +43,7 @@ class _Policy:
     def __init__(self, p: CorsPolicy, path: str) -> None:
         self.config = p
         self.origins: list[Callable[[str], bool]] = [
-            _string_matcher(m, f"{path}.allow_origin_string_match[{i}]")
+            string_matcher(m, f"{path}.allow_origin_string_match[{i}]")
             for i, m in enumerate(p.allow_origin_string_match)]
 
 

@@ -29,7 +29,7 @@ from proxy.engine.config.http_filters import Cors, HTTPFault, LocalRateLimit, Ro
 from proxy.engine.config.listener import HttpConnectionManager
 from proxy.engine.cors import CorsFilter
 from proxy.engine.flow import FilterBase, HttpFilterRuntime, _Flow
-from proxy.engine.router import HeaderMutation, _header_map, _header_matcher, apply_header_mutations
+from proxy.engine.router import HeaderMutation, apply_header_mutations, header_map, header_matcher
 from proxy.engine.telemetry.stats import StatsStore
 
 FAULT_ABORT_BODY = b"fault filter abort"
@@ -124,7 +124,7 @@ def _fault_settings(cfg: HTTPFault, path: str) -> tuple[fault_mod.HTTPFault, lis
         header = getattr(a, "header_abort", None) is not None
         abort = fault_mod.FaultAbort(http_status=a.http_status, grpc_status=a.grpc_status, header_abort=header,
                                      percentage=_percent(a.percentage))
-    matchers = [_header_matcher(h, f"{path}.headers[{i}]") for i, h in enumerate(cfg.headers)]
+    matchers = [header_matcher(h, f"{path}.headers[{i}]") for i, h in enumerate(cfg.headers)]
     return fault_mod.HTTPFault(delay=delay, abort=abort, upstream_cluster=cfg.upstream_cluster,
                                max_active_faults=cfg.max_active_faults), matchers
 
@@ -160,7 +160,7 @@ class FaultFilter(_Filter):
         settings, matchers = self.routes.get(id(rcfg), self.settings) if rcfg is not None else self.settings
         if settings.delay is None and settings.abort is None:
             return True
-        hs = _header_map(flow.request)
+        hs = header_map(flow.request)
         if flow.h.edge:  # an edge proxy does not let an external client steer x-envoy-* behaviour
             hs = {k: v for k, v in hs.items() if not k.startswith("x-envoy-")}
         if matchers and not all(m(hs) for m in matchers):

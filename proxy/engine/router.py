@@ -150,7 +150,7 @@ def apply_header_mutations(headers: list[tuple[str, str]], mutations: Sequence[H
 # --- compiled matchers ---------------------------------------------------------------------
 
 
-def _string_matcher(m: StringMatcher, path: str) -> Callable[[str], bool]:
+def string_matcher(m: StringMatcher, path: str) -> Callable[[str], bool]:
     if m.safe_regex is not None:
         rx = compile_regex(m.safe_regex.regex, f"{path}.safe_regex.regex")
         return lambda v: rx.fullmatch(v) is not None
@@ -168,7 +168,7 @@ def _string_matcher(m: StringMatcher, path: str) -> Callable[[str], bool]:
     return (lambda v: want in v.lower()) if fold else (lambda v: want in v)
 
 
-def _header_matcher(h: HeaderMatcher, path: str) -> Callable[[dict[str, str]], bool]:
+def header_matcher(h: HeaderMatcher, path: str) -> Callable[[dict[str, str]], bool]:
     """A HeaderMatcher as a predicate over {name: joined values}."""
     name, invert = h.name.lower(), h.invert_match
     if h.present_match is not None or not any(
@@ -177,9 +177,9 @@ def _header_matcher(h: HeaderMatcher, path: str) -> Callable[[dict[str, str]], b
         want_present = h.present_match if h.present_match is not None else True
         return lambda hs: ((name in hs) == want_present) != invert
     if h.string_match is not None:
-        test = _string_matcher(h.string_match, f"{path}.string_match")
+        test = string_matcher(h.string_match, f"{path}.string_match")
     elif h.safe_regex_match is not None:
-        test = _string_matcher(StringMatcher(safe_regex=h.safe_regex_match), path)
+        test = string_matcher(StringMatcher(safe_regex=h.safe_regex_match), path)
     elif h.range_match is not None:
         lo, hi = h.range_match.start, h.range_match.end
 
@@ -192,7 +192,7 @@ def _header_matcher(h: HeaderMatcher, path: str) -> Callable[[dict[str, str]], b
         spec = {"exact_match": "exact", "prefix_match": "prefix", "suffix_match": "suffix",
                 "contains_match": "contains"}
         kw = {new: getattr(h, old) for old, new in spec.items() if getattr(h, old) is not None}
-        test = _string_matcher(StringMatcher(**kw), path)
+        test = string_matcher(StringMatcher(**kw), path)
     empty_ok = h.treat_missing_header_as_empty
 
     def match(hs: dict[str, str]) -> bool:
@@ -212,7 +212,7 @@ def _query_matcher(q: QueryParameterMatcher, path: str) -> Callable[[dict[str, s
         return lambda qs: name in qs and present
     if q.string_match is None:
         return lambda qs: name in qs
-    test = _string_matcher(q.string_match, f"{path}.string_match")
+    test = string_matcher(q.string_match, f"{path}.string_match")
     return lambda qs: name in qs and test(qs[name])
 
 
@@ -273,7 +273,7 @@ class _CompiledRoute:
                 self.value = self.value.lower()
         # the per-request path test: one closure per route, no branching on kind/fold
         self.path_len = _path_matcher(self.kind, self.value, self.fold, self.regex)
-        self.headers = [_header_matcher(h, f"{path}.match.headers[{i}]") for i, h in enumerate(m.headers)]
+        self.headers = [header_matcher(h, f"{path}.match.headers[{i}]") for i, h in enumerate(m.headers)]
         self.queries = [_query_matcher(q, f"{path}.match.query_parameters[{i}]")
                         for i, q in enumerate(m.query_parameters)]
         self.fraction = m.runtime_fraction
@@ -356,7 +356,7 @@ class _CompiledVirtualHost:
         self.routes = [_CompiledRoute(r, f"{path}.routes[{i}]") for i, r in enumerate(vh.routes)]
 
 
-def _header_map(request: Request) -> dict[str, str]:
+def header_map(request: Request) -> dict[str, str]:
     """Request headers by lower-case name, repeated ones joined with "," (Envoy's rule),
     plus the pseudo-headers a matcher may name (`:method`, `:authority`, `:path`, `:scheme`)."""
     hs: dict[str, str] = {}
@@ -469,7 +469,7 @@ class Router:
                 continue
             if cr.headers:
                 if hs is None:
-                    hs = _header_map(request)
+                    hs = header_map(request)
                 if not _all(cr.headers, hs):
                     continue
             if cr.queries:
@@ -518,7 +518,7 @@ class Router:
             weight = cr.pick(value)
             cluster = weight.name
         elif act.cluster_header is not None:
-            cluster = _header_map(request).get(act.cluster_header.lower(), "")
+            cluster = header_map(request).get(act.cluster_header.lower(), "")
         else:
             cluster = act.cluster or ""
         host = None
@@ -527,7 +527,7 @@ class Router:
         elif act.host_rewrite_literal:
             host = act.host_rewrite_literal
         elif act.host_rewrite_header:
-            host = _header_map(request).get(act.host_rewrite_header.lower()) or None
+            host = header_map(request).get(act.host_rewrite_header.lower()) or None
         mirrors = tuple(m.cluster for m in act.request_mirror_policies
                         if m.runtime_fraction is None or _fraction_hit(m.runtime_fraction, self.rand())) \
             if act.request_mirror_policies else ()
