@@ -117,8 +117,11 @@ async def supervise(config: str, concurrency: int, log_level: str, *, drain_time
     sup = Supervisor(config, concurrency, log_level=log_level, ports=ports, drain_timeout=drain_timeout)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    def on_signal() -> None:
+        sup.stopping = True  # before any worker's exit is seen: Ctrl-C reaches the workers too
+        stop.set()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     runner = None
     try:
         if boot.admin is not None and boot.admin.address is not None:

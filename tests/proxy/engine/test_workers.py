@@ -9,7 +9,9 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -183,6 +185,21 @@ async def test_a_bad_config_fails_before_any_worker_starts(tmp_path: Path):
         assert b"worker" not in err
         errors.append(err.decode().strip().splitlines()[-1])
     assert errors[0] == errors[1] and "lb_polcy" in errors[0]
+
+
+async def test_a_taken_port_fails_the_command_and_no_worker_is_left(tmp_path: Path):
+    path = tmp_path / "envoy.yaml"
+    with socket.socket() as taken:  # no SO_REUSEPORT: the workers cannot share it
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        write_config(path, free_port(), taken.getsockname()[1], free_port(), tmp_path / "access.json")
+        proc = await asyncio.create_subprocess_exec(MKP, "proxy", "-c", str(path), "--concurrency", "2",
+                                                    stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 1
+    assert b"cannot listen" in err and b"exited with code 1 before serving" in err.splitlines()[-1]
+    pids = [int(m) for m in re.findall(rb"worker \d started \(pid (\d+)\)", err)]
+    assert len(pids) == 2 and not any(Path(f"/proc/{p}").exists() for p in pids)
 
 
 async def test_a_killed_worker_is_restarted_and_serves_again(tmp_path: Path):
