@@ -9,6 +9,7 @@ each target with `wrk` (closed loop) and with an open-loop client at a fixed rat
     mkp-chain   two chained: outbound sidecar -> inbound sidecar -> backend, plaintext
     mkp-mtls    the same with mTLS between the sidecars (STRICT: client cert required,
                 the server's SPIFFE ID checked); "not yet" when the engine refuses it
+    mkp-c2      one `mkp proxy --concurrency 2` (two worker processes, SO_REUSEPORT)
     nginx       nginx as a reverse proxy (one worker, upstream keepalive)
 
 Per target: requests/s, wrk's p50/p99, CPU seconds per 1,000 requests of the proxy
@@ -50,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TREE = ROOT  # the code the proxies run (--tree: e.g. a `git archive` snapshot while others edit)
 BODY = b"x" * 100
 CLK = os.sysconf("SC_CLK_TCK")
-TARGETS = ("direct", "mkp", "mkp-chain", "mkp-mtls", "nginx")
+TARGETS = ("direct", "mkp", "mkp-chain", "mkp-mtls", "mkp-c2", "nginx")
 
 
 def free_port() -> int:
@@ -251,7 +252,7 @@ class Bench:
             wait_port(self.ports[name], p)
             self.pids[name] = children(p.pid)
 
-    def start_proxy(self, name: str, listen: int, upstream: int, **tls: dict) -> None:
+    def start_proxy(self, name: str, listen: int, upstream: int, concurrency: int = 1, **tls: dict) -> None:
         log = self.tmp / f"{name}-access.log"
         admin = free_port()
         cfg = bconf.bootstrap(listen=listen, upstream=upstream, admin=admin, log_path=str(log),
@@ -261,7 +262,8 @@ class Bench:
 
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         err = open(self.tmp / f"{name}.stderr", "wb")  # noqa: SIM115 - closed with the process
-        p = subprocess.Popen([sys.executable, "-m", "minikube_py.cli", "proxy", "-c", str(path), "-l", "warning"],
+        p = subprocess.Popen([sys.executable, "-m", "minikube_py.cli", "proxy", "-c", str(path), "-l", "warning",
+                              "--concurrency", str(concurrency)],
                              cwd=TREE, env={**os.environ, "PYTHONPATH": str(TREE)},
                              stdout=subprocess.DEVNULL, stderr=err)
         self.procs.append(p)
@@ -273,10 +275,11 @@ class Bench:
         self.features = {"istio_stats_filter": why is None, "istio_stats_filter_refused": why,
                          "access_log_configured": True}
         d = self.ports["direct"]
-        for t in ("mkp", "mkp-chain", "mkp-mtls"):
+        for t in ("mkp", "mkp-chain", "mkp-mtls", "mkp-c2"):
             self.ports[t] = free_port()
         inner, inner_tls = free_port(), free_port()
         self.start_proxy("mkp", self.ports["mkp"], d)
+        self.start_proxy("c2", self.ports["mkp-c2"], d, concurrency=2)
         self.start_proxy("chain-in", inner, d)
         self.start_proxy("chain-out", self.ports["mkp-chain"], inner)
         up, down = bconf.mtls_contexts(self.tmp / "pki")
@@ -288,7 +291,8 @@ class Bench:
         else:
             self.start_proxy("mtls-in", inner_tls, d, downstream_tls=down)
             self.start_proxy("mtls-out", self.ports["mkp-mtls"], inner_tls, upstream_tls=up)
-        groups = {"mkp": ["mkp"], "mkp-chain": ["chain-in", "chain-out"], "mkp-mtls": ["mtls-in", "mtls-out"]}
+        groups = {"mkp": ["mkp"], "mkp-chain": ["chain-in", "chain-out"], "mkp-mtls": ["mtls-in", "mtls-out"],
+                  "mkp-c2": ["c2"]}
         for target, names in groups.items():
             if target in self.notes:
                 continue
@@ -301,7 +305,9 @@ class Bench:
                 self.notes[target] = f"did not start: {e}: {tail.strip()}"
                 continue
             self.pids[target] = [self.mkp[n]["proc"].pid for n in names]
-        for target in ("direct", "nginx", "mkp", "mkp-chain", "mkp-mtls"):
+            if target == "mkp-c2":  # the parent (admin only) and its workers
+                self.pids[target] += children(self.mkp["c2"]["proc"].pid)
+        for target in ("direct", "nginx", "mkp", "mkp-chain", "mkp-mtls", "mkp-c2"):
             if target not in self.notes and (why := check_answers(self.ports[target])):
                 self.notes[target] = f"does not answer 200: {why}"
 

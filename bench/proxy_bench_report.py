@@ -43,6 +43,9 @@ def summary(res: dict) -> dict:
                     "target_mtls_hop_1_5x_plain": cpu is not None and cpu <= 1.5})
     elif "mkp-mtls" in res.get("not_measured", {}):
         out["target_mtls_hop_1_5x_plain"] = "not yet"
+    if "mkp-c2" in w and "nginx" in w:
+        out.update({"c2_rps": w["mkp-c2"]["rps"], "c2_vs_nginx": _ratio(w["mkp-c2"]["rps"], w["nginx"]["rps"]),
+                    "c2_peak_rss_mb": w["mkp-c2"]["peak_rss_mb"]})
     return out
 
 
@@ -56,7 +59,7 @@ def markdown(res: dict) -> str:
             "| vCPU per 1,000 rps (@1,000) | CPU s per 1,000 req (wrk) | kernel share | RSS / peak MB "
             "| machine busy / steal (cores, wrk) |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for t in ("direct", "mkp", "mkp-chain", "mkp-mtls", "nginx"):
+    for t in ("direct", "mkp", "mkp-chain", "mkp-mtls", "mkp-c2", "nginx"):
         if t not in w:
             rows.append(f"| {t} | {res.get('not_measured', {}).get(t, 'not measured')[:120]} |||||||||")
             continue
@@ -88,6 +91,9 @@ def markdown(res: dict) -> str:
         lines.append(f"| mTLS hop <= 1.5x plain hop | CPU {s['mtls_vs_plain_chain_cpu']}x at 1,000 rps, "
                      f"{s.get('mtls_vs_plain_chain_cpu_saturated')}x under wrk; added p50 "
                      f"{s['mtls_vs_plain_chain_added_p50']}x | {mt} |")
+    if "c2_rps" in s:
+        lines.append(f"| (not a target: `--concurrency 2`, two worker processes) | {s['c2_rps']:,} rps = "
+                     f"{s['c2_vs_nginx']}x nginx, {s['c2_peak_rss_mb']} MB peak (parent + workers) | – |")
     meth = res.get("method", {})
     lines += ["", f"Machine: {m.get('cpus')} vCPU {m.get('cpu')}, {m.get('mem_mb')} MB, Linux {m.get('kernel')}, "
               f"Python {m.get('python')}, {m.get('nginx')}, commit {m.get('commit')} "
