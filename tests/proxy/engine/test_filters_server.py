@@ -15,6 +15,7 @@ from aiohttp import web
 
 from proxy.engine.config import ConfigError, from_dict
 from proxy.engine.server import ProxyServer
+from tests.proxy.engine.test_server import Backend as BaseBackend
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = {"name": "envoy.filters.http.router",
@@ -64,31 +65,16 @@ def bootstrap(port: int, filters: list[dict], routes: list[dict] | None = None, 
     }}
 
 
-class Backend:
+class Backend(BaseBackend):
     """An aiohttp server answering "ok <path>", keeping each request's headers."""
 
     def __init__(self) -> None:
+        super().__init__("backend")
         self.requests: list[dict[str, str]] = []
-        self.runner: web.AppRunner | None = None
-        self.port = 0
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests.append({k.lower(): v for k, v in request.headers.items()})
         return web.Response(text=f"ok {request.path}", headers={"access-control-allow-origin": "upstream"})
-
-    async def __aenter__(self) -> Backend:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.runner is not None
-        await self.runner.cleanup()
 
 
 class Proxy:

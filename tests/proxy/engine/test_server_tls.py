@@ -16,6 +16,7 @@ from aiohttp import web
 from proxy.engine.config import ConfigError, from_dict
 from proxy.engine.pki import CertificateAuthority, spiffe_id
 from proxy.engine.server import ProxyServer
+from tests.proxy.engine.test_server import Backend
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
@@ -108,27 +109,14 @@ def boot(listeners: list[dict], clusters: list[dict]) -> dict:
     return {"static_resources": {"listeners": listeners, "clusters": clusters}}
 
 
-class EchoHeaders:
+class EchoHeaders(Backend):
     """An aiohttp backend answering `<name> <x-forwarded-proto>`."""
 
     def __init__(self, name: str = "backend") -> None:
-        self.name, self.port, self.runner = name, 0, None
+        super().__init__(name)
 
     async def handle(self, request: web.Request) -> web.Response:
         return web.Response(text=f"{self.name} {request.headers.get('x-forwarded-proto', '-')}")
-
-    async def __aenter__(self) -> EchoHeaders:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.runner.cleanup()  # type: ignore[union-attr]
 
 
 class Client:
