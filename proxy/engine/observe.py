@@ -9,9 +9,12 @@ peer metadata and request id) and its observer of finished flows (access log lin
 metrics, span). A connection manager with none of these configured gets neither, so
 it costs nothing.
 
-What this module adds to the request path is header list edits and, at the end, one
-LogRecord, one RequestRecord and one Span; formatting, writing and sending happen later,
-off the event loop's critical path (telemetry.accesslog, telemetry.tracing).
+What this module adds to the request path is a few header list edits at the start and,
+at the end, one function call per access log (its format compiled over the flow itself,
+see _FlowFields: no LogRecord, headers looked up in one dict built once), one dict
+lookup and a few increments for Istio's metrics (IstioReporter caches the series), and
+a Span only for sampled traces. Writing and sending happen in batches
+(telemetry.accesslog, telemetry.tracing).
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class Telemetry:
         writers = list(self.writers.values())
         self.writers.clear()
         for w in writers:
+            w.detach()  # on the loop's thread; then the blocking part off it
             await asyncio.to_thread(w.close)
 
     def close(self) -> None:
@@ -93,23 +97,155 @@ class Telemetry:
 class _Notes:
     """One flow's telemetry notes, in flow.filter_state["telemetry"]."""
 
-    __slots__ = ("wall_start", "trace", "shared", "peer_value", "response_headers", "request_id")
+    __slots__ = ("trace", "shared", "peer_value", "response_headers", "request_id")
 
-    def __init__(self, wall_start: float) -> None:
-        self.wall_start = wall_start
+    def __init__(self) -> None:
         self.trace: tracing.TraceContext | None = None
         self.shared = False
         self.peer_value: bytes | None = None  # the peer's x-envoy-peer-metadata
         self.response_headers: Headers | None = None
-        self.request_id = ""
+        self.request_id = b""
 
 
-def _address(conn: Any, which: str) -> str:
-    transport = getattr(conn, "transport", None)
+class _WallClock:
+    """Epoch time of a loop time: `loop_time + offset`, the offset re-read from the system
+    clock at most once a second (so a request costs no time.time() call, and a clock
+    step shows within a second)."""
+
+    __slots__ = ("offset", "_next")
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self._next = -1.0
+
+    def refresh(self, now: float) -> None:
+        """`now`: the loop's time() at this moment."""
+        if now >= self._next:
+            self.offset = time.time() - now
+            self._next = now + 1.0
+
+    def wall(self, loop_time: float) -> float:
+        return loop_time + self.offset
+
+
+def _address(transport: Any, which: str) -> str:
     addr = transport.get_extra_info(which) if transport is not None else None
     if not addr:
         return ""
     return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
+
+
+def _addresses(conn: Any) -> tuple[str, str]:
+    """(remote, local) `address:port` of a downstream connection, kept on it after the
+    first request (they do not change; asking the transport costs two system calls)."""
+    try:
+        return conn.telemetry_addresses  # type: ignore[no-any-return]
+    except AttributeError:
+        pass
+    transport = getattr(conn, "transport", None)
+    pair = (_address(transport, "peername"), _address(transport, "sockname"))
+    if transport is not None:
+        try:
+            conn.telemetry_addresses = pair
+        except AttributeError:  # a connection class with __slots__: ask each time
+            pass
+    return pair
+
+
+def _security(conn: Any, attr: str) -> str:
+    sec = getattr(conn, "security", None)
+    return (getattr(sec, attr) or "") if sec is not None else ""
+
+
+def _cluster_name(flow: Any) -> str:
+    if flow.cluster is not None:
+        return flow.cluster.config.name  # type: ignore[no-any-return]
+    r = flow.result
+    return r.cluster if r is not None else ""
+
+
+def _details(flow: Any) -> str:
+    """Envoy's %RESPONSE_CODE_DETAILS% of a finished flow."""
+    for f in reversed(flow.flags):
+        if f in _DETAILS:
+            return _DETAILS[f]
+    if flow.attempts and flow.status:
+        return "via_upstream"
+    r = flow.result
+    return "direct_response" if r is not None and r.action in ("direct_response", "redirect") else ""
+
+
+class _HostText(dict):  # type: ignore[type-arg]
+    """Host -> "address:port", made once per host."""
+
+    def __missing__(self, host: Any) -> str:
+        if host is None:
+            return ""
+        if len(self) > 4096:
+            self.clear()
+        text = self[host] = f"{host.address}:{host.port}"
+        return text
+
+
+class _FlowFields(accesslog.Fields):
+    """Access log values read straight from a finished flow (`f`), its notes (`n`) and its
+    request headers by name (`hd`: bytes -> bytes, first value), so a line costs one
+    function call and no LogRecord. Same values as HcmTelemetry.record gives."""
+
+    params = "f, n, hd"
+    _VALUES = {
+        "method": "head.method.decode('latin-1')", "path": "head.path.decode('latin-1')",
+        "authority": "(f.request.authority if hasattr(f, 'request') else '')", "scheme": "f.h.scheme.decode()",
+        "protocol": "_protocol(head.version)", "response_code": "f.status",
+        "response_flags": "(','.join(f.flags) or '-')", "response_code_details": "_details(f)",
+        "connection_termination_details": "''", "bytes_received": "s.received", "bytes_sent": "s.body_bytes_sent",
+        "duration_ms": "int((f.end_time - s.start_time) * 1000)", "upstream_host": "_host_text[f.upstream_host]",
+        "upstream_cluster": "_cluster_name(f)", "upstream_local_address": "''",
+        "upstream_transport_failure_reason": "''", "downstream_remote_address": "_addresses(s.conn)[0]",
+        "downstream_local_address": "_addresses(s.conn)[1]",
+        "downstream_peer_uri_san": "_security(s.conn, 'peer_principal')",
+        "downstream_tls_version": "_security(s.conn, 'tls_version')",
+        "requested_server_name": "_security(s.conn, 'sni')",
+        "route_name": "(f.result.route.name if f.result is not None else '')", "connection_id": "0",
+    }
+    _PSEUDO = {":method": "method", ":path": "path", ":authority": "authority", ":scheme": "scheme"}
+
+    def __init__(self, clock: _WallClock) -> None:
+        self.clock = clock
+        self.request_headers_used = False  # does any format compiled with these read `hd`?
+
+    def value(self, name: str) -> str:
+        return self._VALUES[name]
+
+    def start_time(self) -> str:
+        return "(s.start_time + _clock.offset)"
+
+    def header(self, which: str, name: str) -> str:
+        if which == "REQ" and name in self._PSEUDO:
+            return self._VALUES[self._PSEUDO[name]]
+        table = "hd" if which == "REQ" else "rd"
+        return f"({table}.get({name.encode('latin-1')!r}) or b'').decode('latin-1')"
+
+    def prologue(self, body: str) -> list[str]:
+        self.request_headers_used = self.request_headers_used or "hd." in body
+        lines = ["s = f.stream", "head = s.head"]
+        if "rd." in body:
+            lines.append("rd = dict(reversed(n.response_headers)) if n.response_headers is not None else _EMPTY")
+        return lines
+
+    def namespace(self) -> dict[str, Any]:
+        return {"_clock": self.clock, "_protocol": _PROTOCOL.__getitem__, "_details": _details,
+                "_host_text": _HostText(), "_cluster_name": _cluster_name, "_addresses": _addresses,
+                "_security": _security, "_EMPTY": {}}
+
+
+class _Protocol(dict):  # type: ignore[type-arg]
+    def __missing__(self, version: str) -> str:
+        text = self[version] = f"HTTP/{version}"
+        return text
+
+
+_PROTOCOL = _Protocol()
 
 
 class _Tracer:
@@ -176,7 +312,7 @@ class _Tracer:
         tags = tracing.http_tags(
             method=rec.method, url=f"{rec.scheme}://{rec.authority}{rec.path}"[: self.max_path],
             status_code=rec.response_code, response_flags=rec.response_flags,
-            upstream_cluster=rec.upstream_cluster, request_id=notes.request_id, protocol=rec.protocol,
+            upstream_cluster=rec.upstream_cluster, request_id=notes.request_id.decode("latin-1"), protocol=rec.protocol,
             node_id=self.node_id, user_agent=rec.request_headers.get("user-agent") or "-",
             downstream_cluster=rec.request_headers.get("x-envoy-downstream-service-cluster") or "-",
             request_size=str(rec.bytes_received), response_size=str(rec.bytes_sent),
@@ -187,7 +323,7 @@ class _Tracer:
             if host is not None and not self.ingress and ":" not in host.address else None
         end = flow.end_time - flow.stream.start_time
         self.emitter.start()  # in the running loop; a no-op once started
-        self.emitter.emit(tracing.Span(ctx, self.name, self.kind, int(notes.wall_start * 1e6), int(end * 1e6),
+        self.emitter.emit(tracing.Span(ctx, self.name, self.kind, int(rec.start_time * 1e6), int(end * 1e6),
                                        self.local, remote, tags, shared=notes.shared))
 
 
@@ -214,22 +350,28 @@ class HcmTelemetry(FilterBase):
         self.generate_request_id = hcm.generate_request_id
         self.reset_external_id = hcm.use_remote_address and not hcm.preserve_external_request_id
         self.always_set_request_id = hcm.always_set_request_id_in_response
+        self.clock = _WallClock()
         self.logs: list[accesslog.AccessLog] = []
         for i, entry in enumerate(hcm.access_log):
             try:
                 self.logs.append(accesslog.from_config(entry, f"{path}.access_log[{i}]", writers=telemetry.writers))
             except accesslog.AccessLogFormatError as e:
                 raise ConfigError(f"{path}.access_log[{i}]", str(e)) from None
+        # each log's format compiled over the flow itself, with its writer's write
+        fields = _FlowFields(self.clock)
+        self._lines = [(log.formatter.compile(fields), log.writer.write) for log in self.logs]
         self.tracer = _Tracer(hcm, listener, boot, telemetry, path) if hcm.tracing is not None else None
         stats = [f.typed_config for f in hcm.http_filters if isinstance(f.typed_config, IstioStats) and not f.disabled]
         self.istio = IstioReporter(stats[0], reporter_name(listener, stats[0]), boot, telemetry.metrics,
                                    telemetry.peers) if stats else None
+        self._by_name = fields.request_headers_used or self.istio is not None
         self.active = bool(self.logs or self.tracer or self.istio or self.always_set_request_id)
-        self._clock = time.time
 
     # -- the start ---------------------------------------------------------------------
     def decode(self, flow: Any) -> bool:
-        self._notes(flow)
+        state = flow.filter_state
+        if state is None or "telemetry" not in state:
+            self._notes(flow)
         return True
 
     def _notes(self, flow: Any) -> _Notes:
@@ -240,93 +382,96 @@ class HcmTelemetry(FilterBase):
         notes = state.get("telemetry")
         if notes is not None:
             return notes
-        stream = flow.stream
-        notes = state["telemetry"] = _Notes(self._clock() - (stream.conn.loop.time() - stream.start_time))
-        head = stream.head
+        notes = state["telemetry"] = _Notes()
+        head = flow.stream.head
         if head is None:
             return notes
         headers = head.headers
-        notes.request_id = self._request_id(headers, stream.remote_address)
+        names = dict(headers)  # one pass in C: which of the few headers looked at are there
+        notes.request_id = self._request_id(headers, flow.stream.remote_address, b"x-request-id" in names)
         if self.tracer is not None:
             self.tracer.start(headers, notes)
-        if self.istio is not None:
+        if self.istio is not None and (peer.PEER_METADATA in names or peer.PEER_METADATA_ID in names):
             notes.peer_value = self.istio.request(headers)
         return notes
 
-    def _request_id(self, headers: Headers, remote: str) -> str:
+    def _request_id(self, headers: Headers, remote: str, present: bool) -> bytes:
         """Envoy's x-request-id: kept, or generated when absent (`generate_request_id`); an
         external request's own id is replaced unless `preserve_external_request_id`."""
-        for i, (n, v) in enumerate(headers):
-            if n == b"x-request-id":
-                if self.reset_external_id and not is_internal(remote):
-                    del headers[i]
-                    break
-                return v.decode("latin-1")
+        if present:
+            for i, (n, v) in enumerate(headers):
+                if n == b"x-request-id":
+                    if self.reset_external_id and not is_internal(remote):
+                        del headers[i]
+                        break
+                    return v
         if not self.generate_request_id:
-            return ""
+            return b""
         rid = request_id()
         headers.append((b"x-request-id", rid))
-        return rid.decode()
+        return rid
 
     def upstream_headers(self, flow: Any, headers: Headers) -> Headers:
         return self.istio.upstream(headers) if self.istio is not None else headers
 
     def encode(self, flow: Any, status: int, headers: Headers) -> Headers:
-        notes = self._notes(flow)
+        state = flow.filter_state
+        notes = state.get("telemetry") if state is not None else None
+        if notes is None:
+            notes = self._notes(flow)
         if self.istio is not None:
             headers, value = self.istio.response(headers)
             if value is not None:
                 notes.peer_value = value
         if self.always_set_request_id and notes.request_id and not any(n == b"x-request-id" for n, _ in headers):
-            headers.append((b"x-request-id", notes.request_id.encode("latin-1")))
+            headers.append((b"x-request-id", notes.request_id))
         notes.response_headers = headers
         return headers
 
     # -- the end -------------------------------------------------------------------------
     def __call__(self, flow: Any) -> None:
-        notes = self._notes(flow)
-        rec = self.record(flow, notes)
-        for log in self.logs:
-            log.log(rec)
+        state = flow.filter_state
+        notes = state.get("telemetry") if state is not None else None
+        if notes is None:
+            notes = self._notes(flow)
+        self.clock.refresh(flow.end_time)
+        hd = None
+        if self._by_name:  # the request's headers by name, first value wins (as HeaderView.get)
+            hd = dict(reversed(flow.headers if flow.headers is not None else flow.stream.head.headers))
+        for line, write in self._lines:
+            write(line(flow, notes, hd))
         if self.istio is not None:
-            self.istio.record(flow, notes.peer_value, rec)
+            self.istio.record(flow, notes.peer_value, hd)
         if self.tracer is not None:
-            self.tracer.finish(flow, notes, rec)
+            self.tracer.finish(flow, notes, self.record(flow, notes))
 
     def record(self, flow: Any, notes: _Notes) -> accesslog.LogRecord:
-        """The access log record of a finished flow (also what metrics and spans read)."""
+        """The access log record of a finished flow (what spans read; access logs read
+        the same values from the flow directly, see _FlowFields)."""
         stream = flow.stream
         head = stream.head
         req = HeaderView(flow.headers if flow.headers is not None else head.headers)
         r = flow.result
-        host = flow.upstream_host
-        cluster = flow.cluster.config.name if flow.cluster is not None else (r.cluster if r is not None else "")
         sec = getattr(stream.conn, "security", None)
+        remote, local = _addresses(stream.conn)
+        self.clock.refresh(flow.end_time)
         return accesslog.LogRecord(
-            start_time=notes.wall_start, method=head.method.decode("latin-1"),
+            start_time=self.clock.wall(stream.start_time), method=head.method.decode("latin-1"),
             path=head.path.decode("latin-1"), authority=flow.request.authority if hasattr(flow, "request") else "",
             scheme=flow.h.scheme.decode(), protocol=f"HTTP/{head.version}", response_code=flow.status,
-            response_flags=",".join(flow.flags) or "-", response_code_details=self._details(flow),
+            response_flags=",".join(flow.flags) or "-", response_code_details=_details(flow),
             bytes_received=stream.received, bytes_sent=stream.body_bytes_sent,
             duration_ms=int((flow.end_time - stream.start_time) * 1000), request_headers=req,
             response_headers=HeaderView(notes.response_headers) if notes.response_headers is not None else {},
-            upstream_host=f"{host.address}:{host.port}" if host is not None else "", upstream_cluster=cluster,
-            downstream_remote_address=_address(stream.conn, "peername"),
-            downstream_local_address=_address(stream.conn, "sockname"),
+            upstream_host=_HOST_TEXT[flow.upstream_host], upstream_cluster=_cluster_name(flow),
+            downstream_remote_address=remote, downstream_local_address=local,
             downstream_peer_uri_san=(sec.peer_principal or "") if sec is not None else "",
             downstream_tls_version=(sec.tls_version or "") if sec is not None else "",
             requested_server_name=(sec.sni or "") if sec is not None else "",
             route_name=r.route.name if r is not None else "")
 
-    @staticmethod
-    def _details(flow: Any) -> str:
-        for f in reversed(flow.flags):
-            if f in _DETAILS:
-                return _DETAILS[f]
-        if flow.attempts and flow.status:
-            return "via_upstream"
-        r = flow.result
-        return "direct_response" if r is not None and r.action in ("direct_response", "redirect") else ""
+
+_HOST_TEXT = _HostText()
 
 
 def build(hcm: HttpConnectionManager, listener: Listener, boot: Bootstrap, telemetry: Telemetry,

@@ -14,6 +14,7 @@ Host header (port removed) unless `disable_host_header_fallback`, as Istio falls
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from proxy.engine.config import Bootstrap
@@ -21,8 +22,14 @@ from proxy.engine.config.http_filters import IstioStats
 from proxy.engine.config.listener import Listener
 from proxy.engine.headers import Headers
 from proxy.engine.telemetry import peer
-from proxy.engine.telemetry.accesslog import LogRecord
-from proxy.engine.telemetry.metrics import UNKNOWN, UNKNOWN_SERVICE, IstioMetrics, RequestRecord, Service
+from proxy.engine.telemetry.metrics import (
+    UNKNOWN,
+    UNKNOWN_SERVICE,
+    HttpCells,
+    IstioMetrics,
+    RequestRecord,
+    Service,
+)
 
 _NO_SERVICE = Service(host="", name="", namespace="")  # "the cluster says nothing" (cached)
 
@@ -67,14 +74,21 @@ class IstioReporter:
         self.host_fallback = not cfg.disable_host_header_fallback
         self._services: dict[str, Service] = {}
         self._hosts: dict[str, Service] = {}
+        # (peer metadata value, principal, mTLS, cluster, authority, code, flags, gRPC) ->
+        # the request's four series: a request alike to an earlier one costs one lookup
+        self._cells: dict[tuple[Any, ...], HttpCells] = {}
 
     @staticmethod
     def _take_peer(headers: Headers) -> tuple[Headers, bytes | None]:
         """(headers without the peer's metadata, the peer's x-envoy-peer-metadata)."""
-        if not any(n in peer.PEER_HEADERS for n, _ in headers):
+        names = peer.PEER_HEADERS
+        for n, _ in headers:
+            if n in names:
+                break
+        else:
             return headers, None
         value = next((v for n, v in headers if n == peer.PEER_METADATA), None)
-        headers[:] = [p for p in headers if p[0] not in peer.PEER_HEADERS]
+        headers[:] = [p for p in headers if p[0] not in names]
         return headers, value
 
     def request(self, headers: Headers) -> bytes | None:
@@ -117,20 +131,42 @@ class IstioReporter:
             s = self._hosts[authority] = Service(host=host, name=host, namespace=UNKNOWN)
         return s
 
-    def record(self, flow: Any, peer_value: bytes | None, rec: LogRecord) -> None:
-        """The finished request in istio_requests_total and the three histograms."""
-        sec = getattr(flow.stream.conn, "security", None)
+    def record(self, flow: Any, peer_value: bytes | None, request_headers: Mapping[bytes, bytes] | None) -> None:
+        """The finished request in istio_requests_total and the three histograms.
+        `request_headers`: the request's headers by name (first value), for content-type."""
+        stream = flow.stream
+        cluster = flow.cluster
+        sec = getattr(stream.conn, "security", None)
+        mtls = self.destination and sec is not None and bool(sec.mutual)
+        principal = sec.peer_principal if mtls else None
+        name = cluster.config.name if cluster is not None else None
+        authority = None
+        if name is None or self._services.get(name, _NO_SERVICE) is _NO_SERVICE:
+            authority = flow.request.authority if hasattr(flow, "request") else ""
+        ctype = request_headers.get(b"content-type") if request_headers is not None else None
+        flags = flow.flags
+        key = (peer_value, principal, mtls, name, authority, flow.status, ",".join(flags) if flags else "-",
+               ctype is not None and ctype.startswith(b"application/grpc"))
+        cells = self._cells.get(key)
+        if cells is None:
+            cells = self._cells_of(key, cluster)
+        self.metrics.record_cells(cells, (flow.end_time - stream.start_time) * 1000.0, stream.received,
+                                  stream.body_bytes_sent)
+
+    def _cells_of(self, key: tuple[Any, ...], cluster: Any) -> HttpCells:
+        peer_value, principal, mtls, _, authority, code, flags, grpc = key
         if self.destination:
-            mtls = sec is not None and bool(sec.mutual)
-            source = self.peers.get(peer_value, sec.peer_principal if mtls else None)
+            source = self.peers.get(peer_value, principal)
             destination, policy = self.local, "mutual_tls" if mtls else "none"
         else:
             source, destination, policy = self.local, self.peers.get(peer_value), UNKNOWN
-        ctype = rec.request_headers.get("content-type") or ""
-        self.metrics.record_request(RequestRecord(
-            self.reporter, source, destination, self.service(flow.cluster, rec.authority), rec.response_code,
-            (flow.end_time - flow.stream.start_time) * 1000.0, rec.bytes_received, rec.bytes_sent,
-            rec.response_flags, "grpc" if ctype.startswith("application/grpc") else "http", policy))
+        labels = self.metrics.http_labels(RequestRecord(
+            self.reporter, source, destination, self.service(cluster, authority or ""), code, 0.0,
+            response_flags=flags, request_protocol="grpc" if grpc else "http", connection_security_policy=policy))
+        if len(self._cells) >= 4096:  # peers, hosts or codes churn: start over (the series stay)
+            self._cells.clear()
+        cells = self._cells[key] = self.metrics.http_cells(labels)
+        return cells
 
 
 class TcpConnection:

@@ -8,9 +8,10 @@ buckets, which is what Istio's stats filter reports for durations and sizes alik
 
 Recording is on the request path: a series is a dict entry keyed by the label-value
 tuple; a counter adds to it, a histogram bumps one bucket slot (found by bisect) and a
-running sum. The only allocation per request is the key tuple, built in one go from
-per-workload label tuples that are computed once. Cumulative bucket counts and the
-text format are produced only when scraped.
+running sum. `http_cells(labels)` hands out a request's four series once, so a caller
+that keeps them (telemetry.istio caches them per peer, cluster, code and flags) records
+a request with `record_cells`: a few list increments, no label tuple. Cumulative bucket
+counts and the text format are produced only when scraped.
 """
 
 from __future__ import annotations
@@ -167,6 +168,7 @@ HTTP_LABEL_NAMES = (("reporter",) + tuple(f"source_{n}" for n in WORKLOAD_LABELS
                     + tuple(f"destination_{n}" for n in WORKLOAD_LABELS) + SERVICE_LABELS + REQUEST_LABELS)
 TCP_LABEL_NAMES = HTTP_LABEL_NAMES[: -len(REQUEST_LABELS)] + TCP_LABELS
 _CODES = {c: str(c) for c in range(0, 600)}
+HttpCells = tuple[list[float], list[float], list[float], list[float]]
 
 
 @dataclass(frozen=True)
@@ -243,25 +245,38 @@ class IstioMetrics:
         self.tcp_opened = r.counter("istio_tcp_connections_opened_total", "TCP connections opened.", t)
         self.tcp_closed = r.counter("istio_tcp_connections_closed_total", "TCP connections closed.", t)
         # label tuple -> the four HTTP series' cells: one hash per request, not four
-        self._http: dict[tuple[str, ...], tuple[list[float], list[float], list[float], list[float]]] = {}
+        self._http: dict[tuple[str, ...], HttpCells] = {}
 
-    def record_request(self, rec: RequestRecord) -> None:
+    def http_labels(self, rec: RequestRecord) -> tuple[str, ...]:
+        """The label tuple of one request (callers that see many alike may cache it)."""
         code = _CODES.get(rec.response_code) or str(rec.response_code)
-        key = (rec.reporter, *rec.source.labels, *rec.destination.labels, *rec.service.labels,
-               rec.request_protocol, code, rec.grpc_response_status, rec.response_flags,
-               rec.connection_security_policy)
-        cells = self._http.get(key)
+        return (rec.reporter, *rec.source.labels, *rec.destination.labels, *rec.service.labels,
+                rec.request_protocol, code, rec.grpc_response_status, rec.response_flags,
+                rec.connection_security_policy)
+
+    def http_cells(self, labels: tuple[str, ...]) -> HttpCells:
+        """The four HTTP series of one label tuple: istio_requests_total and the three histograms."""
+        cells = self._http.get(labels)
         if cells is None:
-            cells = self._http[key] = (self.requests_total.cell(key), self.request_duration.cell(key),
-                                       self.request_bytes.cell(key), self.response_bytes.cell(key))
+            cells = self._http[labels] = (self.requests_total.cell(labels), self.request_duration.cell(labels),
+                                          self.request_bytes.cell(labels), self.response_bytes.cell(labels))
+        return cells
+
+    @staticmethod
+    def record_cells(cells: HttpCells, duration_ms: float, request_bytes: int, response_bytes: int) -> None:
+        """One request in its series (from http_cells)."""
         total, duration, req, resp = cells
         total[0] += 1
-        duration[bisect_left(ENVOY_DEFAULT_BUCKETS, rec.duration_ms)] += 1
-        duration[-1] += rec.duration_ms
-        req[bisect_left(ENVOY_DEFAULT_BUCKETS, rec.request_bytes)] += 1
-        req[-1] += rec.request_bytes
-        resp[bisect_left(ENVOY_DEFAULT_BUCKETS, rec.response_bytes)] += 1
-        resp[-1] += rec.response_bytes
+        duration[bisect_left(ENVOY_DEFAULT_BUCKETS, duration_ms)] += 1
+        duration[-1] += duration_ms
+        req[bisect_left(ENVOY_DEFAULT_BUCKETS, request_bytes)] += 1
+        req[-1] += request_bytes
+        resp[bisect_left(ENVOY_DEFAULT_BUCKETS, response_bytes)] += 1
+        resp[-1] += response_bytes
+
+    def record_request(self, rec: RequestRecord) -> None:
+        self.record_cells(self.http_cells(self.http_labels(rec)), rec.duration_ms, rec.request_bytes,
+                          rec.response_bytes)
 
     @staticmethod
     def tcp_labels(reporter: str, source: Workload, destination: Workload, service: Service, *,
