@@ -365,6 +365,8 @@ class HcmTelemetry(FilterBase):
         self.istio = IstioReporter(stats[0], reporter_name(listener, stats[0]), boot, telemetry.metrics,
                                    telemetry.peers) if stats else None
         self._by_name = fields.request_headers_used or self.istio is not None
+        if self.istio is None or not self.istio.adds_upstream:
+            self.upstream_headers = None  # type: ignore[assignment]  # not an upstream header editor: no call per request
         self.active = bool(self.logs or self.tracer or self.istio or self.always_set_request_id)
 
     # -- the start ---------------------------------------------------------------------
@@ -434,6 +436,7 @@ class HcmTelemetry(FilterBase):
         notes = state.get("telemetry") if state is not None else None
         if notes is None:
             notes = self._notes(flow)
+            state = flow.filter_state
         self.clock.refresh(flow.end_time)
         hd = None
         if self._by_name:  # the request's headers by name, first value wins (as HeaderView.get)
@@ -444,6 +447,11 @@ class HcmTelemetry(FilterBase):
             self.istio.record(flow, notes.peer_value, hd)
         if self.tracer is not None:
             self.tracer.finish(flow, notes, self.record(flow, notes))
+        # done with the notes: let them go now rather than with the flow (which may wait
+        # for the cyclic GC), so they add nothing to its work
+        del state["telemetry"]
+        if not state:
+            flow.filter_state = None
 
     def record(self, flow: Any, notes: _Notes) -> accesslog.LogRecord:
         """The access log record of a finished flow (what spans read; access logs read

@@ -113,6 +113,7 @@ class LogRecord:
 
 
 _HOSTNAME = socket.gethostname()
+_IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
 
 # Operator -> (LogRecord field, kind). Kinds decide how a value is inlined: "int" never
 # misses, "opt" (an int or None) and "str" (missing when empty) do.
@@ -431,6 +432,9 @@ class AccessLogWriter:
             self._timer = None
         if not self._buf:
             return
+        if self._regular and self._pool is None and not self._waiting and len(self._buf) <= _IOV_MAX:
+            self._write_lines()
+            return
         data = b"".join(self._buf)
         lines = len(self._buf)
         self._buf, self._size = [], 0
@@ -446,14 +450,31 @@ class AccessLogWriter:
         else:
             self._write_nonblocking(data, lines)
 
-    def _write_file(self, data: bytes, lines: int) -> None:
+    def _write_lines(self) -> None:
+        """The buffer to a regular file with one writev(): no 64 kB join to allocate and free."""
+        buf, size = self._buf, self._size
+        self._buf, self._size = [], 0
         start = time.perf_counter()
-        self._write_all(data, lines, inflight=False)
-        took = time.perf_counter() - start
+        try:
+            n = os.writev(self._fd, buf)
+        except OSError as e:
+            self._lost(len(buf), e)
+            return
+        if n < size:  # a short write (a full disk, a signal): the rest the plain way
+            self._write_all(b"".join(buf)[n:], 0, inflight=False)
+        self.written_lines += len(buf)
+        self._check_slow(time.perf_counter() - start)
+
+    def _check_slow(self, took: float) -> None:
         if took > self.slow_write:
             log.warning("access log %s: a write took %.1f ms; writing from a worker thread from now on",
                         self.path, took * 1000)
             self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="accesslog")
+
+    def _write_file(self, data: bytes, lines: int) -> None:
+        start = time.perf_counter()
+        self._write_all(data, lines, inflight=False)
+        self._check_slow(time.perf_counter() - start)
 
     def _write_nonblocking(self, data: bytes, lines: int) -> None:
         try:

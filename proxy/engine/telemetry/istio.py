@@ -98,6 +98,11 @@ class IstioReporter:
         _, value = self._take_peer(headers)
         return value if self.destination else None
 
+    @property
+    def adds_upstream(self) -> bool:
+        """Whether `upstream` edits anything (a source with node metadata to send)."""
+        return not self.destination and bool(self.own)
+
     def upstream(self, headers: Headers) -> Headers:
         """The request headers going upstream: the source adds its metadata."""
         if not self.destination:

@@ -59,12 +59,14 @@ async def test_lines_from_the_flow_equal_lines_from_the_log_record(tmp_path: Pat
         cfg = bootstrap([cluster("backend", backend.port), dead], routes=routes, access_log=access,
                         identity=node("cart", "cart", "v1"))
         server, url = await start(cfg)
-        made: list[tuple[Any, Any]] = []  # (HcmTelemetry, flow) of each finished request
+        made: list[tuple[Any, Any, Any]] = []  # (HcmTelemetry, flow, notes) of each finished request
+        left: list[Any] = []  # flow.filter_state after the observer: the notes are let go
         original = observe.HcmTelemetry.__call__
 
         def spy(self: observe.HcmTelemetry, flow: Any) -> None:
-            made.append((self, flow))
+            made.append((self, flow, flow.filter_state["telemetry"]))
             original(self, flow)
+            left.append(flow.filter_state)
 
         observe.HcmTelemetry.__call__ = spy  # type: ignore[method-assign]
         try:
@@ -80,12 +82,12 @@ async def test_lines_from_the_flow_equal_lines_from_the_log_record(tmp_path: Pat
         server.telemetry.flush()
         await asyncio.sleep(0.05)
         await server.telemetry.aclose()
-    assert [f.status for _, f in made] == [200, 404, 503, 200]
+    assert [f.status for _, f, _ in made] == [200, 404, 503, 200] and left == [None] * 4
     json_fmt, text_fmt = accesslog.JsonFormatter(EVERY), accesslog.TextFormatter()
     got_json = [json.loads(line) for line in json_log.read_text().splitlines()]
     got_text = text_log.read_text().splitlines()
-    for (tele, flow), line, text in zip(made, got_json, got_text, strict=True):
-        rec = tele.record(flow, flow.filter_state["telemetry"])
+    for (tele, flow, notes), line, text in zip(made, got_json, got_text, strict=True):
+        rec = tele.record(flow, notes)
         assert line == json.loads(json_fmt.format(rec))
         assert text + "\n" == text_fmt.format(rec)
     first = got_json[0]
