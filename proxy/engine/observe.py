@@ -11,7 +11,7 @@ it costs nothing.
 
 What this module adds to the request path is a few header list edits at the start and,
 at the end, one function call per access log (its format compiled over the flow itself,
-see _FlowFields: no LogRecord, headers looked up in one dict built once), one dict
+see telemetry.flowlog: no LogRecord, headers looked up in one dict built once), one dict
 lookup and a few increments for Istio's metrics (IstioReporter caches the series), and
 a Span only for sampled traces. Writing and sending happen in batches
 (telemetry.accesslog, telemetry.tracing).
@@ -30,7 +30,7 @@ from proxy.engine.config.http_filters import IstioStats
 from proxy.engine.config.listener import HttpConnectionManager, Listener
 from proxy.engine.flow import FilterBase
 from proxy.engine.headers import Headers, is_internal, request_id
-from proxy.engine.telemetry import accesslog, peer, tracing
+from proxy.engine.telemetry import accesslog, flowlog, peer, tracing
 from proxy.engine.telemetry.accesslog import AccessLogWriter
 from proxy.engine.telemetry.headers import HeaderView
 from proxy.engine.telemetry.istio import IstioReporter, TcpReporter, reporter_name
@@ -38,13 +38,7 @@ from proxy.engine.telemetry.metrics import IstioMetrics
 
 __all__ = ["HcmTelemetry", "Telemetry", "TcpReporter", "build", "tcp_reporter"]
 
-# Envoy's response flags -> its response code details (%RESPONSE_CODE_DETAILS%)
-_DETAILS = {"NR": "route_not_found", "NC": "cluster_not_found", "UH": "no_healthy_upstream",
-            "UF": "upstream_reset_before_response_started{connection_failure}",
-            "UO": "upstream_reset_before_response_started{overflow}",
-            "UC": "upstream_reset_before_response_started{connection_termination}",
-            "UT": "response_timeout", "FI": "fault_filter_abort", "RL": "local_rate_limited",
-            "DC": "downstream_remote_disconnect", "UR": "upstream_reset_after_response_started"}
+_HOST_TEXT = flowlog.HostText()
 
 
 class Telemetry:
@@ -105,147 +99,6 @@ class _Notes:
         self.peer_value: bytes | None = None  # the peer's x-envoy-peer-metadata
         self.response_headers: Headers | None = None
         self.request_id = b""
-
-
-class _WallClock:
-    """Epoch time of a loop time: `loop_time + offset`, the offset re-read from the system
-    clock at most once a second (so a request costs no time.time() call, and a clock
-    step shows within a second)."""
-
-    __slots__ = ("offset", "_next")
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-        self._next = -1.0
-
-    def refresh(self, now: float) -> None:
-        """`now`: the loop's time() at this moment."""
-        if now >= self._next:
-            self.offset = time.time() - now
-            self._next = now + 1.0
-
-    def wall(self, loop_time: float) -> float:
-        return loop_time + self.offset
-
-
-def _address(transport: Any, which: str) -> str:
-    addr = transport.get_extra_info(which) if transport is not None else None
-    if not addr:
-        return ""
-    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
-
-
-def _addresses(conn: Any) -> tuple[str, str]:
-    """(remote, local) `address:port` of a downstream connection, kept on it after the
-    first request (they do not change; asking the transport costs two system calls)."""
-    try:
-        return conn.telemetry_addresses  # type: ignore[no-any-return]
-    except AttributeError:
-        pass
-    transport = getattr(conn, "transport", None)
-    pair = (_address(transport, "peername"), _address(transport, "sockname"))
-    if transport is not None:
-        try:
-            conn.telemetry_addresses = pair
-        except AttributeError:  # a connection class with __slots__: ask each time
-            pass
-    return pair
-
-
-def _security(conn: Any, attr: str) -> str:
-    sec = getattr(conn, "security", None)
-    return (getattr(sec, attr) or "") if sec is not None else ""
-
-
-def _cluster_name(flow: Any) -> str:
-    if flow.cluster is not None:
-        return flow.cluster.config.name  # type: ignore[no-any-return]
-    r = flow.result
-    return r.cluster if r is not None else ""
-
-
-def _details(flow: Any) -> str:
-    """Envoy's %RESPONSE_CODE_DETAILS% of a finished flow."""
-    for f in reversed(flow.flags):
-        if f in _DETAILS:
-            return _DETAILS[f]
-    if flow.attempts and flow.status:
-        return "via_upstream"
-    r = flow.result
-    return "direct_response" if r is not None and r.action in ("direct_response", "redirect") else ""
-
-
-class _HostText(dict):  # type: ignore[type-arg]
-    """Host -> "address:port", made once per host."""
-
-    def __missing__(self, host: Any) -> str:
-        if host is None:
-            return ""
-        if len(self) > 4096:
-            self.clear()
-        text = self[host] = f"{host.address}:{host.port}"
-        return text
-
-
-class _FlowFields(accesslog.Fields):
-    """Access log values read straight from a finished flow (`f`), its notes (`n`) and its
-    request headers by name (`hd`: bytes -> bytes, first value), so a line costs one
-    function call and no LogRecord. Same values as HcmTelemetry.record gives."""
-
-    params = "f, n, hd"
-    _VALUES = {
-        "method": "head.method.decode('latin-1')", "path": "head.path.decode('latin-1')",
-        "authority": "(f.request.authority if hasattr(f, 'request') else '')", "scheme": "f.h.scheme.decode()",
-        "protocol": "_protocol(head.version)", "response_code": "f.status",
-        "response_flags": "(','.join(f.flags) or '-')", "response_code_details": "_details(f)",
-        "connection_termination_details": "''", "bytes_received": "s.received", "bytes_sent": "s.body_bytes_sent",
-        "duration_ms": "int((f.end_time - s.start_time) * 1000)", "upstream_host": "_host_text[f.upstream_host]",
-        "upstream_cluster": "_cluster_name(f)", "upstream_local_address": "''",
-        "upstream_transport_failure_reason": "''", "downstream_remote_address": "_addresses(s.conn)[0]",
-        "downstream_local_address": "_addresses(s.conn)[1]",
-        "downstream_peer_uri_san": "_security(s.conn, 'peer_principal')",
-        "downstream_tls_version": "_security(s.conn, 'tls_version')",
-        "requested_server_name": "_security(s.conn, 'sni')",
-        "route_name": "(f.result.route.name if f.result is not None else '')", "connection_id": "0",
-    }
-    _PSEUDO = {":method": "method", ":path": "path", ":authority": "authority", ":scheme": "scheme"}
-
-    def __init__(self, clock: _WallClock) -> None:
-        self.clock = clock
-        self.request_headers_used = False  # does any format compiled with these read `hd`?
-
-    def value(self, name: str) -> str:
-        return self._VALUES[name]
-
-    def start_time(self) -> str:
-        return "(s.start_time + _clock.offset)"
-
-    def header(self, which: str, name: str) -> str:
-        if which == "REQ" and name in self._PSEUDO:
-            return self._VALUES[self._PSEUDO[name]]
-        table = "hd" if which == "REQ" else "rd"
-        return f"({table}.get({name.encode('latin-1')!r}) or b'').decode('latin-1')"
-
-    def prologue(self, body: str) -> list[str]:
-        self.request_headers_used = self.request_headers_used or "hd." in body
-        lines = ["s = f.stream", "head = s.head"]
-        if "rd." in body:
-            lines.append("rd = dict(reversed(n.response_headers)) if n.response_headers is not None else _EMPTY")
-        return lines
-
-    def namespace(self) -> dict[str, Any]:
-        return {"_clock": self.clock, "_protocol": _PROTOCOL.__getitem__, "_details": _details,
-                "_host_text": _HostText(), "_cluster_name": _cluster_name, "_addresses": _addresses,
-                "_security": _security, "_EMPTY": {}}
-
-
-class _Protocol(dict):  # type: ignore[type-arg]
-    def __missing__(self, version: str) -> str:
-        text = self[version] = f"HTTP/{version}"
-        return text
-
-
-_PROTOCOL = _Protocol()
 
 
 class _Tracer:
@@ -350,7 +203,7 @@ class HcmTelemetry(FilterBase):
         self.generate_request_id = hcm.generate_request_id
         self.reset_external_id = hcm.use_remote_address and not hcm.preserve_external_request_id
         self.always_set_request_id = hcm.always_set_request_id_in_response
-        self.clock = _WallClock()
+        self.clock = flowlog.WallClock()
         self.logs: list[accesslog.AccessLog] = []
         for i, entry in enumerate(hcm.access_log):
             try:
@@ -358,7 +211,7 @@ class HcmTelemetry(FilterBase):
             except accesslog.AccessLogFormatError as e:
                 raise ConfigError(f"{path}.access_log[{i}]", str(e)) from None
         # each log's format compiled over the flow itself, with its writer's write
-        fields = _FlowFields(self.clock)
+        fields = flowlog.FlowFields(self.clock)
         self._lines = [(log.formatter.compile(fields), log.writer.write) for log in self.logs]
         self.tracer = _Tracer(hcm, listener, boot, telemetry, path) if hcm.tracing is not None else None
         stats = [f.typed_config for f in hcm.http_filters if isinstance(f.typed_config, IstioStats) and not f.disabled]
@@ -455,31 +308,29 @@ class HcmTelemetry(FilterBase):
 
     def record(self, flow: Any, notes: _Notes) -> accesslog.LogRecord:
         """The access log record of a finished flow (what spans read; access logs read
-        the same values from the flow directly, see _FlowFields)."""
+        the same values from the flow directly, see flowlog.FlowFields)."""
         stream = flow.stream
         head = stream.head
         req = HeaderView(flow.headers if flow.headers is not None else head.headers)
         r = flow.result
         sec = getattr(stream.conn, "security", None)
-        remote, local = _addresses(stream.conn)
+        remote, local = flowlog.addresses(stream.conn)
         self.clock.refresh(flow.end_time)
         return accesslog.LogRecord(
             start_time=self.clock.wall(stream.start_time), method=head.method.decode("latin-1"),
             path=head.path.decode("latin-1"), authority=flow.request.authority if hasattr(flow, "request") else "",
             scheme=flow.h.scheme.decode(), protocol=f"HTTP/{head.version}", response_code=flow.status,
-            response_flags=",".join(flow.flags) or "-", response_code_details=_details(flow),
+            response_flags=",".join(flow.flags) or "-", response_code_details=flowlog.details(flow),
             bytes_received=stream.received, bytes_sent=stream.body_bytes_sent,
             duration_ms=int((flow.end_time - stream.start_time) * 1000), request_headers=req,
             response_headers=HeaderView(notes.response_headers) if notes.response_headers is not None else {},
-            upstream_host=_HOST_TEXT[flow.upstream_host], upstream_cluster=_cluster_name(flow),
+            upstream_host=_HOST_TEXT[flow.upstream_host], upstream_cluster=flowlog.cluster_name(flow),
             downstream_remote_address=remote, downstream_local_address=local,
             downstream_peer_uri_san=(sec.peer_principal or "") if sec is not None else "",
             downstream_tls_version=(sec.tls_version or "") if sec is not None else "",
             requested_server_name=(sec.sni or "") if sec is not None else "",
             route_name=r.route.name if r is not None else "")
 
-
-_HOST_TEXT = _HostText()
 
 
 def build(hcm: HttpConnectionManager, listener: Listener, boot: Bootstrap, telemetry: Telemetry,
