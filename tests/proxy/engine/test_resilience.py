@@ -336,3 +336,28 @@ async def test_strict_dns_cluster_resolves_localhost():
             assert await get_many(f"http://{host}:{port}/", 3) == [200] * 3
         finally:
             await server.stop()
+
+
+async def test_a_header_match_wins_over_the_weighted_split():
+    """The seed's canary shape: `x-canary: true` goes to v2 always; everyone else 90/10."""
+    async with Backend("v1") as v1, Backend("v2") as v2:
+        routes = [{"match": {"prefix": "/", "headers": [{"name": "x-canary", "string_match": {"exact": "true"}}]},
+                   "route": {"cluster": "v2"}},
+                  {"match": {"prefix": "/"}, "route": {"weighted_clusters": {"clusters": [
+                      {"name": "v1", "weight": 90}, {"name": "v2", "weight": 10}]}}}]
+        server, url = await serve(bootstrap(routes, {"v1": [v1.port], "v2": [v2.port]}))
+        try:
+            async with aiohttp.ClientSession() as s:
+                canary = []
+                for _ in range(200):
+                    async with s.get(url + "/", headers={"x-canary": "true"}) as r:
+                        canary.append((await r.text()).split()[0])
+                assert canary == ["v2"] * 200
+                others = []
+                for _ in range(400):
+                    async with s.get(url + "/", headers={"x-canary": "false"}) as r:
+                        others.append((await r.text()).split()[0])
+            # 10 % of 400 = 40, sd 6: within 4 sd
+            assert 16 <= others.count("v2") <= 64, others.count("v2")
+        finally:
+            await server.stop()
