@@ -402,7 +402,8 @@ class _Flow:
             return
         self.cluster = cluster
         out = request_headers(head.headers, remote_address=self.stream.conn.remote_address_bytes,
-                              edge=self.h.edge, upgrade=head.upgrade, scheme=self.h.scheme)
+                              edge=self.h.edge, upgrade=head.upgrade, scheme=self.h.scheme,
+                              generate_request_id=self.h.config.generate_request_id)
         self.headers = self._mutate(out, r)
         for editor in self.h.upstream_editors:
             self.headers = editor.upstream_headers(self, self.headers)

@@ -83,8 +83,10 @@ def request_headers(
     scheme: bytes = b"http",
     edge: bool = True,
     upgrade: bool = False,
+    generate_request_id: bool = True,
 ) -> Headers:
-    """The headers to send upstream for a downstream request's `headers`."""
+    """The headers to send upstream for a downstream request's `headers` (an x-request-id
+    is added when absent unless the connection manager says generate_request_id false)."""
     out: Headers = []
     append = out.append
     xff: bytes | None = None
@@ -122,7 +124,7 @@ def request_headers(
         append((b"x-envoy-external-address", addr))
     else:
         append((b"x-envoy-internal", b"true"))
-    if not has_request_id:
+    if not has_request_id and generate_request_id:
         append((b"x-request-id", request_id()))
     return out
 

@@ -361,3 +361,31 @@ async def test_a_header_match_wins_over_the_weighted_split():
             assert 16 <= others.count("v2") <= 64, others.count("v2")
         finally:
             await server.stop()
+
+
+class RequestIds(Backend):
+    def __init__(self) -> None:
+        super().__init__("ids")
+        self.ids: list[str | None] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.ids.append(request.headers.get("x-request-id"))
+        return web.Response(text="ok")
+
+
+async def test_generate_request_id_false_sends_none_upstream():
+    async with RequestIds() as b:
+        cfg = bootstrap(route("svc"), {"svc": [b.port]})
+        server, url = await serve(cfg)
+        hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        hcm["generate_request_id"] = False
+        off, off_url = await serve(cfg)
+        try:
+            async with aiohttp.ClientSession() as s:
+                for u in (url, off_url):
+                    async with s.get(u + "/") as r:
+                        await r.read()
+            assert b.ids[0] is not None and len(b.ids[0]) == 36 and b.ids[1] is None, b.ids
+        finally:
+            await server.stop()
+            await off.stop()
