@@ -34,7 +34,6 @@ from proxy.engine.config.listener import (
     select_filter_chain,
 )
 from proxy.engine.http1 import DownstreamConnection
-from proxy.engine.http2 import Http2Connection, PrefaceDetector
 from proxy.engine.telemetry.stats import StatsStore
 from proxy.engine.tls import (
     PLAINTEXT,
@@ -117,7 +116,9 @@ def http_protocol(handler: Any, security: ConnectionSecurity, *, on_close: Calla
         st.downstream_cx_http1_active.value -= 1
         on_close(conn)
 
-    def http2() -> Http2Connection:
+    def http2() -> Any:
+        from proxy.engine.http2 import Http2Connection  # h2 is loaded with the first HTTP/2 connection
+
         st.downstream_cx_http2_total.value += 1
         st.downstream_cx_http2_active.value += 1
         conn = Http2Connection(handler, on_close=closed2)
@@ -138,6 +139,50 @@ def http_protocol(handler: Any, security: ConnectionSecurity, *, on_close: Calla
     detector = PrefaceDetector(http1, http2, on_close=on_close)
     track(detector)  # until the first bytes tell: drain and stop close it
     return detector
+
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # the HTTP/2 connection preface
+
+
+class PrefaceDetector(asyncio.Protocol):
+    """Codec AUTO on a connection without ALPN: the first bytes decide, as Envoy's
+    connection manager does: the HTTP/2 connection preface means HTTP/2, anything else
+    HTTP/1.1. The chosen protocol then takes over the transport."""
+
+    def __init__(self, make_http1: Callable[[], asyncio.Protocol], make_http2: Callable[[], asyncio.Protocol],
+                 on_close: Callable[[PrefaceDetector], None] | None = None) -> None:
+        self.make_http1 = make_http1
+        self.make_http2 = make_http2
+        self.on_close = on_close
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.streams: tuple[()] = ()
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buffer = self.buffer + data
+        if len(buf) < len(PREFACE) and PREFACE.startswith(buf):
+            return  # could still be the preface
+        proto = self.make_http2() if buf.startswith(PREFACE) else self.make_http1()
+        transport = self.transport
+        assert transport is not None
+        self.buffer = b""
+        transport.set_protocol(proto)
+        proto.connection_made(transport)
+        proto.data_received(buf)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.closed = True
+        if self.on_close is not None:
+            self.on_close(self)
+
+    def drain(self) -> None:
+        """Nothing was asked yet: close."""
+        if self.transport is not None and not self.closed:
+            self.transport.close()
 
 
 class ListenerRuntime:

@@ -501,8 +501,8 @@ async def test_upload_to_a_stalled_upstream_closes_the_client_window(monkeypatch
     reading, the client's window runs out instead of the proxy buffering the body."""
     import functools
 
-    from proxy.engine import listener
-    monkeypatch.setattr(listener, "Http2Connection", functools.partial(
+    from proxy.engine import http2  # the listener imports Http2Connection from it at each HTTP/2 connection
+    monkeypatch.setattr(http2, "Http2Connection", functools.partial(
         Http2Connection, initial_stream_window_size=65535, initial_connection_window_size=65535))
     go = asyncio.Event()
 
