@@ -17,6 +17,7 @@ from aiohttp import web
 from proxy.engine.admin import start_admin
 from proxy.engine.config import from_dict
 from proxy.engine.server import ProxyServer
+from tests.proxy.engine.test_server import Backend as BaseBackend
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = {"name": "envoy.filters.http.router",
@@ -59,55 +60,30 @@ def bootstrap(clusters: list[dict], *, direction: str = "INBOUND", identity: dic
     return boot
 
 
-class Backend:
+class Backend(BaseBackend):
     """An aiohttp backend answering 200 and keeping the headers of each request."""
 
     def __init__(self) -> None:
+        super().__init__("hello")
         self.seen: list[dict[str, str]] = []
-        self.port = 0
 
     async def handle(self, request: web.Request) -> web.Response:
         self.seen.append({k.lower(): v for k, v in request.headers.items()})
         return web.Response(text="hello " + request.path)
 
-    async def __aenter__(self) -> Backend:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.runner.cleanup()
-
-
-class Zipkin:
+class Zipkin(BaseBackend):
     """A fake Zipkin collector: keeps every span POSTed to /api/v2/spans."""
 
     def __init__(self) -> None:
+        super().__init__("zipkin")
         self.spans: list[dict] = []
-        self.port = 0
 
     async def handle(self, request: web.Request) -> web.Response:
+        assert request.method == "POST" and request.path == "/api/v2/spans"
         assert request.content_type == "application/json"
         self.spans.extend(json.loads(await request.read()))
         return web.Response(status=202)
-
-    async def __aenter__(self) -> Zipkin:
-        app = web.Application()
-        app.router.add_post("/api/v2/spans", self.handle)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.runner.cleanup()
 
     async def wait(self, n: int, timeout: float = 4.0) -> list[dict]:
         for _ in range(int(timeout / 0.05)):
