@@ -103,33 +103,27 @@ def http_protocol(handler: Any, security: ConnectionSecurity, *, on_close: Calla
     st = handler.stats
     secure = security is not PLAINTEXT
 
-    def http1() -> DownstreamConnection:
-        st.downstream_cx_http1_total.value += 1
-        st.downstream_cx_http1_active.value += 1
-        conn = DownstreamConnection(handler, on_close=closed1)
+    def opened(make: Callable[..., Any], total: Any, active: Any) -> Any:
+        total.value += 1
+        active.value += 1
+
+        def closed(conn: Any) -> None:
+            active.value -= 1
+            on_close(conn)
+
+        conn = make(handler, on_close=closed)
         if secure:
             conn.security = security
         track(conn)
         return conn
 
-    def closed1(conn: Any) -> None:
-        st.downstream_cx_http1_active.value -= 1
-        on_close(conn)
+    def http1() -> DownstreamConnection:
+        return opened(DownstreamConnection, st.downstream_cx_http1_total, st.downstream_cx_http1_active)
 
     def http2() -> Any:
         from proxy.engine.http2 import Http2Connection  # h2 is loaded with the first HTTP/2 connection
 
-        st.downstream_cx_http2_total.value += 1
-        st.downstream_cx_http2_active.value += 1
-        conn = Http2Connection(handler, on_close=closed2)
-        if secure:
-            conn.security = security
-        track(conn)
-        return conn
-
-    def closed2(conn: Any) -> None:
-        st.downstream_cx_http2_active.value -= 1
-        on_close(conn)
+        return opened(Http2Connection, st.downstream_cx_http2_total, st.downstream_cx_http2_active)
 
     codec = handler.config.codec_type
     if codec == "HTTP1" or (codec == "AUTO" and security.alpn and security.alpn != "h2"):
