@@ -46,7 +46,7 @@ from proxy.engine.retry import (
     RetryPolicy,
     RetryState,
 )
-from proxy.engine.router import Request, Router, RouteResult, apply_header_mutations
+from proxy.engine.router import Request, Router, RouteResult, apply_header_mutations, query_map
 from proxy.engine.runtime import ClusterRuntime
 from proxy.engine.shadow import send_shadow
 from proxy.engine.telemetry.stats import HttpStats, StatsStore
@@ -107,15 +107,6 @@ def _cookie(headers: list[tuple[str, str]], name: str) -> str | None:
                 k, _, val = part.strip().partition("=")
                 if k == name:
                     return val
-    return None
-
-
-def _query(path: str, name: str) -> str | None:
-    from urllib.parse import parse_qsl
-    _, _, q = path.partition("?")
-    for k, v in parse_qsl(q, keep_blank_values=True):
-        if k == name:
-            return v
     return None
 
 
@@ -206,17 +197,21 @@ class HttpConnectionManagerHandler:
             f for f in self.filters if callable(getattr(f, "upstream_headers", None))]  # type: ignore[misc]
         self.observers: list[Callable[[_Flow], None]] = observers or []
         self.scheme = b"http"
-        # config RetryPolicy -> retry.RetryPolicy, converted once per policy object (the
-        # config objects live as long as the router, so their id is stable)
-        self._retry: dict[int, tuple[RouteRetryPolicy, RetryPolicy | None]] = {}
+        # route config -> run-time form (retry.RetryPolicy, lb.HashPolicy), converted once
+        # per config object (they live as long as the router, so their id is stable)
+        self._converted: dict[int, tuple[object, Any]] = {}
+
+    def _once(self, p: Any, convert: Callable[[Any], Any]) -> Any:
+        hit = self._converted.get(id(p))
+        if hit is None or hit[0] is not p:
+            hit = self._converted[id(p)] = (p, convert(p))
+        return hit[1]
 
     def retry_policy(self, p: RouteRetryPolicy | None) -> RetryPolicy | None:
-        if p is None:
-            return None
-        hit = self._retry.get(id(p))
-        if hit is None or hit[0] is not p:
-            hit = self._retry[id(p)] = (p, retry_policy(p))
-        return hit[1]
+        return None if p is None else self._once(p, retry_policy)
+
+    def hash_policies(self, policies: tuple) -> tuple[HashPolicy, ...]:
+        return self._once(policies, hash_policies)
 
     def __call__(self, stream: Stream) -> None:
         _Flow(self, stream).start()
@@ -415,8 +410,8 @@ class _Flow:
         if r.hash_policy and cluster.config.lb_policy in ("RING_HASH", "MAGLEV"):
             hs = self.request.headers
             self.hash_key = compute_hash_key(
-                hash_policies(r.hash_policy), headers=lambda n: next((v for k, v in hs if k == n), None),
-                cookies=lambda n: _cookie(hs, n), query=lambda n: _query(self.request.path, n),
+                self.h.hash_policies(r.hash_policy), headers=lambda n: next((v for k, v in hs if k == n), None),
+                cookies=lambda n: _cookie(hs, n), query=lambda n: query_map(self.request.path.partition("?")[2]).get(n),
                 source_ip=self.stream.remote_address)
         if r.mirrors:
             self._mirrors = r.mirrors
@@ -440,7 +435,7 @@ class _Flow:
             if host is None:
                 continue
             assert c is not None
-            c.stats.store.counter("cluster", name, "upstream_rq_total").value += 1
+            c.stats.upstream_rq_total.value += 1
             send_shadow(c.pools[(host.address, host.port)], stream.head, self.headers, self.path, list(kept))
 
     @staticmethod

@@ -377,7 +377,7 @@ def _all(preds: list[Callable[[dict[str, str]], bool]], arg: dict[str, str]) -> 
     return True
 
 
-def _query_map(query: str) -> dict[str, str]:
+def query_map(query: str) -> dict[str, str]:
     """First value of each parameter, not URL-decoded (as Envoy's route matching)."""
     qs: dict[str, str] = {}
     for part in query.split("&"):
@@ -474,7 +474,7 @@ class Router:
                     continue
             if cr.queries:
                 if qs is None:
-                    qs = _query_map(query)
+                    qs = query_map(query)
                 if not _all(cr.queries, qs):
                     continue
             if cr.fraction is not None and not _fraction_hit(cr.fraction, value):
