@@ -195,6 +195,18 @@ def _collector_url(boot: Bootstrap, cluster: str, endpoint: str, where: str) -> 
     raise ConfigError(where, f"unknown cluster {cluster!r}")
 
 
+def access_logs(entries: Any, telemetry: Telemetry, path: str) -> list[accesslog.AccessLog]:
+    """A connection manager's or tcp_proxy's `access_log` entries, their writers shared
+    per path in `telemetry`; a bad format is a ConfigError naming the entry."""
+    logs: list[accesslog.AccessLog] = []
+    for i, entry in enumerate(entries):
+        try:
+            logs.append(accesslog.from_config(entry, f"{path}.access_log[{i}]", writers=telemetry.writers))
+        except accesslog.AccessLogFormatError as e:
+            raise ConfigError(f"{path}.access_log[{i}]", str(e)) from None
+    return logs
+
+
 class HcmTelemetry(FilterBase):
     """One connection manager's telemetry: the first HTTP filter and an observer."""
 
@@ -204,12 +216,7 @@ class HcmTelemetry(FilterBase):
         self.reset_external_id = hcm.use_remote_address and not hcm.preserve_external_request_id
         self.always_set_request_id = hcm.always_set_request_id_in_response
         self.clock = flowlog.WallClock()
-        self.logs: list[accesslog.AccessLog] = []
-        for i, entry in enumerate(hcm.access_log):
-            try:
-                self.logs.append(accesslog.from_config(entry, f"{path}.access_log[{i}]", writers=telemetry.writers))
-            except accesslog.AccessLogFormatError as e:
-                raise ConfigError(f"{path}.access_log[{i}]", str(e)) from None
+        self.logs = access_logs(hcm.access_log, telemetry, path)
         # each log's format compiled over the flow itself, with its writer's write
         fields = flowlog.FlowFields(self.clock)
         self._lines = [(log.formatter.compile(fields), log.writer.write) for log in self.logs]
@@ -353,12 +360,7 @@ class TcpAccessLog:
     bytes each way, duration, upstream host and cluster, downstream addresses."""
 
     def __init__(self, cfg: Any, telemetry: Telemetry, path: str) -> None:
-        self.logs: list[accesslog.AccessLog] = []
-        for i, entry in enumerate(cfg.access_log):
-            try:
-                self.logs.append(accesslog.from_config(entry, f"{path}.access_log[{i}]", writers=telemetry.writers))
-            except accesslog.AccessLogFormatError as e:
-                raise ConfigError(f"{path}.access_log[{i}]", str(e)) from None
+        self.logs = access_logs(cfg.access_log, telemetry, path)
 
     def opened(self, session: Any) -> None:
         pass
