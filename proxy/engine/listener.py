@@ -42,10 +42,8 @@ from proxy.engine.tls import (
     ConnectionSecurity,
     DownstreamTlsContext,
     SubjectAltNameMatcher,
-    TlsConfigError,
     TlsSniffingServer,
-    as_config_error,
-    from_config,
+    socket_context,
 )
 from proxy.engine.tls_inspector import ClientHello
 
@@ -78,11 +76,7 @@ def chain_store(chain: FilterChain, path: str, *, http: bool, check_interval: fl
     ts = chain.transport_socket
     if ts is None or not isinstance(ts.typed_config, DownstreamTlsConfig):
         return None
-    where = f"{path}.transport_socket.typed_config"
-    try:
-        ctx = from_config(ts.typed_config, where)
-    except TlsConfigError as e:
-        raise as_config_error(e, where) from None
+    ctx = socket_context(ts, path)
     assert isinstance(ctx, DownstreamTlsContext)
     if http and ctx.common_tls_context.alpn_protocols:
         cfg = chain.filters[0].typed_config if chain.filters else None

@@ -818,10 +818,16 @@ class UpstreamTls:
         return sec
 
 
-def as_config_error(e: TlsConfigError, where: str) -> ConfigError:
-    """A TlsConfigError ("<field path>: why") as the bootstrap's ConfigError(path, why)."""
-    path, sep, reason = str(e).partition(": ")
-    return ConfigError(path, reason) if sep and path.startswith(where) else ConfigError(where, str(e))
+def socket_context(ts: Any, path: str) -> DownstreamTlsContext | UpstreamTlsContext:
+    """A transport_socket's TLS context (from_config), its errors as the bootstrap's
+    ConfigError naming the field ("<field path>: why" -> ConfigError(path, why))."""
+    where = f"{path}.transport_socket.typed_config"
+    try:
+        return from_config(ts.typed_config, where)
+    except TlsConfigError as e:
+        field, sep, reason = str(e).partition(": ")
+        raise (ConfigError(field, reason) if sep and field.startswith(where) else ConfigError(where, str(e))) \
+            from None
 
 
 def cluster_tls(cfg: Any, store: Any, path: str) -> UpstreamTls | None:
@@ -831,10 +837,6 @@ def cluster_tls(cfg: Any, store: Any, path: str) -> UpstreamTls | None:
     ts = cfg.transport_socket
     if ts is None or not hasattr(ts.typed_config, "sni"):
         return None
-    where = f"{path}.transport_socket.typed_config"
-    try:
-        ctx = from_config(ts.typed_config, where)
-    except TlsConfigError as e:
-        raise as_config_error(e, where) from None
+    ctx = socket_context(ts, path)
     assert isinstance(ctx, UpstreamTlsContext)
     return UpstreamTls(ctx, on_stat=lambda stat: store.counter("cluster", cfg.name, stat).inc())
