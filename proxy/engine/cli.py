@@ -94,8 +94,7 @@ async def run(config: str, *, reload_interval: float = 0.5, drain_timeout: float
     await stop.wait()
     log.info("draining")
     watcher.cancel()
-    await server.stop(drain_timeout)
-    await server.telemetry.aclose()  # the last access log lines and spans
+    await server.stop(drain_timeout)  # and flushes the access log lines and spans left
     if runner is not None:
         await runner.cleanup()
     log.info("stopped")
