@@ -11,7 +11,7 @@ their back-off (RetryState holds the slot).
 
 Outlier detection: the flow reports every attempt's result (`report`); the detector ejects
 inline and its interval sweep (un-ejection, rate detectors) runs from a timer armed at
-the first report, so an idle proxy has no timer.
+the first report on (a cluster never used has no timer).
 
 STRICT_DNS / LOGICAL_DNS: each endpoint's hostname is resolved at start and every
 `dns_refresh_rate`; STRICT_DNS makes one host per resolved address (hosts that stay keep
@@ -166,7 +166,7 @@ class ClusterRuntime:
         assert self.outlier is not None
         self.outlier.tick()
         self._membership()
-        if not self.closed and (any(h.ejected for h in self.cluster.hosts) or self.outlier._counters):
+        if not self.closed:
             self._arm()
 
     def _outlier_event(self, ev: OutlierEvent) -> None:
